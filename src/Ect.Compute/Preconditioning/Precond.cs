@@ -1,0 +1,21 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Preconditioning;
+
+/// <summary>
+/// A denoiser D(x, sigma, classLabels) that wraps a raw network F with EDM-style preconditioning.
+/// The mode follows <c>Module.training</c>: training mode uses EDM's coefficients, eval mode the
+/// inference coefficients of the concrete wrapper (for ECT: the consistency boundary D(x, t_min) = x).
+/// x: [N,C,H,W] (any float dtype; computed in float32); sigma: 0-dim or [N]; classLabels: [N,LabelDim] or null.
+/// Returns float32 [N,C,H,W].
+/// </summary>
+public abstract class Precond : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+{
+    protected Precond(string name) : base(name) { }
+
+    public abstract double SigmaData { get; }
+    public abstract int ImgResolution { get; }
+    public abstract int ImgChannels { get; }
+    public abstract int LabelDim { get; }
+}

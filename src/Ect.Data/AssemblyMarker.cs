@@ -1,0 +1,1 @@
+namespace Ect.Data; internal static class AssemblyMarker {}

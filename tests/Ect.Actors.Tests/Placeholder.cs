@@ -1,0 +1,1 @@
+namespace Ect.Actors.Tests; public class Placeholder {}

@@ -1,0 +1,1 @@
+namespace Ect.Compute.Tests; public class Placeholder {}

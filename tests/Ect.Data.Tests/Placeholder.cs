@@ -1,0 +1,1 @@
+namespace Ect.Data.Tests; public class Placeholder {}
