@@ -1,2 +1,30 @@
+using System.Reflection;
+
 namespace Ect.Bench;
-public static class Program { public static int Main(string[] args) { Console.WriteLine("benchmarks: see bench/README.md"); return 0; } }
+
+/// <summary>A benchmark that the `Ect.Bench` program runs by name: `dotnet run -c Release --project bench/Ect.Bench -- NAME [args]`.</summary>
+public interface IBenchmarkVerb
+{
+    string Name { get; }
+    string Description { get; }
+    int Run(string[] args);
+}
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var verbs = typeof(Program).Assembly.GetTypes()
+            .Where(t => typeof(IBenchmarkVerb).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .Select(t => (IBenchmarkVerb)Activator.CreateInstance(t)!)
+            .OrderBy(v => v.Name)
+            .ToList();
+        if (args.Length == 0 || verbs.All(v => v.Name != args[0]))
+        {
+            Console.WriteLine("usage: dotnet run -c Release --project bench/Ect.Bench -- NAME [args]");
+            foreach (var v in verbs) Console.WriteLine($"  {v.Name,-28} {v.Description}");
+            return args.Length == 0 ? 0 : 2;
+        }
+        return verbs.First(v => v.Name == args[0]).Run(args[1..]);
+    }
+}
