@@ -63,7 +63,7 @@ public static class DatasetPreparer
             var batch = new List<SourceImage>(Chunk);
             var encoded = new byte[Chunk][];
             progress?.Report((0, total));
-            foreach (var img in src.Read(total))
+            foreach (var img in DatasetSource.ReadGuarded(src, total))
             {
                 if (first is null)
                 {
@@ -139,11 +139,14 @@ public static class DatasetPreparer
                 progress?.Report((done, total));
             }
         }
-        catch
+        catch (Exception e)
         {
             zip?.Dispose();
             zipStream?.Dispose();
             if (toZip && File.Exists(tmp)) File.Delete(tmp);
+            if (e is IOException or UnauthorizedAccessException)
+                throw new DatasetException(dest, $"cannot be written ({e.GetType().Name}: {e.Message})",
+                    "Check free disk space and write permission for the destination", e);
             throw;
         }
     }

@@ -28,4 +28,21 @@ public class FashionMnistTests
         using var ds = DatasetSource.Load(t.PathOf("f.zip"));
         ds.Count.Should().Be(100);
     }
+
+    [FashionMnistFact]
+    public void Grid_of_real_images_matches_the_dataset_pixels()
+    {
+        using var t = new TestFiles();
+        using var ds = DatasetSource.Load(FashionMnistFactAttribute.Folder, maxImages: 64);
+        var asm = new BatchAssembler(ds, 64, 0, new BatchOptions { Resolution = 32, Shuffle = false });
+        var buf = new float[asm.ImageFloats];
+        asm.NextInto(buf, new float[64 * 10]);
+        // ECT_KEEP_GRID=path keeps the picture for a look; otherwise it goes with the temp folder.
+        var path = Environment.GetEnvironmentVariable("ECT_KEEP_GRID") is { Length: > 0 } keep ? keep : t.PathOf("grid.png");
+        ImageGrid.SavePng(buf, 64, 1, 32, 32, path);
+        using var bmp = SkiaSharp.SKBitmap.Decode(path);
+        (bmp.Width, bmp.Height).Should().Be((256, 256));
+        // Image 9 sits in row 1, column 1; its pixel (y=10, x=14) is dataset pixel (8, 12) after the 2-pixel pad.
+        bmp.GetPixel(32 + 2 + 12, 32 + 2 + 8).Red.Should().Be(ds.GetImage(9)[8 * 28 + 12]);
+    }
 }

@@ -12,6 +12,22 @@ public static class DatasetSource
 {
     public static IImageSource Open(string path, DatasetSplit split = DatasetSplit.Train)
     {
+        try
+        {
+            return OpenCore(path, split);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw ReadError(path, e);
+        }
+    }
+
+    /// <summary>An operating-system read failure (permissions, I/O error) as a <see cref="DatasetException"/>.</summary>
+    internal static DatasetException ReadError(string path, Exception e) =>
+        new(path, $"cannot be read ({e.GetType().Name}: {e.Message})", "Check that it is readable by this user and not being written by another program", e);
+
+    private static IImageSource OpenCore(string path, DatasetSplit split)
+    {
         if (string.IsNullOrWhiteSpace(path))
             throw new DatasetException("(empty path)", "no dataset path given", "Pass --source PATH (a folder, .zip, .tar.gz or IDX file)");
         if (Directory.Exists(path))
@@ -50,7 +66,7 @@ public static class DatasetSource
         int i = 0, maxLabel = -1;
         try
         {
-            foreach (var img in source.Read(n))
+            foreach (var img in ReadGuarded(source, n))
             {
                 if (first is null)
                 {
@@ -77,6 +93,24 @@ public static class DatasetSource
         int classes = Math.Max(maxLabel + 1, source.ClassNames?.Count ?? 0);
         ds.SetClassCount(classes);
         return ds;
+    }
+
+    /// <summary><see cref="IImageSource.Read"/> with operating-system read failures turned into <see cref="DatasetException"/>.</summary>
+    internal static IEnumerable<SourceImage> ReadGuarded(IImageSource source, int n)
+    {
+        using var e = source.Read(n).GetEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!e.MoveNext()) yield break;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw ReadError(source.Path, ex);
+            }
+            yield return e.Current;
+        }
     }
 
     internal static void CheckSameShape(IImageSource source, SourceImage first, SourceImage img)
