@@ -76,6 +76,24 @@ public class PrecondTests
     }
 
     [Fact]
+    public void ExtractActivationsReturnsLiveCopiesAndTheDenoiserOutput()
+    {
+        torch.set_num_threads(1);
+        torch.manual_seed(0);
+        using var net = new EctPrecond(Tiny());
+        net.eval();
+        using var x = randn(2, 1, 16, 16);
+        using var sigma = tensor(new[] { 0.5f, 2f });
+        var act = net.ExtractActivations(x, sigma);
+        act.Keys.Should().Contain(["map_noise", "map_layer0", "map_layer1", "enc.16x16_conv", "enc.8x8_down", "dec.8x8_in0", "dec.16x16_aux_conv", "D"]);
+        act["enc.16x16_conv"].shape.Should().Equal(2, 16, 16, 16);
+        act["dec.16x16_aux_conv"].shape.Should().Equal(2, 1, 16, 16);
+        using (no_grad())
+            GoldenDdpmppSmall.ShouldMatch(act["D"], net.forward(x, sigma, null), "ExtractActivations D", 1e-6, 1e-7);
+        act.Values.Should().OnlyContain(t => !t.requires_grad);
+    }
+
+    [Fact]
     public void ClassLabelsDefaultToZerosWhenLabelDimIsSet()
     {
         torch.set_num_threads(1);
