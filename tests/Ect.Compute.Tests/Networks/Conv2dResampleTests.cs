@@ -67,6 +67,14 @@ public class Conv2dResampleTests
         upped.shape.Should().Equal(1, 3, 16, 16);
         using var back = boxDown.forward(upped);
         GoldenDdpmppSmall.ShouldMatch(back, x, "box down(up(x))", 1e-6, 1e-7);
+        // The channel-padded depthwise path (3 < MinComputeChannels) equals the plain one.
+        up.PadSmallConvolutions = false;
+        using var upPlain = up.forward(x);
+        GoldenDdpmppSmall.ShouldMatch(upped, upPlain, "padded vs plain depthwise up", 0, 0);
+        using var downPadded = down.forward(x);
+        down.PadSmallConvolutions = false;
+        using var downPlain = down.forward(x);
+        GoldenDdpmppSmall.ShouldMatch(downPadded, downPlain, "padded vs plain depthwise down", 1e-6, 1e-7);
         new Conv2d(3, 3, 0).state_dict().Should().BeEmpty("no kernel, no resampling: EDM registers nothing");
     }
 }
