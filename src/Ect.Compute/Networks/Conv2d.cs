@@ -116,22 +116,26 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     // Depthwise resampling: one filter per channel (groups = C). With few channels the input is
     // zero-padded to MinComputeChannels channels (see MinComputeChannels) and the result sliced.
     private Tensor ResampleDown(Tensor x, Tensor f, long padding) =>
-        Depthwise(x, c => F.conv2d(c.x, f.tile([c.channels, 1, 1, 1]), strides: [2, 2], padding: [padding, padding], groups: c.channels));
+        Depthwise(x, f, (xin, w, c) => F.conv2d(xin, w, strides: [2, 2], padding: [padding, padding], groups: c));
 
     private Tensor ResampleUp(Tensor x, Tensor f, long padding)
     {
         using var f4 = f.mul(4);
-        return Depthwise(x, c => F.conv_transpose2d(c.x, f4.tile([c.channels, 1, 1, 1]), strides: [2, 2], padding: [padding, padding], groups: c.channels));
+        return Depthwise(x, f4, (xin, w, c) => F.conv_transpose2d(xin, w, strides: [2, 2], padding: [padding, padding], groups: c));
     }
 
-    private Tensor Depthwise(Tensor x, Func<(Tensor x, long channels), Tensor> op)
+    private Tensor Depthwise(Tensor x, Tensor f, Func<Tensor, Tensor, long, Tensor> op)
     {
         long c = x.shape[1];
         if (!PadSmallConvolutions || c >= MinComputeChannels)
-            return op((x, c));
+        {
+            using var tiled = f.tile([c, 1, 1, 1]);
+            return op(x, tiled, c);
+        }
+        using var tiledPadded = f.tile([MinComputeChannels, 1, 1, 1]);
         using var pad = zeros([x.shape[0], MinComputeChannels - c, x.shape[2], x.shape[3]], x.dtype);
         using var xp = cat([x, pad], 1);
-        using var y = op((xp, MinComputeChannels));
+        using var y = op(xp, tiledPadded, MinComputeChannels);
         return y.narrow(1, 0, c);
     }
 }

@@ -23,10 +23,13 @@ public sealed class EctPrecond : SongUNetPrecond
     protected override (Tensor CSkip, Tensor COut) SkipOutCoefficients(Tensor s)
     {
         double sd2 = SigmaData * SigmaData;
-        var denom = (s.square() + sd2).sqrt();
-        if (training)
-            return (sd2 / (s.square() + sd2), s * SigmaData / denom);
-        var shifted = s - SigmaMin;
-        return (sd2 / (shifted.square() + sd2), shifted * SigmaData / denom);
+        using var s2 = s.square();
+        using var s2sd2 = s2 + sd2;
+        using var denom = s2sd2.sqrt();
+        using var shifted = training ? s.alias() : s - SigmaMin; // eval: sigma - sigma_min (boundary condition)
+        using var shifted2 = shifted.square();
+        using var skipDen = shifted2 + sd2;
+        using var outNum = shifted * SigmaData;
+        return (sd2 / skipDen, outNum / denom);
     }
 }

@@ -44,24 +44,45 @@ public abstract class SongUNetPrecond : Precond
     /// </summary>
     public Tensor Forward(Tensor x, Tensor sigma, Tensor? classLabels, Tensor? augmentLabels, ActivationSink? sink)
     {
-        using var scope = NewDisposeScope();
+        // Intermediates are disposed explicitly rather than by a dispose scope, so that tensors a sink
+        // clones during the pass stay alive for the caller.
         if (x.dim() != 4 || x.shape[1] != ImgChannels)
             throw new ArgumentException($"{GetName()}: x must be [N,{ImgChannels},H,W], got [{string.Join(",", x.shape)}].");
-        var x32 = x.to(float32);
-        var s = sigma.to(float32).reshape(-1, 1, 1, 1);
-        if (s.shape[0] != 1 && s.shape[0] != x.shape[0])
+        if (sigma.numel() != 1 && sigma.numel() != x.shape[0])
             throw new ArgumentException($"{GetName()}: sigma must be 0-dim, [1] or [N={x.shape[0]}], got [{string.Join(",", sigma.shape)}].");
-        Tensor? labels = null;
-        if (LabelDim > 0)
-            labels = classLabels is null ? zeros(1, LabelDim, device: x.device) : classLabels.to(float32).reshape(-1, LabelDim);
+        using var x32 = x.to(float32);
+        using var s32 = sigma.to(float32);
+        using var s = s32.reshape(-1, 1, 1, 1);
+        using var labels = LabelDim == 0 ? null
+            : classLabels is null ? zeros(1, LabelDim, device: x.device)
+            : classLabels.to(float32).reshape(-1, LabelDim);
 
         var (cSkip, cOut) = SkipOutCoefficients(s);
-        var cIn = (s.square() + SigmaData * SigmaData).rsqrt();
-        var cNoise = s.log() / 4;
+        using (cSkip)
+        using (cOut)
+        using (var s2 = s.square())
+        using (var cIn = (s2 + SigmaData * SigmaData).rsqrt())
+        using (var logS = s.log())
+        using (var cNoise = logS / 4)
+        using (var noiseLabels = cNoise.flatten())
+        using (var xIn = cIn * x32)
+        using (var fx = Model.Forward(xIn, noiseLabels, labels, augmentLabels, sink))
+        using (var fx32 = fx.to(float32))
+        using (var skipPart = cSkip * x32)
+        using (var outPart = cOut * fx32)
+            return skipPart + outPart;
+    }
 
-        var fx = Model.Forward(cIn * x32, cNoise.flatten(), labels, augmentLabels, sink);
-        var d = cSkip * x32 + cOut * fx.to(float32);
-        return d.MoveToOuterDisposeScope();
+    /// <summary>
+    /// Runs D(x, sigma) without gradients and returns detached copies of the raw network's named
+    /// intermediate outputs (see <see cref="ActivationSink"/>) plus the denoiser output under <c>"D"</c>.
+    /// </summary>
+    public Dictionary<string, Tensor> ExtractActivations(Tensor x, Tensor sigma, Tensor? classLabels = null)
+    {
+        var result = new Dictionary<string, Tensor>();
+        using (no_grad())
+            result["D"] = Forward(x, sigma, classLabels, null, (name, t) => result[name] = t.detach().clone());
+        return result;
     }
 
     /// <summary>Loads all weights and buffers by name (strict; see <see cref="StateDict.Load"/>).</summary>
