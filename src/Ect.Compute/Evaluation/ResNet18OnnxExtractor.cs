@@ -1,0 +1,122 @@
+using Microsoft.ML.OnnxRuntime;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Ect.Compute.Evaluation;
+
+/// <summary>
+/// "FD-ResNet18": 512-d pooled penultimate features of the ImageNet ResNet-18 that ships with the NuGet package
+/// Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 (<c>ResNet18.onnx</c>, exported from CNTK), run with ONNX Runtime.
+/// A cheap stand-in for FID on 2 CPU cores; its values are not FID values and must never be reported as FID.
+/// <para>
+/// Preprocessing (what the package's ResNetPreprocess.onnx does): bilinear resize to 224x224 (align_corners=False),
+/// pixel planes in 0-255, BGR plane order, minus the channel means B 103.06, G 115.90, R 123.15, no division by a std.
+/// The model's batch is fixed at 1 (input <c>Input247</c> [1,3,224,224], output <c>Pooling395_Output_0</c> [1,512,1,1]),
+/// so a batch runs image by image. Deterministic for a fixed thread count.
+/// </para>
+/// </summary>
+public sealed class ResNet18OnnxExtractor : IFeatureExtractor
+{
+    public const string MetricName = "FD-ResNet18";
+    public const int InputSize = 224;
+    public const string InputName = "Input247";
+    public const string OutputName = "Pooling395_Output_0";
+
+    /// <summary>Channel means subtracted from the 0-255 planes, in the model's plane order B, G, R.</summary>
+    public static readonly float[] MeansBgr = [103.06f, 115.90f, 123.15f];
+
+    readonly InferenceSession _session;
+    readonly SessionOptions _options;
+    readonly RunOptions _runOptions = new();
+    readonly float[] _input = new float[3 * InputSize * InputSize];
+    readonly float[] _output = new float[512];
+    readonly OrtValue _inputValue;
+    readonly OrtValue _outputValue;
+    readonly object _lock = new();
+
+    /// <param name="intraOpThreads">ONNX Runtime intra-op threads (the machine has 2 cores; 2 is the measured default).</param>
+    /// <param name="modelPath">ResNet18.onnx; null: <see cref="DefaultModelPath"/> in the build output.</param>
+    public ResNet18OnnxExtractor(int intraOpThreads = 2, string? modelPath = null)
+    {
+        if (intraOpThreads < 1) throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads, "Threads must be at least 1.");
+        ModelPath = modelPath ?? DefaultModelPath;
+        if (!File.Exists(ModelPath))
+            throw new FileNotFoundException(
+                $"{MetricName}: model file '{ModelPath}' not found. It ships with the NuGet package " +
+                "Microsoft.ML.DnnImageFeaturizer.ResNet18 (0.23.1), whose build props copy it to <output>/DnnImageModels/ResNet18Onnx/; " +
+                "reference that package from the program's project, or pass the path of ResNet18.onnx.", ModelPath);
+        Threads = intraOpThreads;
+        _options = new SessionOptions
+        {
+            IntraOpNumThreads = intraOpThreads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        _session = new InferenceSession(ModelPath, _options);
+        if (!_session.InputMetadata.ContainsKey(InputName) || !_session.OutputMetadata.ContainsKey(OutputName))
+            throw new InvalidDataException(
+                $"{MetricName}: '{ModelPath}' does not have input '{InputName}' and output '{OutputName}' " +
+                $"(inputs: {string.Join(", ", _session.InputMetadata.Keys)}; outputs: {string.Join(", ", _session.OutputMetadata.Keys)}).");
+        _inputValue = OrtValue.CreateTensorValueFromMemory(_input, [1, 3, InputSize, InputSize]);
+        _outputValue = OrtValue.CreateTensorValueFromMemory(_output, [1, 512, 1, 1]);
+    }
+
+    /// <summary>&lt;app base&gt;/DnnImageModels/ResNet18Onnx/ResNet18.onnx.</summary>
+    public static string DefaultModelPath => Path.Combine(AppContext.BaseDirectory, "DnnImageModels", "ResNet18Onnx", "ResNet18.onnx");
+
+    public string ModelPath { get; }
+    public int Threads { get; }
+
+    /// <inheritdoc/>
+    public string Name => MetricName;
+
+    /// <inheritdoc/>
+    public int Dimension => 512;
+
+    /// <summary>
+    /// The model input for images [N,C,H,W] in [-1,1]: [N,3,224,224] float32, BGR planes in 0-255 minus the channel means.
+    /// </summary>
+    public static Tensor Preprocess(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var rgb = EvaluationImages.ToRgbFloat32(images, MetricName);
+        var pixels = (rgb + 1) * 127.5;   // [-1,1] -> [0,255]
+        var resized = rgb.shape[2] == InputSize && rgb.shape[3] == InputSize
+            ? pixels
+            : F.interpolate(pixels, [InputSize, InputSize], mode: InterpolationMode.Bilinear, align_corners: false);
+        var bgr = resized.flip(1);   // RGB -> BGR planes
+        var means = tensor(MeansBgr).reshape(1, 3, 1, 1);
+        return (bgr - means).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    public Tensor ExtractFeatures(Tensor images)
+    {
+        using var input = Preprocess(images);
+        var n = (int)input.shape[0];
+        var all = input.data<float>().ToArray();
+        var result = new float[n * 512];
+        var per = _input.Length;
+        lock (_lock)   // one pinned input/output buffer pair per extractor
+        {
+            for (var i = 0; i < n; i++)
+            {
+                Array.Copy(all, (long)i * per, _input, 0, per);
+                _session.Run(_runOptions, [InputName], [_inputValue], [OutputName], [_outputValue]);
+                Array.Copy(_output, 0, result, (long)i * 512, 512);
+            }
+        }
+        return tensor(result, [n, 512]);
+    }
+
+    public void Dispose()
+    {
+        _inputValue.Dispose();
+        _outputValue.Dispose();
+        _session.Dispose();
+        _options.Dispose();
+        _runOptions.Dispose();
+    }
+}
