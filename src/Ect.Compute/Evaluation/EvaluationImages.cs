@@ -11,7 +11,10 @@ public static class EvaluationImages
     /// view/copy [N,3,H,W] (grey repeated to three equal channels, as torchvision's Grayscale(3) and pytorch-fid do).
     /// The caller disposes the result (it may share storage with the input).
     /// </summary>
-    public static Tensor ToRgbFloat32(Tensor images, string extractorName)
+    public static Tensor ToRgbFloat32(Tensor images, string extractorName) => ToRgb(images, extractorName, ScalarType.Float32);
+
+    /// <summary>As <see cref="ToRgbFloat32"/>, in the given floating dtype (float64 for a float64 replica of a network).</summary>
+    public static Tensor ToRgb(Tensor images, string extractorName, ScalarType dtype)
     {
         if (images.dim() != 4)
             throw new ArgumentException(
@@ -28,7 +31,7 @@ public static class EvaluationImages
                 nameof(images));
         if (images.shape[0] == 0)
             throw new ArgumentException($"{extractorName}: the batch is empty.", nameof(images));
-        var x = images.device_type == DeviceType.CPU ? images.to_type(ScalarType.Float32) : images.cpu().to_type(ScalarType.Float32);
+        var x = images.device_type == DeviceType.CPU ? images.to_type(dtype) : images.cpu().to_type(dtype);
         if (c == 1)
         {
             var rgb = x.expand(-1, 3, -1, -1).contiguous();

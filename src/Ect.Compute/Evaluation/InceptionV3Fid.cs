@@ -114,10 +114,10 @@ public sealed class InceptionV3Fid : nn.Module<Tensor, Tensor>, IFeatureExtracto
     /// 2x-1. Our images are in [-1,1]: map to [0,1] with (x+1)/2 first so that the arithmetic (and its rounding) is
     /// pytorch-fid's, then resize, then 2x-1.
     /// </summary>
-    public static Tensor PrepareInput(Tensor images)
+    public static Tensor PrepareInput(Tensor images, ScalarType dtype = ScalarType.Float32)
     {
         using var scope = NewDisposeScope();
-        var rgb = EvaluationImages.ToRgbFloat32(images, "FID-InceptionV3");
+        var rgb = EvaluationImages.ToRgb(images, "FID-InceptionV3", dtype);
         var x01 = (rgb + 1) / 2;
         var resized = F.interpolate(x01, [InputSize, InputSize], mode: InterpolationMode.Bilinear, align_corners: false);
         return (resized * 2 - 1).MoveToOuterDisposeScope();
@@ -127,7 +127,8 @@ public sealed class InceptionV3Fid : nn.Module<Tensor, Tensor>, IFeatureExtracto
     {
         using var noGrad = no_grad();
         var taps = keepTaps ? new Dictionary<string, Tensor>() : null;
-        var x = PrepareInput(images);
+        // Runs in the dtype of the weights: float32 normally; float64 after net.to(float64) (a replica for checks).
+        var x = PrepareInput(images, fc.weight!.dtype);
         if (taps != null) taps["input"] = x;
 
         // Each stage replaces x; the previous x is freed unless it is kept as a tap.

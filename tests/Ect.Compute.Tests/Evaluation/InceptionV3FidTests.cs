@@ -160,16 +160,25 @@ public class InceptionV3FidForwardTests
         return (img01[..count] * 2 - 1);
     }
 
+    /// <summary>Largest |diff| / max|expected| (printed with the rms ratio for the record).</summary>
+    double Error(Tensor actual, Tensor expected, string name)
+    {
+        actual.shape.Should().Equal(expected.shape, name);
+        using var scope = NewDisposeScope();
+        var a = actual.to(ScalarType.Float64);
+        var e = expected.to(ScalarType.Float64);
+        var maxAbs = e.abs().max().item<double>();
+        var diff = (a - e).abs();
+        var rel = diff.max().item<double>() / maxAbs;
+        var rmsRel = diff.square().mean().sqrt().item<double>() / e.square().mean().sqrt().item<double>();
+        _out.WriteLine($"{name}: max|diff|/max|f| {rel:e2}, rms(diff)/rms(f) {rmsRel:e2}, max|f| {maxAbs:g4}");
+        return rel;
+    }
+
     void Compare(Tensor actual, string goldenName, double rel = 1e-4)
     {
         using var expected = Golden.Tensor(goldenName);
-        actual.shape.Should().Equal(expected.shape, goldenName);
-        var maxAbs = expected.abs().max().item<float>();
-        using var diff = (actual - expected).abs();
-        var allowed = expected.abs() * rel + rel * maxAbs;
-        var worst = (diff - allowed).max().item<float>();
-        _out.WriteLine($"{goldenName}: max|diff| {diff.max().item<float>():g3}, max|f| {maxAbs:g3}");
-        worst.Should().BeLessThanOrEqualTo(0, $"{goldenName}: |diff| <= {rel}*|f| + {rel}*max|f|");
+        Error(actual, expected, goldenName).Should().BeLessThanOrEqualTo(rel, $"{goldenName}: max|diff| <= {rel} * max|f|");
     }
 
     [Fact]
@@ -193,14 +202,36 @@ public class InceptionV3FidForwardTests
         using var net = Net(1.4);
         using var images = Images();
         using var taps = net.ForwardWithTaps(images);
-        using (var t = taps.Mixed6e[..1]) Compare(t, "gain1.4/act/Mixed_6e");
-        using (var t = taps.Mixed7c[..1]) Compare(t, "gain1.4/act/Mixed_7c");
+        // Deep float32 taps at gain 1.4 get 5e-4: measured against our float64 replica (which matches the golden float64
+        // features to < 1e-9, see the Float64 test), TorchSharp's float32 (libtorch 2.10, oneDNN) is 2.0e-4 (max) /
+        // 1.5e-4 (rms) off at Mixed_6e and 1e-4 at Mixed_7c, PyTorch 1.13's golden float32 5e-5 / 3e-5: float32 rounding
+        // amplified by the growing activations, not a wiring error. Features keep the README's 1e-4.
+        using (var t = taps.Mixed6e[..1]) Compare(t, "gain1.4/act/Mixed_6e", 5e-4);
+        using (var t = taps.Mixed7c[..1]) Compare(t, "gain1.4/act/Mixed_7c", 5e-4);
         Compare(taps.Features, "gain1.4/features");
 
         // The extractor API gives the same features, and one image alone gives the same row (golden: batch 4 vs 1 = 0).
         using var single = net.ExtractFeatures(images[2..3]);
         using var row = taps.Features[2..3];
         ((single - row).abs().max().item<float>()).Should().BeLessThanOrEqualTo(1e-5f * row.abs().max().item<float>());
+    }
+
+    [Fact]
+    public void Float64_replica_matches_the_golden_float64_features_for_both_gains()
+    {
+        // A float64 run removes float32 rounding from the comparison: what is left is the port's own error.
+        foreach (var (gain, name) in new[] { (1.0, "features_f64"), (1.4, "gain1.4/features_f64") })
+        {
+            using var net = Net(gain);
+            net.to(ScalarType.Float64);
+            var img = Golden.ReadAsDouble("images").Take(3 * 32 * 32).ToArray();
+            using var x01 = torch.tensor(img, [1L, 3, 32, 32], ScalarType.Float64);
+            using var x = x01 * 2 - 1;
+            using var f = net.ExtractFeatures(x);
+            f.dtype.Should().Be(ScalarType.Float64);
+            using var expected = torch.tensor(Golden.ReadAsDouble(name).Take(2048).ToArray(), [1L, 2048], ScalarType.Float64);
+            Error(f, expected, name).Should().BeLessThan(1e-9, name);
+        }
     }
 
     [Fact]
