@@ -20,8 +20,9 @@ public sealed class FeatureStatisticsAccumulator : IDisposable
     {
         if (dimension <= 0) throw new ArgumentOutOfRangeException(nameof(dimension), dimension, "Feature dimension must be positive.");
         Dimension = dimension;
-        _mean = zeros(dimension, dtype: ScalarType.Float64);
-        _m2 = zeros(dimension, dimension, dtype: ScalarType.Float64);
+        // The running state belongs to the accumulator, not to whatever dispose scope the caller has open.
+        _mean = zeros(dimension, dtype: ScalarType.Float64).DetachFromDisposeScope();
+        _m2 = zeros(dimension, dimension, dtype: ScalarType.Float64).DetachFromDisposeScope();
     }
 
     public int Dimension { get; }
@@ -48,8 +49,8 @@ public sealed class FeatureStatisticsAccumulator : IDisposable
         var newM2 = _m2 + m2B + delta.outer(delta) * ((double)_count * nb / n);
         _mean.Dispose();
         _m2.Dispose();
-        _mean = newMean.MoveToOuterDisposeScope();
-        _m2 = newM2.MoveToOuterDisposeScope();
+        _mean = newMean.DetachFromDisposeScope();
+        _m2 = newM2.DetachFromDisposeScope();
         _count = n;
     }
 

@@ -69,6 +69,20 @@ public class FrechetDistanceTests
     }
 
     [Fact]
+    public void Accumulator_state_survives_the_callers_dispose_scopes()
+    {
+        var x = Golden.ReadFloat("fd/features_a");
+        using var acc = new FeatureStatisticsAccumulator(64);
+        for (var r = 0; r < 500; r += 100)
+        {
+            using var scope = torch.NewDisposeScope();   // as in a per-batch loop
+            acc.Add(torch.tensor(x.AsSpan(r * 64, 100 * 64).ToArray(), [100L, 64L]));
+        }
+        var s = acc.ToStatistics();
+        ShouldBeClose(s.Mean, Golden.ReadAsDouble("fd/mu_a"), 1e-13, "mu_a");
+    }
+
+    [Fact]
     public void Frechet_distance_A_vs_B_matches_golden_eig_and_sqrtm()
     {
         var fd = Golden.Meta.GetProperty("fd");
