@@ -26,13 +26,13 @@ public sealed class ReferenceStatisticsCache
     public string CacheDirectory { get; }
 
     /// <summary>The key string stored in the file header.</summary>
-    public static string Key(string contentHash, IFeatureExtractor extractor, int imageCount) =>
+    public static string Key(string contentHash, int imageCount, IFeatureExtractor extractor) =>
         $"dataset={contentHash};extractor={extractor.Name};dim={extractor.Dimension};images={imageCount}";
 
     /// <summary>Path of the cache file for this key.</summary>
-    public string PathFor(string contentHash, IFeatureExtractor extractor, int imageCount)
+    public string PathFor(string contentHash, int imageCount, IFeatureExtractor extractor)
     {
-        var key = Key(contentHash, extractor, imageCount);
+        var key = Key(contentHash, imageCount, extractor);
         var digest = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16].ToLowerInvariant();
         var safeName = new string(extractor.Name.Select(c => char.IsAsciiLetterOrDigit(c) || c == '-' ? c : '_').ToArray());
         return Path.Combine(CacheDirectory, $"refstats-{safeName}-n{imageCount}-{digest}.ectstats");
@@ -48,8 +48,8 @@ public sealed class ReferenceStatisticsCache
     {
         if (string.IsNullOrWhiteSpace(contentHash))
             throw new ArgumentException("The dataset content hash must not be empty (it keys the cache).", nameof(contentHash));
-        var key = Key(contentHash, extractor, imageCount);
-        var path = PathFor(contentHash, extractor, imageCount);
+        var key = Key(contentHash, imageCount, extractor);
+        var path = PathFor(contentHash, imageCount, extractor);
         if (TryLoad(path, key) is { } cached)
             return new ReferenceStatisticsResult(cached, true, path);
 
