@@ -53,16 +53,16 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
         // Share of the preprocessing (resize to 224, BGR, mean image) in the pipeline, measured on the same machine state.
         {
             using var x = torch.rand([batch, 1, 28, 28], generator: new torch.Generator(5)) * 2 - 1;
-            var c0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var p0 = Process.GetCurrentProcess().TotalProcessorTime;
             var sw = Stopwatch.StartNew();
             using (var p = fx.Preprocess(x)) { }
             var pre = sw.Elapsed.TotalSeconds;
-            var preCpu = (Process.GetCurrentProcess().TotalProcessorTime - c0).TotalSeconds;
-            c0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var preCpu = (Process.GetCurrentProcess().TotalProcessorTime - p0).TotalSeconds;
+            p0 = Process.GetCurrentProcess().TotalProcessorTime;
             sw.Restart();
             using (var f = fx.ExtractFeatures(x)) { }
             var all = sw.Elapsed.TotalSeconds;
-            var allCpu = (Process.GetCurrentProcess().TotalProcessorTime - c0).TotalSeconds;
+            var allCpu = (Process.GetCurrentProcess().TotalProcessorTime - p0).TotalSeconds;
             Console.WriteLine($"  breakdown, {batch} images 28x28: preprocessing {pre * 1000 / batch:F2} ms/img wall ({preCpu * 1000 / batch:F2} CPU), " +
                               $"preprocessing + ResNet-18 {all * 1000 / batch:F2} ms/img wall ({allCpu * 1000 / batch:F2} CPU)");
         }
