@@ -17,7 +17,8 @@ public interface IFeatureExtractor : IDisposable
 
     /// <summary>
     /// images: [N,C,H,W] floating point in [-1,1] (the generator's and dataset's range), C = 1 (grey, repeated to
-    /// three channels) or 3 (RGB). Any H, W: the extractor resizes to its own input size. Returns a new float32
+    /// three channels) or 3 (RGB). Any H, W: the extractor resizes to its own input size. Returns a new float32 (float64
+    /// for an InceptionV3Fid moved to float64)
     /// CPU tensor [N, Dimension] that the caller disposes. Does not dispose <paramref name="images"/>.
     /// </summary>
     Tensor ExtractFeatures(Tensor images);
