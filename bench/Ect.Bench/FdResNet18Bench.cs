@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using Ect.Compute.Evaluation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ect.Bench;
+
+/// <summary>
+/// FD-ResNet18 feature extraction throughput on small grey images (Fashion-MNIST 28x28, CIFAR-like 32x32), as used by
+/// `ect eval`: preprocessing (resize to 224, BGR, mean image), ONNX Runtime ResNet-18 image by image, and the float64
+/// statistics update, through <see cref="MetricRunner.ComputeStatistics"/>. Generation is not included.
+/// Usage: fd-resnet18 [--images N=256] [--threads T=2] [--batch B=64] [--sizes 28,32] [--spin]
+/// </summary>
+public sealed class FdResNet18Bench : IBenchmarkVerb
+{
+    public string Name => "fd-resnet18";
+    public string Description => "FD-ResNet18 extraction img/s on 28x28/32x32 grey images, 10k-image estimate";
+
+    public int Run(string[] args)
+    {
+        var images = IntArg(args, "--images", 256);
+        var threads = IntArg(args, "--threads", 2);
+        var batch = IntArg(args, "--batch", 64);
+        var spin = args.Contains("--spin");
+        var sizes = (ArgValue(args, "--sizes") ?? "28,32").Split(',').Select(int.Parse).ToArray();
+        torch.set_num_threads(threads);
+        Console.WriteLine($"fd-resnet18: {images} images per size, batch {batch}, {threads} threads (ONNX Runtime intra-op and torch), ORT spinning {(spin ? "on" : "off")}, " +
+                          $"{Environment.ProcessorCount} logical CPUs visible; load average {LoadAverage()}");
+        using var fx = new ResNet18OnnxExtractor(intraOpThreads: threads, allowSpinning: spin);
+        // Warm-up: session initialisation and first-run allocations are not part of the steady state.
+        using (var warm = torch.rand(8, 1, 28, 28) * 2 - 1) fx.ExtractFeatures(warm).Dispose();
+
+        foreach (var size in sizes)
+        {
+            var gen = new torch.Generator(1234);
+            Tensor Batch(int i) => torch.rand([Math.Min(batch, images - i * batch), 1, size, size], generator: gen) * 2 - 1;
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            var stats = MetricRunner.ComputeStatistics(
+                Enumerable.Range(0, (images + batch - 1) / batch).Select(Batch), images, fx, $"{size}x{size}");
+            sw.Stop();
+            var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            var perImage = sw.Elapsed.TotalSeconds / images;
+            Console.WriteLine(
+                $"  {size}x{size}x1: {images} images in {sw.Elapsed.TotalSeconds:F2} s = {1 / perImage:F1} img/s ({perImage * 1000:F2} ms/img); " +
+                $"estimate for 10,000 images: {perImage * 10_000 / 60:F2} min (extraction + statistics only); N={stats.Count}, d={stats.Dimension}");
+            // CPU time is less sensitive to other processes on a shared machine: with T threads busy, an idle machine needs
+            // about cpu/T of wall time (an optimistic bound when the threads do not scale perfectly).
+            Console.WriteLine(
+                $"           process CPU time {cpu:F2} s = {cpu / images * 1000:F2} ms/img; if the {threads} threads had the cores to themselves: " +
+                $"~{images / (cpu / threads):F1} img/s, 10,000 images in ~{cpu / threads / images * 10_000 / 60:F2} min");
+        }
+
+        // Share of the preprocessing (resize to 224, BGR, mean image) in the pipeline, measured on the same machine state.
+        {
+            using var x = torch.rand([batch, 1, 28, 28], generator: new torch.Generator(5)) * 2 - 1;
+            var p0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            using (var p = fx.Preprocess(x)) { }
+            var pre = sw.Elapsed.TotalSeconds;
+            var preCpu = (Process.GetCurrentProcess().TotalProcessorTime - p0).TotalSeconds;
+            p0 = Process.GetCurrentProcess().TotalProcessorTime;
+            sw.Restart();
+            using (var f = fx.ExtractFeatures(x)) { }
+            var all = sw.Elapsed.TotalSeconds;
+            var allCpu = (Process.GetCurrentProcess().TotalProcessorTime - p0).TotalSeconds;
+            Console.WriteLine($"  breakdown, {batch} images 28x28: preprocessing {pre * 1000 / batch:F2} ms/img wall ({preCpu * 1000 / batch:F2} CPU), " +
+                              $"preprocessing + ResNet-18 {all * 1000 / batch:F2} ms/img wall ({allCpu * 1000 / batch:F2} CPU)");
+        }
+
+        // The FD itself on 512-d statistics (two float64 eigendecompositions), once per evaluation.
+        FeatureStatistics RandomStats(int seed)
+        {
+            using var acc = new FeatureStatisticsAccumulator(512);
+            using var f = torch.randn([2000, 512], generator: new torch.Generator((ulong)seed));
+            acc.Add(f);
+            return acc.ToStatistics();
+        }
+        var (a, b) = (RandomStats(1), RandomStats(2));
+        var c0 = Process.GetCurrentProcess().TotalProcessorTime;
+        var t = Stopwatch.StartNew();
+        var fd = FrechetDistance.Compute(a, b);
+        Console.WriteLine($"  FrechetDistance (d=512, float64 eigh): {t.Elapsed.TotalMilliseconds:F0} ms wall, " +
+                          $"{(Process.GetCurrentProcess().TotalProcessorTime - c0).TotalMilliseconds:F0} ms CPU (FD = {fd.Value:F3})");
+        Console.WriteLine($"  load average after: {LoadAverage()}");
+        return 0;
+    }
+
+    static string LoadAverage()
+    {
+        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "n/a"; }
+    }
+
+    static string? ArgValue(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    static int IntArg(string[] args, string name, int fallback) =>
+        ArgValue(args, name) is { } v ? int.Parse(v) : fallback;
+}

@@ -1,0 +1,133 @@
+using Ect.Compute.Evaluation;
+using FluentAssertions;
+using Microsoft.ML.OnnxRuntime;
+using TorchSharp;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Tests.Evaluation;
+
+public class ResNet18OnnxExtractorTests
+{
+    readonly ITestOutputHelper _out;
+
+    public ResNet18OnnxExtractorTests(ITestOutputHelper output)
+    {
+        _out = output;
+        torch.set_num_threads(2);
+    }
+
+    [Fact]
+    public void Model_ships_in_the_build_output_and_gives_512_finite_features()
+    {
+        File.Exists(ResNet18OnnxExtractor.DefaultModelPath).Should().BeTrue(
+            $"the DnnImageFeaturizer.ResNet18 package copies ResNet18.onnx to {ResNet18OnnxExtractor.DefaultModelPath}");
+        using var fx = new ResNet18OnnxExtractor(intraOpThreads: 2);
+        fx.Name.Should().Be("FD-ResNet18");
+        fx.Dimension.Should().Be(512);
+        using var images = SyntheticImages.Blobs(3, 28, seed: 1);
+        using var f = fx.ExtractFeatures(images);
+        f.shape.Should().Equal(3, 512);
+        f.dtype.Should().Be(ScalarType.Float32);
+        f.isfinite().all().item<bool>().Should().BeTrue();
+        f.abs().max().item<float>().Should().BeGreaterThan(0);
+        // Different images give different features (the network is actually run per image).
+        (f[0] - f[1]).abs().max().item<float>().Should().BeGreaterThan(1e-3f);
+    }
+
+    [Fact]
+    public void Features_are_deterministic_across_calls_and_instances_and_independent_of_batching()
+    {
+        using var images = SyntheticImages.Stripes(4, 32, seed: 2);
+        using var a = new ResNet18OnnxExtractor(2);
+        using var b = new ResNet18OnnxExtractor(2);
+        using var f1 = a.ExtractFeatures(images);
+        using var f2 = a.ExtractFeatures(images);
+        using var f3 = b.ExtractFeatures(images);
+        f1.equal(f2).all().item<bool>().Should().BeTrue("same extractor, same input: same bits");
+        f1.equal(f3).all().item<bool>().Should().BeTrue("a new session gives the same bits");
+        using var part = a.ExtractFeatures(images[2..4]);
+        part.equal(f1[2..4]).all().item<bool>().Should().BeTrue("the model runs image by image (batch fixed at 1)");
+    }
+
+    [Fact]
+    public void Grey_images_equal_their_three_channel_copies_and_bad_input_is_refused()
+    {
+        using var fx = new ResNet18OnnxExtractor(2);
+        using var grey = SyntheticImages.Blobs(2, 28, seed: 3);
+        using var rgb = grey.expand(-1, 3, -1, -1).contiguous();
+        using var fg = fx.ExtractFeatures(grey);
+        using var fr = fx.ExtractFeatures(rgb);
+        fg.equal(fr).all().item<bool>().Should().BeTrue();
+        using var bad = zeros(2, 28, 28);
+        var act = () => fx.ExtractFeatures(bad);
+        act.Should().Throw<ArgumentException>().WithMessage("*FD-ResNet18*[N,C,H,W]*");
+    }
+
+    [Fact]
+    public void Preprocessing_gives_bgr_planes_in_0_255_minus_the_packages_mean_image()
+    {
+        using var fx = new ResNet18OnnxExtractor(2);
+        using var mean = ResNet18OnnxExtractor.ReadMeanImage(ResNet18OnnxExtractor.DefaultPreprocessPath);
+        mean.shape.Should().Equal(1, 3, 224, 224);
+        // Its channel averages are the B/G/R means usually quoted for this model.
+        for (var c = 0; c < 3; c++)
+            mean[0, c].mean().item<float>().Should().BeApproximately(ResNet18OnnxExtractor.ChannelMeansBgr[c], 0.01f, $"plane {c}");
+
+        // Constant grey 0.2 -> pixel (0.2+1)*127.5 = 153 in every plane.
+        using var grey = full(1, 1, 28, 28, 0.2f);
+        using var p = fx.Preprocess(grey);
+        p.shape.Should().Equal(1, 3, 224, 224);
+        using var expected = 153f - mean;
+        (p - expected).abs().max().item<float>().Should().BeLessThan(1e-4f);
+
+        // Pure red (R=+1, G=0, B=-1 in [-1,1]): plane 0 is blue (0), plane 1 green (127.5), plane 2 red (255).
+        using var rgb = stack([full(32, 32, 1f), full(32, 32, 0f), full(32, 32, -1f)]).unsqueeze(0);
+        using var q = fx.Preprocess(rgb);
+        using var planes = q + mean;
+        planes[0, 0].mean().item<float>().Should().BeApproximately(0f, 1e-3f);
+        planes[0, 1].mean().item<float>().Should().BeApproximately(127.5f, 1e-3f);
+        planes[0, 2].mean().item<float>().Should().BeApproximately(255f, 1e-3f);
+    }
+
+    [Fact]
+    public void Preprocessing_matches_the_packages_own_ResNetPreprocess_onnx()
+    {
+        // ML.NET feeds ResNetPreprocess.onnx RGB planes in 0-255; feeding it our resized RGB planes must give exactly
+        // our Preprocess output (same reorder, same mean image).
+        using var fx = new ResNet18OnnxExtractor(2);
+        using var images = SyntheticImages.Blobs(1, 28, seed: 4);
+        using var rgbPlanes = torch.nn.functional.interpolate((images.expand(-1, 3, -1, -1) + 1) * 127.5, [224L, 224L],
+            mode: InterpolationMode.Bilinear, align_corners: false).contiguous();
+        var input = rgbPlanes.data<float>().ToArray();
+        using var session = new InferenceSession(ResNet18OnnxExtractor.DefaultPreprocessPath);
+        using var value = OrtValue.CreateTensorValueFromMemory(input, [1, 3, 224, 224]);
+        using var runOptions = new RunOptions();
+        using var results = session.Run(runOptions, [session.InputMetadata.Keys.Single()], [value], session.OutputNames);
+        var theirs = results[0].GetTensorDataAsSpan<float>().ToArray();
+        using var ours = fx.Preprocess(images);
+        var mine = ours.data<float>().ToArray();
+        theirs.Length.Should().Be(mine.Length);
+        var maxDiff = theirs.Zip(mine, (x, y) => Math.Abs(x - y)).Max();
+        _out.WriteLine($"max |ResNetPreprocess.onnx - Preprocess| = {maxDiff}");
+        maxDiff.Should().BeLessThan(1e-4f);
+    }
+
+    [Fact]
+    public void Clearly_different_image_sets_are_farther_apart_than_two_halves_of_one_set()
+    {
+        using var fx = new ResNet18OnnxExtractor(2);
+        using var blobs = SyntheticImages.Blobs(32, 28, seed: 5);
+        using var stripes = SyntheticImages.Stripes(16, 28, seed: 6);
+        FeatureStatistics Stats(Tensor x) => MetricRunner.ComputeStatistics([x.alias()], (int)x.shape[0], fx);
+        var half1 = Stats(blobs[..16]);
+        var half2 = Stats(blobs[16..]);
+        var other = Stats(stripes);
+        var same = FrechetDistance.Compute(half1, half2).Value;
+        var different = FrechetDistance.Compute(half1, other).Value;
+        _out.WriteLine($"FD-ResNet18 blobs/2 vs blobs/2: {same:F2}; blobs vs stripes: {different:F2}");
+        same.Should().BeGreaterThan(0);
+        different.Should().BeGreaterThan(2 * same);
+    }
+}
