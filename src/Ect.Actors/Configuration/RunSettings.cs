@@ -143,7 +143,7 @@ public sealed record RunSettings
         var result = new List<EvaluatorSettings>();
         const string key = "ect.evaluation.evaluators";
         IList<Config> list;
-        try { list = c.GetConfigList(key) ?? []; }
+        try { list = c.GetValue(key).GetArray().Select(v => { if (!v.IsObject()) throw new FormatException(); return new Config(new Akka.Configuration.Hocon.HoconRoot(v)); }).ToList(); }
         catch (Exception) { errors.Add($"{key}: must be a list of objects {{ type = ..., ... }}"); return result; }
         for (int i = 0; i < list.Count; i++)
         {

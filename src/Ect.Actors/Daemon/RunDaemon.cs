@@ -4,6 +4,7 @@ using System.Reactive.Subjects;
 using Akka.Actor;
 using Akka.Configuration;
 using Ect.Actors.Configuration;
+using ConfigurationException = Ect.Actors.Configuration.ConfigurationException;
 using Ect.Actors.Output;
 using Ect.Actors.Persistence;
 using Ect.Actors.Run;
@@ -44,7 +45,7 @@ public static class RunDaemon
     }
 
     public static async Task<RunOutcome> RunAsync(RunSettings settings, string runDir, EngineFactory factory, CancellationToken stop,
-        TextWriter? log = null)
+        TextWriter? log = null, Action<ActorSystem, IActorRef>? onStarted = null)
     {
         log ??= Console.Out;
         Directory.CreateDirectory(runDir);
@@ -70,12 +71,13 @@ public static class RunDaemon
                 ready.Set();
             });
 
-        var system = ActorSystem.Create("ect", SystemConfig(settings.Config, runDir, ControlHook.RemoteConfig(settings.Config, runDir)));
+        var system = ActorSystem.Create("ect", ControlHook.Setup(settings.Config, SystemConfig(settings.Config, runDir), runDir));
         RunOutcome outcome;
         try
         {
             var coordinator = system.ActorOf(RunCoordinator.Props(setup), "run");
             ControlHook.Start(system, coordinator, settings.Config, runDir);
+            onStarted?.Invoke(system, coordinator);
             using var displaySub = stats.Sample(TimeSpan.FromMilliseconds(200)).Subscribe(display.OnNext);
             display.Start();
             using var reg = stop.Register(() => coordinator.Tell(new StopRequested("interrupted by signal")));

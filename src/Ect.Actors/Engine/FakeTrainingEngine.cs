@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -22,14 +23,17 @@ public sealed class FakeTrainingEngine : ITrainingEngine
     private readonly int _stepMs;
     private long _steps;
     private readonly long _nanAtStep;
-    private static bool s_nanFired;
+    private readonly StrongBox<bool> _nanFired;
+    private bool _returnedNan;
+    private static readonly StrongBox<bool> ProcessNanFired = new();
+    private readonly int _writeMs, _evalMs;
 
-    public FakeTrainingEngine(long seed, int parameters, double emaBeta, int stepMs = 0, long nanAtStep = 0)
+    public FakeTrainingEngine(long seed, int parameters, double emaBeta, int stepMs = 0, long nanAtStep = 0, int writeMs = 0, int evalMs = 0, StrongBox<bool>? nanFired = null)
     {
         _w = new float[parameters]; _ema = new float[parameters]; _m = new float[parameters];
         _rng = FakeBatchSource.Hash((ulong)seed, 1, 2) | 1;
         for (int i = 0; i < parameters; i++) _w[i] = _ema[i] = (float)(NextGaussian() * 0.1);
-        _beta = emaBeta; _stepMs = stepMs; _nanAtStep = nanAtStep;
+        _beta = emaBeta; _stepMs = stepMs; _nanAtStep = nanAtStep; _writeMs = writeMs; _evalMs = evalMs; _nanFired = nanFired ?? ProcessNanFired;
     }
 
     public void SetPhase(string phase) => _phase = phase;
@@ -55,7 +59,8 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         }
         _steps++;
         loss /= n;
-        if (_nanAtStep > 0 && !s_nanFired && _steps >= _nanAtStep) { s_nanFired = true; loss = double.NaN; }
+        // Non-finite losses from nan-at-step on in this engine incarnation; the engine created after a rollback is healthy.
+        if (_nanAtStep > 0 && !_nanFired.Value && _steps >= _nanAtStep) { _returnedNan = true; loss = double.NaN; }
         // Busy-wait (not Sleep) so that a step costs CPU like a real one.
         while (sw.Elapsed.TotalMilliseconds < _stepMs) Thread.SpinWait(200);
         return new EngineStepResult(loss, batch.Count);
@@ -73,7 +78,7 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         return _rng;
     }
 
-    public ICheckpointImage Capture() => new Image((float[])_w.Clone(), (float[])_ema.Clone(), (float[])_m.Clone(), _rng, _steps);
+    public ICheckpointImage Capture() => new Image((float[])_w.Clone(), (float[])_ema.Clone(), (float[])_m.Clone(), _rng, _steps, _writeMs);
 
     public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
     {
@@ -90,7 +95,7 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         return meta;
     }
 
-    private sealed record Image(float[] W, float[] Ema, float[] M, ulong Rng, long Steps) : ICheckpointImage
+    private sealed record Image(float[] W, float[] Ema, float[] M, ulong Rng, long Steps, int WriteMs) : ICheckpointImage
     {
         public void WriteTo(string path, IReadOnlyDictionary<string, string> metadata)
         {
@@ -99,21 +104,28 @@ public sealed class FakeTrainingEngine : ITrainingEngine
             w.Write(0xEC7FA4E1u);
             w.Write(JsonSerializer.Serialize(new SortedDictionary<string, string>(metadata.ToDictionary())));
             w.Write(Rng); w.Write(Steps);
-            foreach (var a in new[] { W, Ema, M }) { w.Write(a.Length); foreach (var v in a) w.Write(v); }
+            foreach (var a in new[] { W, Ema, M })
+            {
+                w.Write(a.Length);
+                foreach (var v in a) w.Write(v);
+                // A slow disk, so that tests can kill the process in the middle of a checkpoint write.
+                if (WriteMs > 0) { w.Flush(); Thread.Sleep(WriteMs / 3); }
+            }
         }
 
         public void Dispose() { }
     }
 
-    public IEvaluationModel CaptureEma() => new EmaModel((float[])_ema.Clone());
+    public IEvaluationModel CaptureEma() => new EmaModel((float[])_ema.Clone(), _evalMs);
 
-    private sealed class EmaModel(float[] ema) : IEvaluationModel
+    private sealed class EmaModel(float[] ema, int evalMs) : IEvaluationModel
     {
         public int Channels => 1;
         public int Resolution => 8;
 
         public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
         {
+            if (evalMs > 0) Thread.Sleep(evalMs);
             var img = new float[count * 64];
             var rng = new Random(seed);
             for (int i = 0; i < img.Length; i++)
@@ -134,5 +146,5 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         return Convert.ToHexStringLower(SHA256.HashData(bytes));
     }
 
-    public void Dispose() { }
+    public void Dispose() { if (_returnedNan) _nanFired.Value = true; }
 }

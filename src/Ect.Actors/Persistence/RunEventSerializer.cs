@@ -70,10 +70,12 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
     public override byte[] ToBinary(object obj) =>
         obj is IMessage m ? m.ToByteArray() : throw new ArgumentException($"Cannot serialize {obj.GetType()}");
 
-    public override object FromBinary(byte[] bytes, string manifest) =>
+    public override object FromBinary(byte[] bytes, string manifest) => Parse(bytes, manifest);
+
+    public static IMessage Parse(byte[] bytes, string manifest) =>
         Parsers.TryGetValue(manifest, out var parser)
             ? parser.ParseFrom(bytes)
-            : throw new SerializationException($"Unknown run event manifest '{manifest}' (journal written by a newer ect?)");
+            : throw new System.Runtime.Serialization.SerializationException($"Unknown run event manifest '{manifest}' (journal written by a newer ect?)");
 
     public override string Manifest(object o) =>
         Manifests.TryGetValue(o.GetType(), out var m) ? m : throw new ArgumentException($"No manifest for {o.GetType()}");

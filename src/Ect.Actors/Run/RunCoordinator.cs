@@ -42,9 +42,9 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     private IActorRef _checkpointer = ActorRefs.Nobody, _evaluators = ActorRefs.Nobody, _trainer = ActorRefs.Nobody;
     private int _generation;
     private StepStatistics? _lastStats;
-    private (long Step, string Reason, bool Finished)? _halt;
+    private TrainingHalted? _halt;
     private int _finalEvaluationsPending = -1;
-    private bool _completed;
+    private bool _completed, _finishing;
     private readonly Dictionary<string, List<IActorRef>> _inFlight = new();
     private IDisposable? _statsSubscription;
 
@@ -62,6 +62,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         Recover<IMessage>(e => _state.Apply(e));
         Recover<RecoveryCompleted>(_ => { });
 
+        Command<Begin>(_ => OnBegin());
         Command<StatsSample>(s => _lastStats = s.Stats);
         Command<RunCommand>(OnRunCommand);
         Command<StopRequested>(m => StopTrainer(m.Reason));
@@ -84,7 +85,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             _log.Warning("Evaluator {0} failed at step {1}: {2}", m.Evaluator, m.Step, m.Reason);
             if (m.Final) { _finalEvaluationsPending--; TryFinish(); }
         });
-        Command<TrainingHalted>(m => Current(m.Generation), m => { _halt = (m.Step, m.Reason, m.Finished); TryFinish(); });
+        Command<TrainingHalted>(m => Current(m.Generation), m => { _halt = m; TryFinish(); });
         Command<StepFailed>(m => Current(m.Generation), OnStepFailed);
         Command<Terminated>(t =>
         {
@@ -107,11 +108,6 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private sealed record Begin;
 
-    protected override void OnCommand(object message)
-    {
-        if (message is Begin) { OnBegin(); return; }
-        base.OnCommand(message);
-    }
 
     private void OnBegin()
     {
@@ -165,7 +161,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
         _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir), "checkpointer");
         _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, Self), "evaluators");
-        _statsSubscription = _setup.SampledStatistics.Subscribe(s => Self.Tell(new StatsSample(s)));
+        var self = Self;
+        _statsSubscription = _setup.SampledStatistics.Subscribe(s => self.Tell(new StatsSample(s)));
         StartTrainer();
     }
 
@@ -246,7 +243,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     /// <summary>Ends the run once the trainer halted and its final checkpoint (and final evaluations) are journaled.</summary>
     private void TryFinish()
     {
-        if (_halt is not { } h || _completed) return;
+        if (_halt is not { } h || _completed || _finishing) return;
         if (_state.LastCheckpoint?.Step != h.Step && h.Step > 0) return; // final checkpoint not yet committed
         if (h.Finished)
         {
@@ -258,11 +255,13 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             }
             if (_finalEvaluationsPending > 0) return;
             var kimg = h.Step * (double)_settings.BatchSize / 1000;
-            PersistEvent(new RunFinished { Step = h.Step, Kimg = kimg },
+            _finishing = true;
+            PersistEvent(new RunFinished { Step = h.Step, Kimg = kimg, WeightsSha256 = h.WeightsSha256, EmaSha256 = h.EmaSha256 },
                 _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg).", h.Step)));
         }
         else
         {
+            _finishing = true;
             PersistEvent(new RunInterrupted { Step = h.Step, Reason = h.Reason },
                 _ => Complete(new RunOutcome(0, $"Run stopped at step {h.Step} ({h.Reason}); `ect train` on the same run directory continues it.", h.Step)));
         }

@@ -227,7 +227,7 @@ public sealed class TrainerActor : ReceiveActor
         _halted = true;
         Checkpoint();
         if (finished) RequestEvaluation(final: true);
-        Context.Parent.Tell(new TrainingHalted(_resume.Generation, _step, reason, finished));
+        Context.Parent.Tell(new TrainingHalted(_resume.Generation, _step, reason, finished, _engine!.WeightsDigest(), _engine.EmaDigest()));
     }
 
     private void Fail(string reason)
