@@ -178,6 +178,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             _settings.Evaluators.Count), $"trainer-{_generation}");
         Context.Watch(_trainer);
         _trainer.Tell(new StartTraining(resume));
+        if (_stopReason != null) _trainer.Tell(new StopTraining(_stopReason));
     }
 
     /// <summary>The last committed checkpoint whose file is intact (hash matches the journal); older ones if not.</summary>
@@ -284,9 +285,12 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         });
     }
 
+    private string? _stopReason;
+
     private void StopTrainer(string reason)
     {
         if (_completed) return;
+        _stopReason ??= reason; // also for a trainer started later (a stop during recovery or a rollback)
         _trainer.Tell(new StopTraining(reason));
     }
 
