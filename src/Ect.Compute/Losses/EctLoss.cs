@@ -75,8 +75,13 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
             torch.random.set_rng_state(rngState);
             using (no_grad())
             {
-                var fR = nan_to_num(net.call(xR, r.flatten(), classLabels));
                 var mask = r > 0;
+                // Deviation: the reference evaluates D at r = 0 too (c_noise = -inf, giving NaN that nan_to_num
+                // and the mask discard). We pass t for those rows instead: they are replaced by y all the same,
+                // the other rows are unaffected (samples are independent in the network), and the dropout draws
+                // are identical; it also avoids the network's sigma = 0 path (log 0).
+                var rNet = where(mask, r, t).flatten();
+                var fR = nan_to_num(net.call(xR, rNet, classLabels));
                 // Same arithmetic as the reference: mask * f_r + (~mask) * y.
                 target = (mask * fR + mask.logical_not() * images).detach();
             }
