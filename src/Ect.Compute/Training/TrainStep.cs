@@ -38,6 +38,7 @@ public sealed class TrainStep : IDisposable
         foreach (var p in EmaNet.parameters()) p.requires_grad = false;
         Optimizer = OptimizerFactory.Create(config.Optimizer, _params);
         LearningRate = config.Optimizer.LearningRate;
+        Stage = loss is IStagedLoss staged ? staged.Stage : 0;
 
         // Seed a private stream without disturbing the caller's global generator state.
         var saved = torch.random.get_rng_state();

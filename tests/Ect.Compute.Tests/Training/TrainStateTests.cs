@@ -29,12 +29,14 @@ public class TrainStateTests : IDisposable
         using (var first = TrainStepTests.NewStep(cfg))
         {
             for (int i = 0; i < 2; i++) { using var x = TrainStepTests.Images(i); first.Step(x); }
-            first.SetStage(2); first.SetStage(1); // stage is part of the state (loss starts at 1 in NewStep)
+            first.Stage.Should().Be(1, "the step takes the loss's initial stage");
             TrainState.Save(path, first, new Dictionary<string, string> { ["sampler"] = "{\"epoch\":3}" });
         }
         Directory.GetFiles(_dir).Should().Equal(path); // the temporary file is gone
 
-        using var second = TrainStepTests.NewStep(cfg with { Seed = 999 });  // the seed is overridden by the saved RNG
+        // Another seed and another initial stage: both are overridden by the saved state.
+        using var second = new TrainStep(new TinyPrecond(dropout: 0.2), new TinyPrecond(dropout: 0.2, seed: 99),
+            new Ect.Compute.Losses.EctLoss(new Ect.Compute.Losses.MappingFunction(stage: 4)), cfg with { Seed = 999 });
         var meta = TrainState.Load(path, second);
         meta.Should().Equal(new Dictionary<string, string> { ["sampler"] = "{\"epoch\":3}" });
         second.StepIndex.Should().Be(2);
