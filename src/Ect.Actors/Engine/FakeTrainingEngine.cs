@@ -78,7 +78,8 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         return _rng;
     }
 
-    public ICheckpointImage Capture() => new Image((float[])_w.Clone(), (float[])_ema.Clone(), (float[])_m.Clone(), _rng, _steps, _writeMs);
+    public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata) =>
+        new Image((float[])_w.Clone(), (float[])_ema.Clone(), (float[])_m.Clone(), _rng, _steps, _writeMs, metadata.ToDictionary());
 
     public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
     {
@@ -95,14 +96,14 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         return meta;
     }
 
-    private sealed record Image(float[] W, float[] Ema, float[] M, ulong Rng, long Steps, int WriteMs) : ICheckpointImage
+    private sealed record Image(float[] W, float[] Ema, float[] M, ulong Rng, long Steps, int WriteMs, Dictionary<string, string> Metadata) : ICheckpointImage
     {
-        public void WriteTo(string path, IReadOnlyDictionary<string, string> metadata)
+        public void WriteTo(string path)
         {
             using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
             using var w = new BinaryWriter(f);
             w.Write(0xEC7FA4E1u);
-            w.Write(JsonSerializer.Serialize(new SortedDictionary<string, string>(metadata.ToDictionary())));
+            w.Write(JsonSerializer.Serialize(new SortedDictionary<string, string>(Metadata)));
             w.Write(Rng); w.Write(Steps);
             foreach (var a in new[] { W, Ema, M })
             {

@@ -31,8 +31,11 @@ public interface ITrainingEngine : IDisposable
     /// <summary>One optimizer step on a batch from the matching <see cref="IBatchSource"/>.</summary>
     EngineStepResult Step(Batch batch);
 
-    /// <summary>A cheap in-memory copy of the full training state (weights, EMA, optimizer, RNG), to be written by the checkpointer off the trainer thread.</summary>
-    ICheckpointImage Capture();
+    /// <summary>
+    /// A copy of the full training state (weights, EMA, optimizer, RNG) with <paramref name="metadata"/>, taken on
+    /// the trainer thread as cheaply as the engine can; the checkpointer finishes writing it off that thread.
+    /// </summary>
+    ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata);
 
     /// <summary>Restores the state written by <see cref="ICheckpointImage.WriteTo"/>; returns the metadata stored with it.</summary>
     IReadOnlyDictionary<string, string> LoadCheckpoint(string path);
@@ -48,8 +51,8 @@ public interface ITrainingEngine : IDisposable
 /// <summary>A captured training state. WriteTo may run on another thread than the capture.</summary>
 public interface ICheckpointImage : IDisposable
 {
-    /// <summary>Writes the state and the metadata to <paramref name="path"/> (one file). The caller handles atomicity.</summary>
-    void WriteTo(string path, IReadOnlyDictionary<string, string> metadata);
+    /// <summary>Writes the state and its metadata to <paramref name="path"/> (one file). The caller handles atomicity.</summary>
+    void WriteTo(string path);
 }
 
 /// <summary>A frozen EMA network that generates images (consistency sampling) for evaluators.</summary>

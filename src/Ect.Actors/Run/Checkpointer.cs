@@ -23,7 +23,7 @@ public sealed class Checkpointer : ReceiveActor
         var dir = Path.Combine(runDir, Folder);
         Directory.CreateDirectory(dir);
         // Leftovers of a write that a kill interrupted: never journaled, never read.
-        foreach (var tmp in Directory.EnumerateFiles(dir, "*.tmp")) File.Delete(tmp);
+        foreach (var tmp in Directory.EnumerateFiles(dir, "*.tmp").Concat(Directory.EnumerateFiles(dir, ".capture-*"))) File.Delete(tmp);
 
         Receive<WriteCheckpoint>(m =>
         {
@@ -32,7 +32,7 @@ public sealed class Checkpointer : ReceiveActor
             var tmp = final + ".tmp";
             try
             {
-                using (m.Image) m.Image.WriteTo(tmp, m.Metadata);
+                using (m.Image) m.Image.WriteTo(tmp);
                 FsyncFile(tmp);
                 var sha = Sha256File(tmp);
                 File.Move(tmp, final, overwrite: true);

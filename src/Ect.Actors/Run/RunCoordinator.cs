@@ -174,7 +174,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         _halt = null;
         _finalEvaluationsPending = -1;
         var resume = ResumePoint();
-        _trainer = Context.ActorOf(TrainerActor.Props(_config, _setup.EngineFactory, _checkpointer, _setup.Statistics,
+        _trainer = Context.ActorOf(TrainerActor.Props(_config, _setup.RunDir, _setup.EngineFactory, _checkpointer, _setup.Statistics,
             _settings.Evaluators.Count), $"trainer-{_generation}");
         Context.Watch(_trainer);
         _trainer.Tell(new StartTraining(resume));

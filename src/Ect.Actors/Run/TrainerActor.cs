@@ -9,7 +9,7 @@ using Ect.Actors.Engine;
 namespace Ect.Actors.Run;
 
 /// <summary>Creates the engine and its batch source for a run (the real TorchSharp pair or the fake one).</summary>
-public delegate (ITrainingEngine Engine, IBatchSource Source) EngineFactory(RunSettings settings);
+public delegate (ITrainingEngine Engine, IBatchSource Source) EngineFactory(RunSettings settings, string runDir);
 
 /// <summary>
 /// Runs the training steps on its own thread (a pinned dispatcher: Akka's default dispatcher never blocks).
@@ -20,6 +20,7 @@ public sealed class TrainerActor : ReceiveActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Config _baseConfig;
+    private readonly string _runDir;
     private readonly EngineFactory _factory;
     private readonly IActorRef _checkpointer;
     private readonly IObserver<StepStatistics> _stats;
@@ -44,12 +45,13 @@ public sealed class TrainerActor : ReceiveActor
     private readonly Stopwatch _clock = new();
     private double _imagesPerSecond;
 
-    public static Props Props(Config config, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators) =>
-        Akka.Actor.Props.Create(() => new TrainerActor(config, factory, checkpointer, stats, evaluators))
+    public static Props Props(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators) =>
+        Akka.Actor.Props.Create(() => new TrainerActor(config, runDir, factory, checkpointer, stats, evaluators))
             .WithDispatcher("ect.trainer-dispatcher");
 
-    public TrainerActor(Config config, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators)
+    public TrainerActor(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators)
     {
+        _runDir = runDir;
         _baseConfig = config; _factory = factory; _checkpointer = checkpointer; _stats = stats; _evaluatorCount = evaluators;
         Receive<StartTraining>(Start);
         Receive<Tick>(_ => OnTick());
@@ -86,7 +88,7 @@ public sealed class TrainerActor : ReceiveActor
             else _futureConfig.Add(c);
         Rebuild();
         _userStages.AddRange(_resume.UserStages.OrderBy(u => u.Step));
-        var (engine, source) = _factory(_s);
+        var (engine, source) = _factory(_s, _runDir);
         _engine = engine;
         _step = _resume.Step;
         _phase = _resume.Phase;
@@ -201,7 +203,6 @@ public sealed class TrainerActor : ReceiveActor
     private void Checkpoint()
     {
         if (_lastCheckpointStep == _step) return;
-        var image = _engine!.Capture();
         var meta = new Dictionary<string, string>
         {
             ["step"] = _step.ToString(CultureInfo.InvariantCulture),
@@ -211,6 +212,7 @@ public sealed class TrainerActor : ReceiveActor
             ["sampler"] = _samplerState,
             ["format"] = "ect-checkpoint-v1",
         };
+        var image = _engine!.Capture(meta);
         _checkpointer.Tell(new WriteCheckpoint(_resume.Generation, image, _step, Kimg(_step), _phase, _stage, meta), Context.Parent);
         _lastCheckpointStep = _step;
     }

@@ -55,7 +55,7 @@ public class DaemonTests
         var clean = NewRunDir();
         await RunDaemonAsync(clean, Settings());
         var fired = new StrongBox<bool>();
-        EngineFactory failing = s => (new FakeTrainingEngine(s.Seed, 1024, s.EmaBeta, nanAtStep: 15, nanFired: fired),
+        EngineFactory failing = (s, _) => (new FakeTrainingEngine(s.Seed, 1024, s.EmaBeta, nanAtStep: 15, nanFired: fired),
             new FakeBatchSource(s.Seed, s.BatchSize, 64));
         var dir = NewRunDir();
         (await RunDaemonAsync(dir, Settings(), failing)).ExitCode.Should().Be(0);
@@ -74,9 +74,9 @@ public class DaemonTests
         var clean = NewRunDir();
         await RunDaemonAsync(clean, Settings());
         int calls = 0;
-        EngineFactory f = s =>
+        EngineFactory f = (s, dir) =>
         {
-            var (e, src) = Engines.Fake(s);
+            var (e, src) = Engines.Fake(s, dir);
             return (new ThrowingEvaluation(e, () => Interlocked.Increment(ref calls)), src);
         };
         var dir = NewRunDir();
@@ -92,7 +92,7 @@ public class DaemonTests
         public void SetStage(int stage) => inner.SetStage(stage);
         public void SetLearningRate(double lr) => inner.SetLearningRate(lr);
         public EngineStepResult Step(Batch batch) => inner.Step(batch);
-        public ICheckpointImage Capture() => inner.Capture();
+        public ICheckpointImage Capture(IReadOnlyDictionary<string, string> m) => inner.Capture(m);
         public IReadOnlyDictionary<string, string> LoadCheckpoint(string path) => inner.LoadCheckpoint(path);
         public IEvaluationModel CaptureEma() => new Broken(onCall);
         public string WeightsDigest() => inner.WeightsDigest();

@@ -13,7 +13,7 @@ public class FakeEngineTests
         var (a, sa) = (new FakeTrainingEngine(3, 512, 0.99), new FakeBatchSource(3, 4, 16, size: 10));
         for (int i = 0; i < 5; i++) a.Step(sa.Next());
         string state = "";
-        using (var img = a.Capture()) img.WriteTo(Path.Combine(dir, "c"), new Dictionary<string, string> { ["k"] = "v" });
+        using (var img = a.Capture(new Dictionary<string, string> { ["k"] = "v" })) img.WriteTo(Path.Combine(dir, "c"));
         var b1 = sa.Next(); state = b1.StateAfter;
         a.Step(b1);
         for (int i = 0; i < 7; i++) a.Step(sa.Next());
