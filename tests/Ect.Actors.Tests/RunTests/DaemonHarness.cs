@@ -27,7 +27,7 @@ internal static class DaemonHarness
         CancellationToken stop = default, Action<ActorSystem, IActorRef>? onStarted = null)
     {
         var task = RunDaemon.RunAsync(s, runDir, factory ?? Engines.Fake, stop, TextWriter.Null, onStarted);
-        return await task.WaitAsync(TimeSpan.FromSeconds(60));
+        return await task.WaitAsync(TimeSpan.FromMinutes(10));
     }
 
     public static RunFinished Finished(string runDir) =>
