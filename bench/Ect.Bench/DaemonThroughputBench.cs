@@ -4,6 +4,7 @@ using System.Text.Json;
 using Ect.Actors.Configuration;
 using Ect.Actors.Daemon;
 using Ect.Actors.Engine;
+using Ect.Actors.Run;
 
 namespace Ect.Bench;
 
@@ -30,6 +31,24 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         Console.WriteLine($"config: engine {settings.Engine}, batch {settings.BatchSize}, threads {settings.Threads}, {steps} steps, " +
                           $"network {settings.Config.GetString("ect.network.type")} ch {settings.Config.GetInt("ect.network.model-channels")}; machine: {Environment.ProcessorCount} cores");
 
+        int rounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 2;
+        var results = new List<(double Bare, double Daemon)>();
+        for (int round = 0; round < rounds; round++)
+        {
+            // Alternating bare / daemon rounds: a machine shared with other work slows both alike.
+            var r = Round(settings, factory, steps);
+            if (r is null) return 1;
+            results.Add(r.Value);
+        }
+        var bareMed = Median(results.Select(r => r.Bare)); var daemonMed = Median(results.Select(r => r.Daemon));
+        Console.WriteLine($"median over {rounds} rounds: bare {bareMed:F2} img/s, daemon {daemonMed:F2} img/s, ratio {daemonMed / bareMed * 100:F1} %");
+        return 0;
+    }
+
+    private static double Median(IEnumerable<double> xs) { var a = xs.Order().ToArray(); return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2; }
+
+    private static (double Bare, double Daemon)? Round(RunSettings settings, EngineFactory factory, int steps)
+    {
         // (a) bare loop
         var bareDir = Directory.CreateTempSubdirectory("ect-bench-bare-").FullName;
         var (engine, source) = factory(settings, bareDir);
@@ -38,13 +57,17 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         source.Restore(source.InitialState);
         var sw = new Stopwatch();
         double captureSeconds = 0;
+        var dataSw = new Stopwatch();
         for (int i = 0; i < steps; i++)
         {
             if (i == 1) sw.Start();
+            if (i >= 1) dataSw.Start();
             using var b = source.Next();
+            dataSw.Stop();
             engine.Step(b);
         }
         sw.Stop();
+        Console.WriteLine($"bare loop: batch assembly {dataSw.Elapsed.TotalMilliseconds / (steps - 1):F1} ms/step of {sw.Elapsed.TotalMilliseconds / (steps - 1):F1}");
         var bare = (steps - 1) * settings.BatchSize / sw.Elapsed.TotalSeconds;
         var stepSeconds = sw.Elapsed.TotalSeconds / (steps - 1);
         var c0 = Stopwatch.StartNew();
@@ -54,7 +77,7 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         // (b) the daemon
         var runDir = Directory.CreateTempSubdirectory("ect-bench-daemon-").FullName;
         var outcome = RunDaemon.RunAsync(settings, runDir, factory, CancellationToken.None, TextWriter.Null).GetAwaiter().GetResult();
-        if (outcome.ExitCode != 0) { Console.WriteLine(outcome.Message); return 1; }
+        if (outcome.ExitCode != 0) { Console.WriteLine(outcome.Message); return null; }
         var times = File.ReadLines(Path.Combine(runDir, "stats.jsonl"))
             .Select(l => JsonDocument.Parse(l).RootElement)
             .ToDictionary(e => e.GetProperty("step").GetInt64(), e => DateTimeOffset.Parse(e.GetProperty("time").GetString()!, CultureInfo.InvariantCulture));
@@ -65,6 +88,6 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         Console.WriteLine($"ect train (daemon)  : {daemon,8:F2} img/s");
         Console.WriteLine($"ratio daemon / bare : {daemon / bare * 100,8:F1} %  (goal >= 95 %)");
         Console.WriteLine($"checkpoint capture  : {captureSeconds * 1000,8:F1} ms on the trainer thread = {captureSeconds / stepSeconds:F2} steps (goal < 1)");
-        return 0;
+        return (bare, daemon);
     }
 }

@@ -126,7 +126,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
                 StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
                 ProgramVersion = typeof(RunCoordinator).Assembly.GetName().Version?.ToString() ?? "",
             };
-            PersistEvent(started, _ => Initialize());
+            // The first phase is journaled too (later phases are journaled by the trainer at their step boundary).
+            PersistEvent(started, _ => PersistEvent(new PhaseChanged { Phase = Phases.Pretrain, Step = 0 }, _ => Initialize()));
             return;
         }
         _config = EctConfiguration.FromJournal(_state.ConfigHocon);
