@@ -131,11 +131,14 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             return;
         }
         _config = EctConfiguration.FromJournal(_state.ConfigHocon);
+        // How the run is shown and reached, and the fake engine's timing knobs, follow the new command line.
+        foreach (var k in EctConfiguration.LeafKeys(_setup.CliConfig).Where(RestartMutable))
+            _config = ConfigurationFactory.ParseString($"{k} = {EctConfiguration.Inline(_setup.CliConfig.GetValue(k))}").WithFallback(_config);
         // A changed step cap on restart is accepted (it decides when to stop, not what is computed);
         // every other difference is reported and ignored: the run continues as it was configured.
         var cliCap = _setup.CliConfig.GetLong("ect.run.max-steps", 0);
         var diffs = EctConfiguration.LeafKeys(_setup.CliConfig)
-            .Where(k => k != "ect.run.max-steps" && !k.StartsWith("ect.display.") && !k.StartsWith("ect.control."))
+            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k))
             .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(_config.GetValue(k)))
             .ToList();
         if (diffs.Count > 0)
@@ -149,6 +152,10 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         }
         Initialize();
     }
+
+    private static bool RestartMutable(string key) =>
+        key.StartsWith("ect.display.", StringComparison.Ordinal) || key.StartsWith("ect.control.", StringComparison.Ordinal)
+        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms";
 
     private Config EffectiveConfig()
     {

@@ -38,6 +38,6 @@ public class CliTests
     {
         var (code, output, _) = Ect("config", "show", "--set", "tuning.q=4");
         code.Should().Be(0);
-        output.Should().Contain("q = 4").And.Contain("# q > 1").And.Contain("engine = torch").And.Contain("token-file = \"control.token\"");
+        output.Should().Contain("q = 4").And.Contain("# q > 1").And.Contain("engine = \"torch\"").And.Contain("token-file = \"control.token\"");
     }
 }

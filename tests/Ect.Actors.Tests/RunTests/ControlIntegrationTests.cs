@@ -24,6 +24,7 @@ public class ControlIntegrationTests
         await using (var client = ControlClient.Create(address, token, TimeSpan.FromSeconds(10)))
         {
             var status = await client.SendAsync(new GetStatus("st-1"));
+            for (int i = 0; i < 200 && status.Status!.Step == 0; i++) { await Task.Delay(50); status = await client.SendAsync(new GetStatus("st-1")); }
             status.Accepted.Should().BeTrue();
             status.Status!.RunId.Should().Be(Path.GetFileName(dir));
             var set = await client.SendAsync(new SetConfigValue("set-1", "ect.checkpoint.every-steps", "7"));

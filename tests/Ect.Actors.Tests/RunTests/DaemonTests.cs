@@ -31,7 +31,7 @@ public class DaemonTests
         capped.Step.Should().Be(25);
         using (var cts = new CancellationTokenSource())
         {
-            var slow = Settings("fake.step-ms=15");
+            var slow = Settings("fake.step-ms=40");
             var run = RunDaemonAsync(b, slow, stop: cts.Token);
             await Task.Delay(300);
             cts.Cancel();
@@ -117,7 +117,7 @@ public class DaemonTests
     {
         var dir = NewRunDir();
         var replies = new List<RunCommandReply>();
-        var s = Settings("fake.step-ms=10", "pretrain.steps=20", "tuning.steps=100");
+        var s = Settings("fake.step-ms=10", "pretrain.steps=20", "tuning.steps=1000");
         var outcome = await RunDaemonAsync(dir, s, onStarted: (sys, coord) =>
         {
             _ = Task.Run(async () =>
@@ -131,12 +131,14 @@ public class DaemonTests
                 await Ask(new SetConfigValue("lr-1", "tuning.lr", "2e-4")); // a retry
                 await Ask(new SetStage("stage-1", 4));
                 await Ask(new PauseRun("p-1"));
+                // Status steps come from statistics sampled every 0.5 s: look after the last sample of the running run.
+                await Task.Delay(700);
                 var paused = await Ask(new GetStatus("s2"));
-                await Task.Delay(100);
+                await Task.Delay(700);
                 var still = await Ask(new GetStatus("s3"));
+                lock (replies) replies.Add(paused with { IdempotencyKey = still.Status!.Step == paused.Status!.Step ? "held" : "moved" });
                 await Ask(new ResumeRun("r-1"));
                 await Ask(new StopRun("stop-1"));
-                lock (replies) replies.Add(paused with { IdempotencyKey = still.Status!.Step == paused.Status!.Step ? "held" : "moved" });
             });
         });
         outcome.ExitCode.Should().Be(0);
