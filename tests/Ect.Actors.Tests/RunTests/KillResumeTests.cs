@@ -112,6 +112,41 @@ public class KillResumeTests(ITestOutputHelper output)
         Directory.GetFiles(Path.Combine(killed, "checkpoints"), "*.tmp").Should().BeEmpty();
     }
 
+    private const string TorchConfig = """
+        ect {
+          run { engine = torch, threads = 1 }
+          data { batch-size = 4, max-images = 64 }
+          network { model-channels = 4, channel-mult = [1, 2], num-blocks = 1 }
+          pretrain.steps = 6
+          tuning.steps = 6
+          checkpoint.every-steps = 2
+          tuning { kimg-per-tick = 0.004, double-ticks = 1 }
+          evaluation { every-steps = 4, evaluators = [ { type = sample-grid, sampling-steps = [1, 2], count = 4 } ] }
+          display { mode = plain, log-interval-seconds = 0.1 }
+        }
+        """;
+
+    /// <summary>The real path (TorchSharp SongUNet on Fashion-MNIST): killed twice, it ends with the bits of an uninterrupted process run.</summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task A_killed_real_run_ends_with_the_bits_of_an_uninterrupted_one()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-kill-torch-").FullName;
+        var config = Path.Combine(dir, "torch.conf");
+        File.WriteAllText(config, TorchConfig);
+        var reference = Path.Combine(dir, "reference");
+        (await RunToEnd(config, reference)).Code.Should().Be(0);
+        var expected = DaemonHarness.Finished(reference);
+        var killed = Path.Combine(dir, "killed");
+        var rng = new Random(5);
+        for (int i = 0; i < 2; i++) await KillDuringTraining(config, killed, rng);
+        (await RunToEnd(config, killed)).Code.Should().Be(0);
+        var got = DaemonHarness.Finished(killed);
+        got.WeightsSha256.Should().Be(expected.WeightsSha256);
+        got.EmaSha256.Should().Be(expected.EmaSha256);
+        DaemonHarness.CheckpointStepsOnce(killed);
+    }
+
     [Fact]
     public async Task Sigterm_checkpoints_records_and_exits_zero()
     {
