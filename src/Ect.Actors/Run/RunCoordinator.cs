@@ -181,16 +181,20 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         _generation++;
         _halt = null;
         _finalEvaluationsPending = -1;
-        var resume = ResumePoint();
+        var refused = new List<(long Step, string Reason)>();
+        var resume = ResumePoint(refused);
         _trainer = Context.ActorOf(TrainerActor.Props(_config, _setup.RunDir, _setup.EngineFactory, _checkpointer, _setup.Statistics,
             _settings.Evaluators.Count), $"trainer-{_generation}");
         Context.Watch(_trainer);
         _trainer.Tell(new StartTraining(resume));
         if (_stopReason != null) _trainer.Tell(new StopTraining(_stopReason));
+        // A refused checkpoint file is a decision too: journal it.
+        foreach (var (step, reason) in refused)
+            PersistEvent(new RolledBack { FromStep = step, ToStep = resume.Step, Reason = reason }, _ => { });
     }
 
     /// <summary>The last committed checkpoint whose file is intact (hash matches the journal); older ones if not.</summary>
-    private ResumeInfo ResumePoint()
+    private ResumeInfo ResumePoint(List<(long Step, string Reason)> refused)
     {
         var changes = _state.ConfigChanges.Select(c => (c.Step, c.Key, c.Value)).ToList();
         var stages = _state.UserStages.Select(u => (u.Step, u.Stage)).ToList();
@@ -203,6 +207,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             if (sha != c.Sha256)
             {
                 _log.Error("Checkpoint {0} refused: SHA-256 {1} does not match the journal's {2}", c.Path, sha, c.Sha256);
+                refused.Add((c.Step, $"checkpoint {c.Path} refused: its SHA-256 {sha} does not match the journal's {c.Sha256}"));
                 continue;
             }
             return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused);

@@ -50,6 +50,24 @@ public class DaemonTests
     }
 
     [Fact]
+    public async Task A_checkpoint_file_whose_hash_does_not_match_is_refused_and_the_run_resumes_from_the_one_before()
+    {
+        var clean = NewRunDir();
+        await RunDaemonAsync(clean, Settings());
+        var dir = NewRunDir();
+        (await RunDaemonAsync(dir, Settings("run.max-steps=25"))).Step.Should().Be(25);
+        var last = Path.Combine(dir, "checkpoints", "ckpt-000000025.ckpt");
+        var bytes = File.ReadAllBytes(last);
+        bytes[^5] ^= 0x40; // one flipped bit in the weights
+        File.WriteAllBytes(last, bytes);
+        (await RunDaemonAsync(dir, Settings())).ExitCode.Should().Be(0);
+        var rb = RunJournal.Events<RolledBack>(RunJournal.Read(dir)).Should().ContainSingle().Subject;
+        (rb.FromStep, rb.ToStep).Should().Be((25L, 20L));
+        rb.Reason.Should().Contain("SHA-256");
+        Finished(dir).WeightsSha256.Should().Be(Finished(clean).WeightsSha256);
+    }
+
+    [Fact]
     public async Task A_non_finite_loss_streak_rolls_back_to_the_last_checkpoint_and_recomputes_the_same_bits()
     {
         var clean = NewRunDir();
