@@ -82,6 +82,7 @@ public static class RunDaemon
             display.Start();
             using var reg = stop.Register(() => coordinator.Tell(new StopRequested("interrupted by signal")));
             outcome = await completion.Task;
+            await Task.Delay(250); // let the sampled display catch the last step
         }
         finally
         {

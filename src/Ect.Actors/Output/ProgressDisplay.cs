@@ -70,19 +70,22 @@ public sealed class ProgressDisplay : IDisposable
         {
             await AnsiConsole.Live(table).AutoClear(false).StartAsync(async ctx =>
             {
+                void Show()
+                {
+                    if (_latest is not { } s) return;
+                    table.UpdateCell(0, 0, s.Phase).UpdateCell(0, 1, $"{s.Step}/{_totalSteps}")
+                        .UpdateCell(0, 2, s.Kimg.ToString("F2", CultureInfo.InvariantCulture))
+                        .UpdateCell(0, 3, s.ImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture))
+                        .UpdateCell(0, 4, s.Loss.ToString("G5", CultureInfo.InvariantCulture))
+                        .UpdateCell(0, 5, s.Stage.ToString(CultureInfo.InvariantCulture)).UpdateCell(0, 6, Eta(s));
+                    ctx.Refresh();
+                }
                 while (!_cts.IsCancellationRequested)
                 {
-                    if (_latest is { } s)
-                    {
-                        table.UpdateCell(0, 0, s.Phase).UpdateCell(0, 1, $"{s.Step}/{_totalSteps}")
-                            .UpdateCell(0, 2, s.Kimg.ToString("F2", CultureInfo.InvariantCulture))
-                            .UpdateCell(0, 3, s.ImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture))
-                            .UpdateCell(0, 4, s.Loss.ToString("G5", CultureInfo.InvariantCulture))
-                            .UpdateCell(0, 5, s.Stage.ToString(CultureInfo.InvariantCulture)).UpdateCell(0, 6, Eta(s));
-                        ctx.Refresh();
-                    }
+                    Show();
                     try { await Task.Delay(250, _cts.Token); } catch (OperationCanceledException) { }
                 }
+                Show(); // the last state, so the panel left on screen shows where the run ended
             });
         }
         catch (Exception) { /* a terminal that cannot render: the run goes on */ }
