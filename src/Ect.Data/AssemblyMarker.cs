@@ -1,1 +1,0 @@
-namespace Ect.Data; internal static class AssemblyMarker {}

@@ -1,1 +1,0 @@
-namespace Ect.Data.Tests; public class Placeholder {}
