@@ -1,1 +1,0 @@
-namespace Ect.Compute.Tests; public class Placeholder {}
