@@ -10,7 +10,7 @@ namespace Ect.Actors.Inspection;
 /// whatever their tensor order, padding or metadata. Per tensor it hashes
 /// <c>UTF8("{name}\0{dtype}\0{shape joined by ','}\0")</c> then the raw bytes, with the dtype spelled as
 /// TorchSharp's ScalarType (Float32, ...): the same bytes as Ect.Compute.Training.StateDigest.Compute(module),
-/// so `ect inspect`'s net/ema digests can be compared with the trainer's logs.
+/// so `ect inspect`'s net/ema digests can be compared with the trainer's logs (StateDigestCompatibilityTests).
 /// </summary>
 public static class CheckpointDigest
 {
