@@ -101,20 +101,28 @@ public sealed unsafe class ImageDataset : IDisposable
     public void SaveRaw(string path)
     {
         using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
-        using (var w = new BinaryWriter(fs, System.Text.Encoding.ASCII, leaveOpen: true))
-        {
-            w.Write(RawMagic.ToCharArray());
-            w.Write(Count); w.Write(Channels); w.Write(Height); w.Write(Width); w.Write(ClassCount);
-            w.Write(_labels is not null);
-            if (_labels is not null) foreach (var l in _labels) w.Write(l);
-        }
-        long pad = PixelOffset(_labels is not null, Count) - fs.Position;
-        fs.Write(new byte[pad]);
+        WriteRawHeader(fs, Count, Channels, Height, Width, ClassCount, _labels);
         for (long off = 0; off < _byteCount; off += 1 << 30)
             fs.Write(new ReadOnlySpan<byte>(_pixels + off, (int)Math.Min(1 << 30, _byteCount - off)));
     }
 
-    private static long PixelOffset(bool hasLabels, int count)
+    /// <summary>Writes the raw cache header and labels at the start of <paramref name="fs"/> and leaves it at the pixel offset.</summary>
+    internal static void WriteRawHeader(FileStream fs, int count, int channels, int height, int width, int classCount, int[]? labels)
+    {
+        fs.Position = 0;
+        using (var w = new BinaryWriter(fs, System.Text.Encoding.ASCII, leaveOpen: true))
+        {
+            w.Write(RawMagic.ToCharArray());
+            w.Write(count); w.Write(channels); w.Write(height); w.Write(width); w.Write(labels is null ? 0 : classCount);
+            w.Write(labels is not null);
+            if (labels is not null) foreach (var l in labels) w.Write(l);
+        }
+        long pad = RawPixelOffset(labels is not null, count) - fs.Position;
+        fs.Write(new byte[pad]);
+    }
+
+    /// <summary>Where the pixels start in a raw cache (4096-byte aligned, after header and labels).</summary>
+    internal static long RawPixelOffset(bool hasLabels, int count)
     {
         long header = 8 + 5 * 4 + 1 + (hasLabels ? 4L * count : 0);
         return (header + 4095) / 4096 * 4096;
@@ -144,7 +152,7 @@ public sealed unsafe class ImageDataset : IDisposable
                 throw new DatasetException(path, "the raw cache is truncated inside its header", "Recreate the cache with ImageDataset.SaveRaw", e);
             }
         }
-        long offset = PixelOffset(hasLabels, count);
+        long offset = RawPixelOffset(hasLabels, count);
         long need = offset + (long)count * c * h * wd;
         if (fileLength < need)
             throw new DatasetException(path, $"the raw cache is truncated: {fileLength} bytes, header needs {need}", "Recreate the cache with ImageDataset.SaveRaw");

@@ -143,4 +143,25 @@ public class BatchAssemblerTests
         a.Images.allclose(b.Images, 0, 0).Should().BeTrue();
         a.Labels!.allclose(b.Labels!, 0, 0).Should().BeTrue();
     }
+
+    [Fact]
+    public void LoadMapped_streams_a_source_into_a_mapped_cache_equal_to_the_in_memory_set()
+    {
+        using var t = new TestFiles();
+        var src = t.WriteIdx("train", 20, 28, 28, gz: true);
+        using var mem = DatasetSource.Load(src);
+        using (var mapped = DatasetSource.LoadMapped(src, t.PathOf("fm.raw")))
+        {
+            mapped.IsMemoryMapped.Should().BeTrue();
+            (mapped.Count, mapped.Height, mapped.ClassCount).Should().Be((20, 28, 10));
+            for (int i = 0; i < 20; i++)
+            {
+                mapped.GetImage(i).ToArray().Should().Equal(mem.GetImage(i).ToArray());
+                mapped.GetLabel(i).Should().Be(mem.GetLabel(i));
+            }
+        }
+        File.Exists(t.PathOf("fm.raw.partial")).Should().BeFalse();
+        using (var five = DatasetSource.LoadMapped(src, t.PathOf("fm.raw"), maxImages: 5)) five.Count.Should().Be(5, "a cache of another size is rebuilt");
+        using (var again = DatasetSource.LoadMapped(src, t.PathOf("fm.raw"))) again.Count.Should().Be(20);
+    }
 }

@@ -95,6 +95,59 @@ public static class DatasetSource
         return ds;
     }
 
+    /// <summary>
+    /// Loads a set too large for RAM: streams the images of <paramref name="path"/> into a raw cache file at
+    /// <paramref name="cachePath"/> (checked like <see cref="Load(string, int?, DatasetSplit)"/>) and memory-maps it;
+    /// pages are read from disk as batches touch them. With <paramref name="reuse"/>, an existing cache newer than
+    /// the source and holding the same image count is mapped instead of rewritten.
+    /// </summary>
+    public static ImageDataset LoadMapped(string path, string cachePath, int? maxImages = null, DatasetSplit split = DatasetSplit.Train, bool reuse = true)
+    {
+        using var source = Open(path, split);
+        if (maxImages is <= 0)
+            throw new DatasetException(source.Path, $"--max-images {maxImages} leaves an empty dataset", "Pass a positive --max-images or leave it out");
+        int n = Math.Min(source.Count, maxImages ?? source.Count);
+        if (reuse && File.Exists(cachePath)
+            && File.GetLastWriteTimeUtc(cachePath) > (Directory.Exists(path) ? Directory.GetLastWriteTimeUtc(path) : File.GetLastWriteTimeUtc(path)))
+        {
+            var cached = ImageDataset.OpenMapped(cachePath);
+            if (cached.Count == n && cached.HasLabels == source.HasLabels) return cached;
+            cached.Dispose();
+        }
+        int[]? labels = source.HasLabels ? new int[n] : null;
+        var partial = cachePath + ".partial";
+        SourceImage? first = null;
+        int i = 0, maxLabel = -1;
+        try
+        {
+            using (var fs = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                fs.Position = ImageDataset.RawPixelOffset(labels is not null, n);
+                foreach (var img in ReadGuarded(source, n))
+                {
+                    if (first is null) first = img;
+                    else CheckSameShape(source, first, img);
+                    fs.Write(img.Pixels);
+                    if (labels is not null) { labels[i] = img.Label; maxLabel = Math.Max(maxLabel, img.Label); }
+                    i++;
+                }
+                if (first is null)
+                    throw new DatasetException(source.Path, "the dataset is empty (0 images)", "Point --source at a dataset that holds images");
+                ImageDataset.WriteRawHeader(fs, n, first.Channels, first.Height, first.Width,
+                    Math.Max(maxLabel + 1, source.ClassNames?.Count ?? 0), labels);
+            }
+            File.Move(partial, cachePath, overwrite: true);
+        }
+        catch (Exception e)
+        {
+            if (File.Exists(partial)) File.Delete(partial);
+            if (e is IOException or UnauthorizedAccessException)
+                throw new DatasetException(cachePath, $"cannot write the raw cache ({e.Message})", "Check free disk space and write permission, or pick another cache path", e);
+            throw;
+        }
+        return ImageDataset.OpenMapped(cachePath);
+    }
+
     /// <summary><see cref="IImageSource.Read"/> with operating-system read failures turned into <see cref="DatasetException"/>.</summary>
     internal static IEnumerable<SourceImage> ReadGuarded(IImageSource source, int n)
     {

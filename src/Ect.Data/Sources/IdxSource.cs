@@ -104,9 +104,11 @@ public sealed class IdxSource : IImageSource
                 if (dims[i] < 0 || (i > 0 && dims[i] == 0))
                     throw new DatasetException(path, $"IDX dimension {i} is {dims[i]}", "The header is corrupt: re-download the file");
                 total *= dims[i];
+                // Checked per dimension so the product cannot overflow (each factor < 2^31, running total <= 2^31).
+                if (total > Array.MaxLength)
+                    throw new DatasetException(path, $"the IDX header's dimensions [{string.Join(", ", dims[..(i + 1)])}...] ask for more than {Array.MaxLength} bytes",
+                        "The header is corrupt (or the set too large for one file): re-download the file");
             }
-            if (total > Array.MaxLength)
-                throw new DatasetException(path, $"the IDX header asks for {total} bytes, more than one array can hold", "Split the file");
             var data = GC.AllocateUninitializedArray<byte>((int)total);
             got = ReadFully(s, data);
             if (got < total)

@@ -70,7 +70,7 @@ public sealed partial class ImageFilesSource : IImageSource
             }
             catch (InvalidDataException e)
             {
-                throw new DatasetException(path, $"is not a zip archive ({e.Message})",
+                throw new DatasetException(path, $"is not a zip archive, or is cut short ({e.Message})",
                     "Pass a zip written by 'ect data prepare' or EDM's dataset_tool, or the folder of images itself", e);
             }
             Format = "EDM dataset zip";
