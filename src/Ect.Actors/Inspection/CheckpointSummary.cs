@@ -38,16 +38,18 @@ public sealed record CheckpointSummary(
     }
 
     /// <summary>
-    /// The checkpoint to inspect for a run directory: among its *.safetensors files (any depth, skipping
-    /// temporary dot-files), the one with the highest step in its metadata, then the newest.
+    /// The checkpoint to inspect for a run directory: among its *.ckpt (the daemon's checkpoints/ckpt-STEP.ckpt,
+    /// safetensors inside) and *.safetensors files, at any depth, skipping temporary and dot-files, the one with
+    /// the highest step in its metadata, then the newest.
     /// </summary>
     public static string LatestIn(string runDir)
     {
-        var files = Directory.EnumerateFiles(runDir, "*.safetensors", SearchOption.AllDirectories)
+        var files = new[] { "*.ckpt", "*.safetensors" }
+            .SelectMany(p => Directory.EnumerateFiles(runDir, p, SearchOption.AllDirectories))
             .Where(f => !System.IO.Path.GetFileName(f).StartsWith('.'))
             .ToList();
         if (files.Count == 0)
-            throw new FileNotFoundException($"'{runDir}' holds no *.safetensors checkpoint (has the run written one yet? `ect ctl checkpoint` asks for one).");
+            throw new FileNotFoundException($"'{runDir}' holds no checkpoint (*.ckpt, *.safetensors): has the run written one yet? `ect ctl checkpoint` asks for one.");
         return files
             .Select(f => (File: f, Step: StepOf(f), Time: File.GetLastWriteTimeUtc(f)))
             .OrderByDescending(x => x.Step ?? -1).ThenByDescending(x => x.Time)

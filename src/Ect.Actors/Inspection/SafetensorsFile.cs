@@ -40,7 +40,8 @@ public sealed class SafetensorsFile
         if (fs.Read(lenBytes) != 8) throw Bad(path, "shorter than the 8-byte header length");
         var n = BinaryPrimitives.ReadInt64LittleEndian(lenBytes);
         if (n <= 0 || n > MaxHeaderBytes || 8 + n > fs.Length)
-            throw Bad(path, $"header length {n} is impossible for a {fs.Length}-byte file");
+            throw Bad(path, $"header length {n} is impossible for a {fs.Length}-byte file (not a safetensors file at all? " +
+                "checkpoints of the fake engine, run.engine = fake, use their own format)");
         var header = new byte[n];
         fs.ReadExactly(header);
         var dataStart = 8 + n;

@@ -125,7 +125,8 @@ public sealed class CheckpointDigestTests : IDisposable
     {
         Directory.CreateDirectory(Path.Combine(_dir, "checkpoints"));
         Write("checkpoints/ckpt-a.safetensors", Checkpoint(), Meta("1000"));
-        var latest = Write("checkpoints/ckpt-b.safetensors", Checkpoint(2f), Meta("2000"));
+        var latest = Write("checkpoints/ckpt-b.ckpt", Checkpoint(2f), Meta("2000"));
+        File.WriteAllBytes(Path.Combine(_dir, "checkpoints", "ckpt-c.ckpt.tmp"), [1, 2, 3]); // in-flight write: ignored
         File.SetLastWriteTimeUtc(latest, DateTime.UtcNow.AddHours(-1)); // the step decides, not the time
         var expected = CheckpointSummary.Of(latest);
 
@@ -138,7 +139,7 @@ public sealed class CheckpointDigestTests : IDisposable
 
         code.Should().Be(0);
         var text = sw.ToString();
-        text.Should().Contain("ckpt-b.safetensors").And.Contain("2000").And.Contain(expected.WeightsDigest!)
+        text.Should().Contain("ckpt-b.ckpt").And.Contain("2000").And.Contain(expected.WeightsDigest!)
             .And.Contain(expected.EmaDigest!).And.Contain("cfg-abc123");
     }
 
