@@ -16,12 +16,13 @@ public sealed record CheckpointSummary(
     IReadOnlyDictionary<string, string> Metadata,
     int TensorCount)
 {
-    // Metadata keys, first match wins: TrainState writes ect.* counters and passes the caller's strings as user.*.
+    // Metadata keys, first match wins. TrainState writes its TrainStep's counters as ect.* and the daemon's strings
+    // as user.*; the daemon's are the run's (ect.step restarts at the start of tuning, user.step does not).
     private static readonly string[] PhaseKeys = ["user.phase", "ect.phase", "phase"];
-    private static readonly string[] StepKeys = ["ect.step", "user.step", "step"];
+    private static readonly string[] StepKeys = ["user.step", "ect.step", "step"];
     private static readonly string[] KimgKeys = ["user.kimg", "ect.kimg", "kimg"];
-    private static readonly string[] ImagesKeys = ["ect.images", "user.images", "images"];
-    private static readonly string[] StageKeys = ["ect.stage", "user.stage", "stage"];
+    private static readonly string[] ImagesKeys = ["user.images", "ect.images", "images"];
+    private static readonly string[] StageKeys = ["user.stage", "ect.stage", "stage"];
     private static readonly string[] ConfigDigestKeys = ["user.config-digest", "ect.config-digest", "config-digest", "user.config_digest"];
 
     public static CheckpointSummary Of(string path)

@@ -106,6 +106,17 @@ public sealed class CheckpointDigestTests : IDisposable
     }
 
     [Fact]
+    public void The_daemons_run_counters_win_over_the_train_steps()
+    {
+        // In tuning the TrainStep restarts its own count (ect.step) while the run's step (user.step) goes on.
+        var meta = Meta("1");
+        meta["user.step"] = "3";
+        meta["user.kimg"] = "0.096";
+        var s = CheckpointSummary.Of(Write("a.safetensors", Checkpoint(), meta));
+        (s.Step, s.Kimg).Should().Be((3L, 0.096));
+    }
+
+    [Fact]
     public void Corrupt_files_are_reported_by_name()
     {
         var path = Path.Combine(_dir, "bad.safetensors");
