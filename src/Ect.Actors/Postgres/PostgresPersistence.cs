@@ -5,12 +5,14 @@ namespace Ect.Actors.Postgres;
 /// <summary>
 /// Loads hocon/postgres.conf (Akka.Persistence.Sql journal + snapshot store on PostgreSQL) and settles its
 /// connection string: the environment variable ECT_PG_CONNECTION when set, else
-/// ect.persistence.postgres.connection-string.
+/// ect.persistence.connection-string.
 /// </summary>
 public static class PostgresPersistence
 {
     public const string EnvironmentVariable = "ECT_PG_CONNECTION";
-    public const string ConnectionStringPath = "ect.persistence.postgres.connection-string";
+    // The daemon's key (hocon/default.conf), not a separate ect.persistence.postgres section: `ect train` refuses
+    // keys that default.conf does not define, and hocon/postgres.conf must be usable as `ect train --config`.
+    public const string ConnectionStringPath = "ect.persistence.connection-string";
 
     /// <summary>Parses a postgres.conf file (with <paramref name="overrides"/> on top) and applies <see cref="Apply"/>.</summary>
     public static Config Load(string confPath, Config? overrides = null)

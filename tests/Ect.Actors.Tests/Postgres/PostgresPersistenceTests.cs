@@ -16,7 +16,7 @@ public sealed class PostgresPersistenceTests(PostgresFixture pg) : IClassFixture
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>The shipped hocon/postgres.conf with the fixture's server as ect.persistence.postgres.connection-string.</summary>
+    /// <summary>The shipped hocon/postgres.conf with the fixture's server as ect.persistence.connection-string.</summary>
     private Config LoadConfig() =>
         PostgresPersistence.Load(Path.Combine(RepoRoot.Find(), "hocon", "postgres.conf"),
             ConfigurationFactory.ParseString(
