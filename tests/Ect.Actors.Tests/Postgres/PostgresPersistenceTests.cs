@@ -16,23 +16,25 @@ public sealed class PostgresPersistenceTests(PostgresFixture pg) : IClassFixture
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>The shipped hocon/postgres.conf with the fixture's server as ect.persistence.connection-string.</summary>
+    private static string ConfFile => Path.Combine(RepoRoot.Find(), "hocon", "postgres.conf");
+
+    /// <summary>
+    /// The shipped hocon/postgres.conf through the daemon's loader (default.conf &lt; --config &lt; --set) with the
+    /// fixture's server, and the Akka.Persistence.Sql section the daemon derives from it.
+    /// </summary>
     private Config LoadConfig() =>
-        PostgresPersistence.Load(Path.Combine(RepoRoot.Find(), "hocon", "postgres.conf"),
-            ConfigurationFactory.ParseString(
-                $"{PostgresPersistence.ConnectionStringPath} = \"{pg.ConnectionString}\"\nakka.loglevel = WARNING\n"
-                + CounterActor.SerializationHocon));
+        PostgresPersistence.AkkaConfig(PostgresPersistence.Load(ConfFile,
+                [$"{PostgresPersistence.ConnectionStringPath}={pg.ConnectionString}"], environmentValue: ""))
+            .WithFallback(ConfigurationFactory.ParseString("akka.loglevel = WARNING\n" + CounterActor.SerializationHocon));
 
     [Fact]
     public void The_environment_variable_wins_over_the_config_key_and_none_is_an_error()
     {
-        var file = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(RepoRoot.Find(), "hocon", "postgres.conf")));
-        var withKey = ConfigurationFactory.ParseString($"{PostgresPersistence.ConnectionStringPath} = \"Host=a\"").WithFallback(file);
+        var withKey = PostgresPersistence.Load(ConfFile, [$"{PostgresPersistence.ConnectionStringPath}=Host=a"], environmentValue: "");
+        withKey.GetString(PostgresPersistence.ConnectionStringPath).Should().Be("Host=a");
         PostgresPersistence.Apply(withKey, environmentValue: "Host=from-env")
-            .GetString("akka.persistence.journal.sql.connection-string").Should().Be("Host=from-env");
-        PostgresPersistence.Apply(withKey, environmentValue: "")
-            .GetString("akka.persistence.snapshot-store.sql.connection-string").Should().Be("Host=a");
-        var act = () => PostgresPersistence.Apply(file, environmentValue: "");
+            .GetString(PostgresPersistence.ConnectionStringPath).Should().Be("Host=from-env");
+        var act = () => PostgresPersistence.Load(ConfFile, environmentValue: "");
         act.Should().Throw<InvalidOperationException>().WithMessage("*ECT_PG_CONNECTION*");
     }
 
@@ -44,6 +46,7 @@ public sealed class PostgresPersistenceTests(PostgresFixture pg) : IClassFixture
         c.GetString("akka.persistence.journal.sql.provider-name").Should().Be("PostgreSQL.15");
         c.GetString("akka.persistence.journal.sql.connection-string").Should().Be(pg.ConnectionString);
         c.GetString("akka.persistence.snapshot-store.plugin").Should().Be("akka.persistence.snapshot-store.sql");
+        c.GetString("akka.persistence.snapshot-store.sql.provider-name").Should().Be("PostgreSQL.15");
         c.GetString("akka.persistence.snapshot-store.sql.connection-string").Should().Be(pg.ConnectionString);
     }
 
