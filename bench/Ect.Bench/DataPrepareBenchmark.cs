@@ -6,7 +6,7 @@ namespace Ect.Bench;
 
 /// <summary>
 /// `ect data prepare` speed: Fashion-MNIST's 60,000 training images (gzipped IDX) to an EDM zip at 32x32.
-/// Target: under 30 s. Also times loading the zip back (PNG decode). Args: [source=/usr/share/datasets/fashion-mnist] [dest] [keep].
+/// Target: under 30 s. Also times loading the zip back (PNG decode). Args: [source=/usr/share/datasets/fashion-mnist] [dest] [keep|delete] [resolution].
 /// </summary>
 public sealed class DataPrepareBenchmark : IBenchmarkVerb
 {
@@ -31,7 +31,8 @@ public sealed class DataPrepareBenchmark : IBenchmarkVerb
         var proc = Process.GetCurrentProcess();
         var cpu0 = proc.TotalProcessorTime;
         var sw = Stopwatch.StartNew();
-        var result = DatasetPreparer.Prepare(source, dest, null, null, progress);
+        int? resolution = args.Length > 3 ? int.Parse(args[3]) : null;
+        var result = DatasetPreparer.Prepare(source, dest, resolution, null, progress);
         var prepare = sw.Elapsed.TotalSeconds;
         proc.Refresh();
         var prepareCpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;

@@ -6,7 +6,7 @@ namespace Ect.Data;
 /// <summary>How to bring images to a target resolution.</summary>
 public enum ResizeMode
 {
-    /// <summary>Pad when the target is at least as large as the image (MNIST 28 → 32), else bilinear.</summary>
+    /// <summary>Pad when the image fits and covers more than 3/4 of the target side (MNIST 28 → 32), else bilinear.</summary>
     Auto,
     /// <summary>Centre the image on a -1 (black) background, as EDM's dataset_tool pads MNIST to 32x32.</summary>
     Pad,
@@ -47,7 +47,8 @@ public sealed class ImageBatch(Tensor images, Tensor? labels, SamplerState start
 /// Turns uint8 NCHW images into float batches the way EDM's training loop does (<c>x / 127.5 - 1</c> in float32),
 /// with optional pad/resize and x-flip. Deterministic and resumable: the indices come from a
 /// <see cref="ResumableSampler"/>, and each sample's flip is a draw from (seed, epoch, position), so restoring the
-/// sampler state reproduces both images and augmentation. Single-threaded on purpose (the training step owns the cores).
+/// sampler state reproduces both images and augmentation. Single-threaded on purpose (the training step owns the
+/// cores); one instance is not safe to share between threads.
 /// </summary>
 public sealed unsafe class BatchAssembler
 {
@@ -95,7 +96,8 @@ public sealed unsafe class BatchAssembler
         bool same = Resolution == h && Resolution == w;
         if (same) return;
         var mode = Options.Resize;
-        if (mode == ResizeMode.Auto) mode = Resolution >= h && Resolution >= w ? ResizeMode.Pad : ResizeMode.Bilinear;
+        // Same rule as dataset export: pad when the image nearly fills the target (MNIST 28 in 32), else resample.
+        if (mode == ResizeMode.Auto) mode = Imaging.Resample.PadsTo(h, w, Resolution) ? ResizeMode.Pad : ResizeMode.Bilinear;
         if (mode == ResizeMode.Pad)
         {
             if (Resolution < h || Resolution < w)

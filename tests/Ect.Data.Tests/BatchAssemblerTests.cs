@@ -122,6 +122,17 @@ public class BatchAssemblerTests
     }
 
     [Fact]
+    public void Auto_mode_upsamples_small_images_instead_of_padding_a_wide_border()
+    {
+        using var ds = ImageDataset.Allocate("memory", 1, 1, 16, 16, null, 0);
+        ds.GetImageForWrite(0).Fill(200);
+        var asm = new BatchAssembler(ds, 1, 0, new BatchOptions { Resolution = 64 });
+        var buf = new float[64 * 64];
+        asm.NextInto(buf, default);
+        buf.Should().OnlyContain(v => Math.Abs(v - (200 / 127.5f - 1)) < 1e-5f);
+    }
+
+    [Fact]
     public void A_resolution_the_network_cannot_take_is_refused()
     {
         using var ds = Make(2, 1, 28, 28);

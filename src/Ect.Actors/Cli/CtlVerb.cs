@@ -138,6 +138,8 @@ public sealed class CtlVerb : ICliVerb
     {
         // Created per call so that a redirected Console.Out (tests, pipes) is honoured.
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        // Redirected output has no width; digests and paths should not wrap mid-token.
+        if (Console.IsOutputRedirected) console.Profile.Width = 240;
         if (!reply.Accepted)
         {
             Console.Error.WriteLine($"ect ctl: refused: {reply.Message}");

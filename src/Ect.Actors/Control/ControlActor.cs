@@ -58,6 +58,10 @@ public sealed class ControlActor : ReceiveActor
 
     public static Props Props(IActorRef coordinator, string token) => Props(coordinator, token, TimeSpan.FromSeconds(10));
 
-    public static Props Props(IActorRef coordinator, string token, TimeSpan coordinatorTimeout) =>
-        Akka.Actor.Props.Create(() => new ControlActor(coordinator, token, coordinatorTimeout));
+    public static Props Props(IActorRef coordinator, string token, TimeSpan coordinatorTimeout)
+    {
+        // Checked here too, so that the mistake surfaces at the caller rather than as a failed actor start.
+        if (string.IsNullOrEmpty(token)) throw new ArgumentException("The control token may not be empty.", nameof(token));
+        return Akka.Actor.Props.Create(() => new ControlActor(coordinator, token, coordinatorTimeout));
+    }
 }

@@ -15,6 +15,7 @@ public sealed record ControlAddress(
     [property: JsonPropertyName("path")] string Path)
 {
     /// <summary>The actor path to select, e.g. akka.tcp://ect@127.0.0.1:40123/user/control.</summary>
+    [JsonIgnore]
     public string SelectionPath => $"{Protocol}://{System}@{FormatHost(Hostname)}:{Port}{Path}";
 
     private static string FormatHost(string h) => h.Contains(':') && !h.StartsWith('[') ? $"[{h}]" : h;

@@ -22,9 +22,12 @@ public sealed class UNetBlock : nn.Module<Tensor, Tensor, Tensor>
 
     // Field names are EDM's module names: TorchSharp registers Module-typed fields by field name
     // (RegisterComponents), which gives the state-dict keys norm0.weight, conv0.bias, ...
-    private readonly GroupNorm norm0, norm1;
-    private readonly Conv2d conv0, conv1;
+    // Declaration order = EDM's construction order, so parameters enumerate in PyTorch's state_dict order.
+    private readonly GroupNorm norm0;
+    private readonly Conv2d conv0;
     private readonly Linear affine;
+    private readonly GroupNorm norm1;
+    private readonly Conv2d conv1;
     private readonly Conv2d? skip;
     private readonly GroupNorm? norm2;
     private readonly Conv2d? qkv, proj;

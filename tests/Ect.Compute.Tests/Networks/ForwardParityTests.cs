@@ -22,6 +22,9 @@ public class ForwardParityTests
         var ours = net.state_dict();
         ours.Keys.Except(golden.Names).Should().BeEmpty("no unexpected keys");
         golden.Names.Except(ours.Keys).Should().BeEmpty("no missing keys");
+        // Parameters enumerate in PyTorch's order (optimizer state and flat parameter lists line up).
+        net.named_parameters().Select(p => p.name).Should().Equal(
+            golden.Names.Where(n => golden.Entries[n].Extra["kind"] == "parameter"), "parameters enumerate in PyTorch's order");
         ours.Count.Should().Be(280);
         foreach (var name in golden.Names)
             ours[name].shape.Should().Equal(golden.Entries[name].Shape, name);
