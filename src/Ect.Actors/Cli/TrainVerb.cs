@@ -41,6 +41,12 @@ public sealed class TrainVerb : ICliVerb
                 all.Add($"ect.run.max-steps={n}");
             }
             var config = EctConfiguration.Load(configFile, all);
+            // PostgreSQL (hocon/postgres.conf): the connection string may come from ECT_PG_CONNECTION.
+            if (config.GetString("ect.persistence.provider", "sqlite") == "postgresql")
+            {
+                try { config = Postgres.PostgresPersistence.Apply(config); }
+                catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
+            }
             settings = RunSettings.From(config);
             Engines.Check(settings);
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
