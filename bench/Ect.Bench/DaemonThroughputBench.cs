@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Ect.Actors.Configuration;
+using Ect.Actors.Daemon;
+using Ect.Actors.Engine;
+using Ect.Actors.Run;
+
+namespace Ect.Bench;
+
+/// <summary>
+/// `daemon-throughput [STEPS] [--set KEY=VALUE]...`: the cost of the daemon. Runs the same configuration
+/// (default: the default network, Fashion-MNIST, batch 32) as (a) a bare loop (batch source + engine.Step, nothing
+/// else) and (b) `ect train`'s daemon in-process (actors, prefetching loader, journal, checkpoints every
+/// 10 steps, stats consumers), and reports images/s of both over the same steps (step 1 excluded: warm-up), the
+/// ratio, and the time one checkpoint capture holds the trainer thread versus one step.
+/// </summary>
+public sealed class DaemonThroughputBench : IBenchmarkVerb
+{
+    public string Name => "daemon-throughput";
+    public string Description => "ect train's daemon vs a bare TrainStep loop: images/s ratio and checkpoint stall";
+
+    public int Run(string[] args)
+    {
+        int steps = args.Length > 0 && int.TryParse(args[0], out var n) ? n : 20;
+        var sets = new List<string> { "display.mode=off", "control.enabled=off", $"pretrain.steps={steps}", "tuning.steps=0",
+            "checkpoint.every-steps=10", "evaluation.every-steps=0", "evaluation.evaluators=[]" };
+        for (int i = 0; i < args.Length - 1; i++) if (args[i] == "--set") sets.Add(args[i + 1]);
+        var settings = RunSettings.From(EctConfiguration.Load(null, sets));
+        var factory = Engines.ForSettings(settings);
+        Console.WriteLine($"config: engine {settings.Engine}, batch {settings.BatchSize}, threads {settings.Threads}, {steps} steps, " +
+                          $"network {settings.Config.GetString("ect.network.type")} ch {settings.Config.GetInt("ect.network.model-channels")}; machine: {Environment.ProcessorCount} cores");
+
+        int rounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 2;
+        var results = new List<(double Bare, double Daemon)>();
+        for (int round = 0; round < rounds; round++)
+        {
+            // Alternating bare / daemon rounds: a machine shared with other work slows both alike.
+            var r = Round(settings, factory, steps);
+            if (r is null) return 1;
+            results.Add(r.Value);
+        }
+        var bareMed = Median(results.Select(r => r.Bare)); var daemonMed = Median(results.Select(r => r.Daemon));
+        Console.WriteLine($"median over {rounds} rounds: bare {bareMed:F2} img/s, daemon {daemonMed:F2} img/s, ratio {daemonMed / bareMed * 100:F1} %");
+        return 0;
+    }
+
+    private static double Median(IEnumerable<double> xs) { var a = xs.Order().ToArray(); return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2; }
+
+    private static (double Bare, double Daemon)? Round(RunSettings settings, EngineFactory factory, int steps)
+    {
+        // (a) bare loop
+        var bareDir = Directory.CreateTempSubdirectory("ect-bench-bare-").FullName;
+        var (engine, source) = factory(settings, bareDir);
+        engine.SetPhase(Phases.Pretrain);
+        engine.SetLearningRate(settings.PretrainLr);
+        source.Restore(source.InitialState);
+        var sw = new Stopwatch();
+        double captureSeconds = 0;
+        var dataSw = new Stopwatch();
+        for (int i = 0; i < steps; i++)
+        {
+            if (i == 1) sw.Start();
+            if (i >= 1) dataSw.Start();
+            using var b = source.Next();
+            dataSw.Stop();
+            engine.Step(b);
+        }
+        sw.Stop();
+        Console.WriteLine($"bare loop: batch assembly {dataSw.Elapsed.TotalMilliseconds / (steps - 1):F1} ms/step of {sw.Elapsed.TotalMilliseconds / (steps - 1):F1}");
+        var bare = (steps - 1) * settings.BatchSize / sw.Elapsed.TotalSeconds;
+        var stepSeconds = sw.Elapsed.TotalSeconds / (steps - 1);
+        var c0 = Stopwatch.StartNew();
+        using (engine.Capture(new Dictionary<string, string> { ["sampler"] = "x", ["step"] = "0" })) captureSeconds = c0.Elapsed.TotalSeconds;
+        engine.Dispose(); source.Dispose();
+
+        // (b) the daemon
+        var runDir = Directory.CreateTempSubdirectory("ect-bench-daemon-").FullName;
+        var outcome = RunDaemon.RunAsync(settings, runDir, factory, CancellationToken.None, TextWriter.Null).GetAwaiter().GetResult();
+        if (outcome.ExitCode != 0) { Console.WriteLine(outcome.Message); return null; }
+        var times = File.ReadLines(Path.Combine(runDir, "stats.jsonl"))
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .ToDictionary(e => e.GetProperty("step").GetInt64(), e => DateTimeOffset.Parse(e.GetProperty("time").GetString()!, CultureInfo.InvariantCulture));
+        var daemonSeconds = (times[steps] - times[1]).TotalSeconds;
+        var daemon = (steps - 1) * settings.BatchSize / daemonSeconds;
+
+        Console.WriteLine($"bare TrainStep loop : {bare,8:F2} img/s ({stepSeconds * 1000:F1} ms/step)");
+        Console.WriteLine($"ect train (daemon)  : {daemon,8:F2} img/s");
+        Console.WriteLine($"ratio daemon / bare : {daemon / bare * 100,8:F1} %  (goal >= 95 %)");
+        Console.WriteLine($"checkpoint capture  : {captureSeconds * 1000,8:F1} ms on the trainer thread = {captureSeconds / stepSeconds:F2} steps (goal < 1)");
+        return (bare, daemon);
+    }
+}

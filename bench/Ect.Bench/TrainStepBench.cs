@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Globalization;
+using Ect.Compute.Losses;
+using Ect.Compute.Networks;
+using Ect.Compute.Optim;
+using Ect.Compute.Preconditioning;
+using Ect.Compute.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ect.Bench;
+
+/// <summary>
+/// Images/s of a full ECT training step (two forwards, one backward, RAdam, EMA) against a plain EDM diffusion
+/// step (one forward, one backward, Adam, EMA), plus the process RSS at step 100 and at the last step.
+/// Network: DDPM++ scaled down (model_channels 32, channel_mult [1,2,2], 2 blocks, attention at 16, 1 channel,
+/// 32x32, dropout 0.1); batch 32.
+/// Args: steps=N (timed steps per mode, default 120), threads=T (2), batch=B (32), mode=both|ect|edm, warmup=W (3).
+/// </summary>
+public sealed class TrainStepBench : IBenchmarkVerb
+{
+    public string Name => "trainstep";
+    public string Description => "ECT vs EDM training step images/s and RSS (args: steps=120 threads=2 batch=32 mode=both warmup=3)";
+
+    public int Run(string[] args)
+    {
+        var opts = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+        int steps = int.Parse(opts.GetValueOrDefault("steps", "120"), CultureInfo.InvariantCulture);
+        int threads = int.Parse(opts.GetValueOrDefault("threads", "2"), CultureInfo.InvariantCulture);
+        int batch = int.Parse(opts.GetValueOrDefault("batch", "32"), CultureInfo.InvariantCulture);
+        int warmup = int.Parse(opts.GetValueOrDefault("warmup", "3"), CultureInfo.InvariantCulture);
+        string mode = opts.GetValueOrDefault("mode", "both");
+        torch.set_num_threads(threads);
+        Console.WriteLine($"trainstep: batch {batch}, {threads} thread(s), {steps} timed steps after {warmup} warm-up, {Environment.ProcessorCount} logical CPUs");
+
+        var results = new List<(string Mode, double Sps)>();
+        Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
+        if (mode is "both" or "edm") results.Add(("edm", RunMode("edm", steps, batch, warmup)));
+        if (mode is "both" or "ect") results.Add(("ect", RunMode("ect", steps, batch, warmup)));
+        if (results.Count == 2)
+            Console.WriteLine($"ECT / EDM step time ratio: {results[1].Sps / results[0].Sps:F3} (target <= 1.4)");
+        return 0;
+    }
+
+    private static double RunMode(string mode, int steps, int batch, int warmup)
+    {
+        var cfg = SongUNetConfig.DdpmPP(imgResolution: 32, imgChannels: 1, modelChannels: 32, channelMult: [1, 2, 2],
+            numBlocks: 2, attnResolutions: [16], dropout: 0.1);
+        torch.random.manual_seed(0);
+        Precond net = mode == "ect" ? new EctPrecond(cfg) : new EdmPrecond(cfg);
+        Precond ema = mode == "ect" ? new EctPrecond(cfg) : new EdmPrecond(cfg);
+        ITrainingLoss loss = mode == "ect" ? new EctLoss(new MappingFunction(q: 256)) : new EdmLoss();
+        var opt = mode == "ect" ? new OptimizerConfig(OptimizerKind.RAdam, 1e-4) : new OptimizerConfig(OptimizerKind.Adam, 1e-3);
+        using var step = new TrainStep(net, ema, loss, new TrainStepConfig(batch, opt, new EmaConfig(Beta: 0.9993), Seed: 1));
+        long nParams = net.parameters().Sum(p => p.numel());
+        Console.WriteLine($"[{mode}] {nParams:N0} parameters");
+
+        var sw = new Stopwatch();
+        // CPU time is reported next to wall time: on a shared, loaded machine it is the steadier measure.
+        TimeSpan cpu0 = TimeSpan.Zero;
+        double rss100 = double.NaN;
+        int redo = 0;
+        for (int i = 0; i < warmup + steps; i++)
+        {
+            if (i == warmup) { sw.Start(); cpu0 = Process.GetCurrentProcess().TotalProcessorTime; }
+            using var g = new Generator((ulong)i);
+            using var x = rand(new long[] { batch, 1, 32, 32 }, generator: g) * 2 - 1;
+            var s = step.Step(x);
+            redo += s.RedoCount;
+            int done = i + 1;
+            if (done == 100) rss100 = RssMiB();
+            if (done % 5 == 0 || done <= 3 || done == warmup + steps)
+                Console.WriteLine($"[{mode}] step {done,5}  loss {s.LossMean,10:F4}  {s.Duration.TotalMilliseconds,7:F0} ms  RSS {RssMiB(),7:F0} MiB");
+        }
+        sw.Stop();
+        double cpuPerStep = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / steps;
+        double secPerStep = sw.Elapsed.TotalSeconds / steps;
+        double rssEnd = RssMiB();
+        Console.WriteLine($"[{mode}] {secPerStep:F3} s/step wall, {cpuPerStep:F3} CPU-s/step, {batch / secPerStep:F1} img/s over {steps} steps; redo {redo}; " +
+            $"RSS step 100: {rss100:F0} MiB, step {warmup + steps}: {rssEnd:F0} MiB" +
+            (double.IsNaN(rss100) ? "" : $" (growth {(rssEnd / rss100 - 1) * 100:F1}%)"));
+        return secPerStep;
+    }
+
+    private static double RssMiB()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+        return double.NaN;
+    }
+}

@@ -1,0 +1,69 @@
+using System.CommandLine;
+using System.Globalization;
+using Ect.Actors.Inspection;
+using Spectre.Console;
+
+namespace Ect.Actors.Cli;
+
+/// <summary>
+/// `ect inspect CHECKPOINT|RUN_DIR`: phase, step, kimg, stage, config digest of a checkpoint, and SHA-256
+/// digests of its weights and EMA over tensor names and bytes (see <see cref="CheckpointDigest"/>).
+/// For a run directory, the latest checkpoint in it.
+/// </summary>
+public sealed class InspectVerb : ICliVerb
+{
+    public int Order => 40;
+
+    public Command Build()
+    {
+        var target = new Argument<string>("CHECKPOINT|RUN_DIR") { Description = "A .safetensors checkpoint, or a run directory (its latest checkpoint)." };
+        var showMeta = new Option<bool>("--metadata") { Description = "Also list every __metadata__ entry." };
+        var cmd = new Command("inspect", "Show a checkpoint's counters and weight/EMA digests.");
+        cmd.Arguments.Add(target);
+        cmd.Options.Add(showMeta);
+        cmd.SetAction(r => Run(r.GetValue(target)!, r.GetValue(showMeta)));
+        return cmd;
+    }
+
+    public static int Run(string target, bool showMetadata)
+    {
+        CheckpointSummary s;
+        try
+        {
+            var path = Directory.Exists(target) ? CheckpointSummary.LatestIn(target) : target;
+            s = CheckpointSummary.Of(path);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"ect inspect: {e.Message}");
+            return 1;
+        }
+
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        // Redirected output has no width; digests and paths should not wrap mid-token.
+        if (Console.IsOutputRedirected) console.Profile.Width = 240;
+        var table = new Table().AddColumn("field").AddColumn("value");
+        void Row(string k, string? v) => table.AddRow(Markup.Escape(k), Markup.Escape(v ?? "-"));
+        Row("checkpoint", s.Path);
+        Row("phase", s.Phase);
+        Row("step", s.Step?.ToString(CultureInfo.InvariantCulture));
+        Row("kimg", s.Kimg?.ToString("0.###", CultureInfo.InvariantCulture));
+        Row("stage", s.Stage?.ToString(CultureInfo.InvariantCulture));
+        Row("config digest", s.ConfigDigest);
+        Row("tensors", s.TensorCount.ToString(CultureInfo.InvariantCulture));
+        Row("weights sha256", s.WeightsDigest);
+        Row("ema sha256", s.EmaDigest);
+        foreach (var (group, digest) in s.GroupDigests.Where(g => g.Key is not ("net" or "ema" or "")))
+            Row($"{group}/ sha256", digest);
+        console.Write(table);
+
+        if (showMetadata && s.Metadata.Count > 0)
+        {
+            var meta = new Table().AddColumn("metadata key").AddColumn("value");
+            foreach (var (k, v) in s.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                meta.AddRow(Markup.Escape(k), Markup.Escape(v.Length > 200 ? v[..200] + "..." : v));
+            console.Write(meta);
+        }
+        return 0;
+    }
+}

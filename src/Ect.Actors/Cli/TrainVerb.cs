@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Ect.Actors.Configuration;
+using Ect.Actors.Control;
+using Ect.Actors.Daemon;
+using Ect.Actors.Engine;
+
+namespace Ect.Actors.Cli;
+
+/// <summary>
+/// `ect train [--config FILE] [--set KEY=VALUE]... [--steps N] [--run-dir DIR]`: runs (or continues) a
+/// training run. Exit 0 when the run finished or was stopped cleanly (SIGTERM, Ctrl-C, ect ctl stop, the step
+/// cap), 1 when training failed, 2 when the configuration was refused (nothing started).
+/// </summary>
+public sealed class TrainVerb : ICliVerb
+{
+    public int Order => 10;
+    public const string DefaultRunDir = "runs/default";
+
+    public Command Build()
+    {
+        var config = new Option<string?>("--config") { Description = "HOCON file layered over the defaults (see `ect config show`)." };
+        var set = new Option<string[]>("--set") { Description = "KEY=VALUE for any configuration key (repeatable), e.g. --set ect.data.batch-size=64.", AllowMultipleArgumentsPerToken = false };
+        var steps = new Option<long?>("--steps") { Description = "Stop the run after N steps in total (a later `ect train` with a larger N continues it)." };
+        var runDir = new Option<string>("--run-dir") { Description = "Run directory (journal, checkpoints, stats, samples). Started again on the same directory, the run continues.", DefaultValueFactory = _ => DefaultRunDir };
+        var cmd = new Command("train", "Train (or continue) a run: diffusion pretraining, ECT tuning, sample grids.");
+        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir);
+        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir));
+        return cmd;
+    }
+
+    public static int Run(string? configFile, string[] sets, long? steps, string runDir)
+    {
+        RunSettings settings;
+        try
+        {
+            var all = sets.ToList();
+            if (steps is { } n)
+            {
+                if (n <= 0) throw new ConfigurationException($"--steps {n}: must be > 0");
+                all.Add($"ect.run.max-steps={n}");
+            }
+            var config = EctConfiguration.Load(configFile, all);
+            // PostgreSQL (hocon/postgres.conf): the connection string may come from ECT_PG_CONNECTION.
+            if (config.GetString("ect.persistence.provider", "sqlite") == "postgresql")
+            {
+                try { config = Postgres.PostgresPersistence.Apply(config); }
+                catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
+            }
+            settings = RunSettings.From(config);
+            Engines.Check(settings);
+            if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
+        }
+        catch (Exception e) when (e is ConfigurationException or ControlException)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+
+        using var stop = new CancellationTokenSource();
+        // Our own handlers (Cancel = true): the run checkpoints and records before the process ends.
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        try
+        {
+            var outcome = RunDaemon.RunAsync(settings, runDir, Engines.ForSettings(settings), stop.Token).GetAwaiter().GetResult();
+            (outcome.ExitCode == 0 ? Console.Out : Console.Error).WriteLine(outcome.Message);
+            return outcome.ExitCode;
+        }
+        catch (Exception e) when (e is ConfigurationException or ControlException)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+    }
+}

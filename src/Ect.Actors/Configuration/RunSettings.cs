@@ -1,0 +1,176 @@
+using Akka.Configuration;
+
+namespace Ect.Actors.Configuration;
+
+/// <summary>Settings of one sample-grid (or later: metric) evaluator, from `ect.evaluation.evaluators`.</summary>
+public sealed record EvaluatorSettings(string Type, IReadOnlyList<int> SamplingSteps, int Count, int Seed, double TMax, double MidT);
+
+/// <summary>
+/// The typed, validated view of the `ect` configuration. Construction checks every value and throws a
+/// ConfigurationException naming each wrong key, so that no work starts with a bad configuration.
+/// </summary>
+public sealed record RunSettings
+{
+    public required Config Config { get; init; }
+    public required long Seed { get; init; }
+    public required long MaxSteps { get; init; }
+    public required string Engine { get; init; }
+    public required int Threads { get; init; }
+    public required string DataPath { get; init; }
+    public required int BatchSize { get; init; }
+    public required int Prefetch { get; init; }
+    public required bool UseLabels { get; init; }
+    public required string NetworkType { get; init; }
+    public required long PretrainSteps { get; init; }
+    public required double PretrainLr { get; init; }
+    public required long TuningSteps { get; init; }
+    public required double TuningLr { get; init; }
+    public required double KimgPerTick { get; init; }
+    public required double DoubleTicks { get; init; }
+    public required double EmaBeta { get; init; }
+    public required long CheckpointEvery { get; init; }
+    public required int KeepLast { get; init; }
+    public required long MilestoneEvery { get; init; }
+    public required int NanStreakLimit { get; init; }
+    public required int MaxRollbacks { get; init; }
+    public required long EvaluationEvery { get; init; }
+    public required IReadOnlyList<EvaluatorSettings> Evaluators { get; init; }
+    public required string DisplayMode { get; init; }
+    public required double LogIntervalSeconds { get; init; }
+    public required int SnapshotEvery { get; init; }
+
+    public long TotalSteps => PretrainSteps + TuningSteps;
+
+    /// <summary>Keys a running run accepts from `ect ctl set` (applied at a step boundary, journaled).</summary>
+    public static readonly IReadOnlySet<string> LiveKeys = new HashSet<string>
+    {
+        "ect.run.max-steps", "ect.pretrain.lr", "ect.tuning.lr", "ect.tuning.double-ticks",
+        "ect.checkpoint.every-steps", "ect.checkpoint.keep-last", "ect.evaluation.every-steps",
+    };
+
+    /// <summary>
+    /// Checks a value for a live key: returns null when fine, else a message naming the key. Used by the
+    /// coordinator before anything is applied (a refused change leaves the run untouched).
+    /// </summary>
+    public static string? CheckLiveChange(Config current, string key, string value)
+    {
+        if (!key.StartsWith("ect.", StringComparison.Ordinal)) key = "ect." + key;
+        if (!LiveKeys.Contains(key))
+            return current.HasPath(key)
+                ? $"'{key}' cannot be changed on a running run (live keys: {string.Join(", ", LiveKeys.Order())})"
+                : $"unknown configuration key '{key}'";
+        try
+        {
+            var changed = EctConfiguration.ParseSet($"{key}={value}").WithFallback(current);
+            From(changed, checkData: false);
+            return null;
+        }
+        catch (ConfigurationException e) { return e.Message; }
+    }
+
+    public static RunSettings From(Config c, bool checkData = true)
+    {
+        var errors = new List<string>();
+
+        T Get<T>(string key, Func<string, T> read, Func<T, bool> ok, string rule)
+        {
+            try
+            {
+                var v = read(key);
+                if (!ok(v)) errors.Add($"{key} = {Show(c, key)}: {rule}");
+                return v;
+            }
+            catch (Exception)
+            {
+                errors.Add($"{key} = {Show(c, key)}: not a valid value ({rule})");
+                return default!;
+            }
+        }
+
+        long L(string k, Func<long, bool> ok, string rule) => Get(k, x => c.GetLong(x), ok, rule);
+        int I(string k, Func<int, bool> ok, string rule) => Get(k, x => c.GetInt(x), ok, rule);
+        double D(string k, Func<double, bool> ok, string rule) => Get(k, x => c.GetDouble(x), ok, rule);
+        string S(string k, Func<string, bool> ok, string rule) => Get(k, x => c.GetString(x) ?? "", ok, rule);
+
+        var s = new RunSettings
+        {
+            Config = c,
+            Seed = L("ect.run.seed", _ => true, "an integer"),
+            MaxSteps = L("ect.run.max-steps", v => v >= 0, "must be >= 0 (0 = no cap)"),
+            Engine = S("ect.run.engine", v => v is "torch" or "fake", "must be \"torch\" or \"fake\""),
+            Threads = I("ect.run.threads", v => v >= 1, "must be >= 1"),
+            DataPath = S("ect.data.path", v => v.Length > 0, "must name the dataset folder or file"),
+            BatchSize = I("ect.data.batch-size", v => v > 0, "must be > 0"),
+            Prefetch = I("ect.data.prefetch", v => v >= 1, "must be >= 1"),
+            UseLabels = Get("ect.data.use-labels", x => c.GetBoolean(x), _ => true, "on or off"),
+            NetworkType = S("ect.network.type", v => v is "ddpmpp" or "ncsnpp", "unknown network: use \"ddpmpp\" or \"ncsnpp\""),
+            PretrainSteps = L("ect.pretrain.steps", v => v >= 0, "must be >= 0"),
+            PretrainLr = D("ect.pretrain.lr", v => v > 0 && double.IsFinite(v), "must be > 0"),
+            TuningSteps = L("ect.tuning.steps", v => v >= 0, "must be >= 0"),
+            TuningLr = D("ect.tuning.lr", v => v > 0 && double.IsFinite(v), "must be > 0"),
+            KimgPerTick = D("ect.tuning.kimg-per-tick", v => v > 0, "must be > 0"),
+            DoubleTicks = D("ect.tuning.double-ticks", v => v > 0, "must be > 0"),
+            EmaBeta = D("ect.ema.beta", v => v is >= 0 and < 1, "must be in [0, 1)"),
+            CheckpointEvery = L("ect.checkpoint.every-steps", v => v > 0, "must be > 0"),
+            KeepLast = I("ect.checkpoint.keep-last", v => v >= 1, "must be >= 1"),
+            MilestoneEvery = L("ect.checkpoint.milestone-every-steps", v => v >= 0, "must be >= 0 (0 = none)"),
+            NanStreakLimit = I("ect.training.nan-streak-limit", v => v >= 1, "must be >= 1"),
+            MaxRollbacks = I("ect.training.max-rollbacks", v => v >= 0, "must be >= 0"),
+            EvaluationEvery = L("ect.evaluation.every-steps", v => v >= 0, "must be >= 0 (0 = only at the end)"),
+            Evaluators = ReadEvaluators(c, errors),
+            DisplayMode = S("ect.display.mode", v => v is "auto" or "live" or "plain" or "off", "must be auto, live, plain or off"),
+            LogIntervalSeconds = D("ect.display.log-interval-seconds", v => v > 0, "must be > 0"),
+            SnapshotEvery = I("ect.persistence.snapshot-every-events", v => v >= 1, "must be >= 1"),
+        };
+        S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");
+        I("ect.network.model-channels", v => v > 0, "must be > 0");
+        I("ect.network.num-blocks", v => v > 0, "must be > 0");
+        D("ect.network.dropout", v => v is >= 0 and < 1, "must be in [0, 1)");
+        D("ect.tuning.q", v => v > 1, "must be > 1");
+        S("ect.tuning.mapping", v => v is "sigmoid" or "const", "must be \"sigmoid\" or \"const\"");
+        S("ect.tuning.optimizer", v => v is "radam" or "adam", "must be \"radam\" or \"adam\"");
+        Get("ect.network.channel-mult", x => c.GetIntList(x), v => v.Count > 0 && v.All(m => m > 0), "a non-empty list of positive integers");
+
+        if (checkData && errors.Count == 0 && s.Engine == "torch" && !File.Exists(s.DataPath) && !Directory.Exists(s.DataPath))
+            errors.Add($"ect.data.path = \"{s.DataPath}\": no such file or folder (install Fashion-MNIST with `apt-get install dataset-fashion-mnist` or point ect.data.path at a dataset)");
+        if (errors.Count > 0)
+            throw new ConfigurationException("Configuration refused:\n  " + string.Join("\n  ", errors));
+        return s;
+    }
+
+    private static IReadOnlyList<EvaluatorSettings> ReadEvaluators(Config c, List<string> errors)
+    {
+        var result = new List<EvaluatorSettings>();
+        const string key = "ect.evaluation.evaluators";
+        IList<Config> list;
+        try { list = c.GetValue(key).GetArray().Select(v => { if (!v.IsObject()) throw new FormatException(); return new Config(new Akka.Configuration.Hocon.HoconRoot(v)); }).ToList(); }
+        catch (Exception) { errors.Add($"{key}: must be a list of objects {{ type = ..., ... }}"); return result; }
+        for (int i = 0; i < list.Count; i++)
+        {
+            var e = list[i];
+            var type = e.GetString("type", "");
+            if (type != "sample-grid")
+            {
+                errors.Add($"{key}[{i}].type = \"{type}\": unknown evaluator (known: sample-grid)");
+                continue;
+            }
+            try
+            {
+                var steps = e.HasPath("sampling-steps") ? e.GetIntList("sampling-steps").ToList() : [1, 2];
+                var ev = new EvaluatorSettings(type, steps, e.GetInt("count", 64), e.GetInt("seed", 1234),
+                    e.GetDouble("t-max", 80.0), e.GetDouble("mid-t", 0.821));
+                if (ev.Count <= 0) errors.Add($"{key}[{i}].count = {ev.Count}: must be > 0");
+                if (steps.Count == 0 || steps.Any(n => n is < 1 or > 2)) errors.Add($"{key}[{i}].sampling-steps: each must be 1 or 2");
+                result.Add(ev);
+            }
+            catch (Exception ex) { errors.Add($"{key}[{i}]: {ex.Message}"); }
+        }
+        return result;
+    }
+
+    private static string Show(Config c, string key)
+    {
+        try { var v = c.GetValue(key); return v == null ? "(missing)" : EctConfiguration.Inline(v); }
+        catch { return "(unreadable)"; }
+    }
+}

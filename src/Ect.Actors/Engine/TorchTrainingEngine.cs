@@ -1,0 +1,135 @@
+using Ect.Compute.Losses;
+using Ect.Compute.Networks;
+using Ect.Compute.Optim;
+using Ect.Compute.Preconditioning;
+using Ect.Compute.Sampling;
+using Ect.Compute.Training;
+using Ect.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ect.Actors.Engine;
+
+/// <summary>Everything the real engine needs, read from the run configuration.</summary>
+public sealed record TorchEngineOptions(
+    SongUNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta,
+    double PretrainLr, double PretrainPMean, double PretrainPStd,
+    double TuningLr, OptimizerKind TuningOptimizer, double TuningPMean, double TuningPStd,
+    MappingKind Mapping, double Q, double K, double B, double C);
+
+/// <summary>
+/// The real engine: an EctPrecond SongUNet trained by Ect.Compute's TrainStep. Pretraining: EDM loss, Adam.
+/// Tuning (ECT): starts from the pretrained EMA weights (as the reference starts from EDM's EMA snapshot), ECT
+/// loss, RAdam by default, a fresh optimizer and the step RNG seeded with seed + 1. One network instance serves
+/// both phases (EctPrecond's training mode equals EDM's, same state-dict keys). Checkpoints: TrainState's one
+/// safetensors file, written by Capture on the trainer thread to a scratch file in the checkpoint folder, then
+/// moved into place by the checkpointer (a rename).
+/// </summary>
+public sealed class TorchTrainingEngine : ITrainingEngine
+{
+    private readonly TorchEngineOptions _o;
+    private readonly EctPrecond _net, _ema;
+    private readonly string _scratchDir;
+    private TrainStep? _step;
+    private string? _phase;
+
+    public TorchTrainingEngine(TorchEngineOptions options, string scratchDir)
+    {
+        _o = options;
+        _scratchDir = scratchDir;
+        Directory.CreateDirectory(scratchDir);
+        torch.set_num_threads(options.Threads);
+        torch.random.manual_seed(options.Seed); // weight initialisation
+        _net = new EctPrecond(options.Network);
+        _ema = new EctPrecond(options.Network);
+    }
+
+    public void SetPhase(string phase)
+    {
+        if (phase == _phase) return;
+        var fromPretrain = _phase == Phases.Pretrain && _step != null;
+        _step?.Dispose();
+        if (phase == Phases.Pretrain)
+        {
+            _step = new TrainStep(_net, _ema, new EdmLoss(_o.PretrainPMean, _o.PretrainPStd),
+                new TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _o.PretrainLr), new EmaConfig(_o.EmaBeta), Seed: _o.Seed));
+        }
+        else
+        {
+            if (fromPretrain) Ema.CopyWeights(_ema, _net);
+            var loss = new EctLoss(new MappingFunction(_o.Mapping, _o.Q, _o.K, _o.B), _o.TuningPMean, _o.TuningPStd, c: _o.C);
+            _step = new TrainStep(_net, _ema, loss,
+                new TrainStepConfig(_o.BatchSize, new OptimizerConfig(_o.TuningOptimizer, _o.TuningLr), new EmaConfig(_o.EmaBeta), Seed: _o.Seed + 1));
+        }
+        _phase = phase;
+    }
+
+    private TrainStep Step_ => _step ?? throw new InvalidOperationException("SetPhase first");
+
+    public void SetStage(int stage) => Step_.SetStage(stage);
+    public void SetLearningRate(double lr) => Step_.SetLearningRate(lr);
+
+    public EngineStepResult Step(Batch batch)
+    {
+        var b = (ImageBatch)batch.Payload;
+        var s = Step_.Step(b.Images, b.Labels);
+        return new EngineStepResult(s.LossMean, batch.Count);
+    }
+
+    public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata)
+    {
+        var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
+        TrainState.Save(path, Step_, metadata);
+        return new CapturedFile(path);
+    }
+
+    private sealed class CapturedFile(string path) : ICheckpointImage
+    {
+        private bool _moved;
+        public void WriteTo(string target) { File.Move(path, target, overwrite: true); _moved = true; }
+        public void Dispose() { if (!_moved) try { File.Delete(path); } catch (IOException) { } }
+    }
+
+    public IReadOnlyDictionary<string, string> LoadCheckpoint(string path) => TrainState.Load(path, Step_);
+
+    public IEvaluationModel CaptureEma()
+    {
+        var copy = new EctPrecond(_o.Network);
+        Ema.CopyWeights(_ema, copy);
+        copy.eval();
+        foreach (var p in copy.parameters()) p.requires_grad = false;
+        return new EmaModel(copy, _o.Network);
+    }
+
+    private sealed class EmaModel(EctPrecond net, SongUNetConfig cfg) : IEvaluationModel
+    {
+        public int Channels => cfg.OutChannels;
+        public int Resolution => cfg.ImgResolution;
+
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var g = new Generator((ulong)seed);
+            var latents = randn([count, Channels, Resolution, Resolution], dtype: float64, generator: g);
+            Tensor? labels = null;
+            if (cfg.LabelDim > 0)
+                labels = nn.functional.one_hot(arange(count, dtype: int64) % cfg.LabelDim, cfg.LabelDim).to(float32);
+            IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
+            var x = ConsistencySampler.Sample(net, latents, t, labels, g); // the sampler scales by t_max
+            return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
+        }
+
+        public void Dispose() => net.Dispose();
+    }
+
+    public string WeightsDigest() => StateDigest.Compute(_net);
+    public string EmaDigest() => StateDigest.Compute(_ema);
+
+    public void Dispose()
+    {
+        _step?.Dispose();
+        _net.Dispose();
+        _ema.Dispose();
+    }
+}

@@ -1,0 +1,68 @@
+using System.Globalization;
+using System.Text.Json;
+using Ect.Actors.Run;
+
+namespace Ect.Actors.Output;
+
+/// <summary>
+/// RUN_DIR/stats.jsonl: one JSON line per step. Written from its own thread (the trainer only enqueues).
+/// On resume, lines past the resume step are dropped first: those steps are recomputed (same values).
+/// </summary>
+public sealed class StatsFile : IDisposable
+{
+    public const string Name = "stats.jsonl";
+    private readonly StreamWriter _w;
+    private DateTime _lastFlush = DateTime.UtcNow;
+
+    public StatsFile(string runDir, long keepUpToStep)
+    {
+        var path = Path.Combine(runDir, Name);
+        Truncate(path, keepUpToStep);
+        _w = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read));
+    }
+
+    public static void Truncate(string path, long keepUpToStep)
+    {
+        if (!File.Exists(path)) return;
+        var keep = File.ReadLines(path).Where(l =>
+        {
+            try { return JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64() <= keepUpToStep; }
+            catch (JsonException) { return false; } // a line cut by a kill
+        }).ToList();
+        File.WriteAllLines(path + ".tmp", keep);
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    public void Write(StepStatistics s)
+    {
+        _w.Write(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"step\":{s.Step},\"kimg\":{s.Kimg:R},\"loss\":{Num(s.Loss)},\"phase\":\"{s.Phase}\",\"stage\":{s.Stage},\"lr\":{s.LearningRate:R},\"images_per_s\":{s.ImagesPerSecond:F2},\"step_s\":{s.StepSeconds:F4},\"time\":\"{s.Time:O}\"}}\n"));
+        if ((DateTime.UtcNow - _lastFlush).TotalSeconds > 2) { _w.Flush(); _lastFlush = DateTime.UtcNow; }
+    }
+
+    private static string Num(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";
+
+    public void Dispose() => _w.Dispose();
+
+    /// <summary>Reads (step, loss, phase) back for plots.</summary>
+    public static List<(long Step, double Loss, string Phase)> Read(string runDir)
+    {
+        var path = Path.Combine(runDir, Name);
+        var result = new List<(long, double, string)>();
+        if (!File.Exists(path)) return result;
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var r = new StreamReader(f);
+        while (r.ReadLine() is { } line)
+        {
+            try
+            {
+                var e = JsonDocument.Parse(line).RootElement;
+                var loss = e.GetProperty("loss");
+                if (loss.ValueKind == JsonValueKind.Number)
+                    result.Add((e.GetProperty("step").GetInt64(), loss.GetDouble(), e.GetProperty("phase").GetString() ?? ""));
+            }
+            catch (JsonException) { }
+        }
+        return result;
+    }
+}

@@ -1,0 +1,33 @@
+using Ect.Actors.Persistence.Events;
+using Google.Protobuf;
+using Microsoft.Data.Sqlite;
+
+namespace Ect.Actors.Persistence;
+
+/// <summary>Reads a run's SQLite journal directly (for tests and inspection tools; the daemon itself recovers through Akka).</summary>
+public static class RunJournal
+{
+    public sealed record Entry(long SequenceNr, string Manifest, IMessage Event);
+
+    public static IReadOnlyList<Entry> Read(string runDir, string file = "journal.db", string persistenceId = "ect-run")
+    {
+        var path = Path.Combine(runDir, file);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No journal at {path}", path);
+        var result = new List<Entry>();
+        using var conn = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        conn.Open();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT sequence_number, manifest, message FROM journal WHERE persistence_id = $p AND deleted = 0 ORDER BY sequence_number";
+        cmd.Parameters.AddWithValue("$p", persistenceId);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            var manifest = r.GetString(1);
+            var bytes = (byte[])r.GetValue(2);
+            result.Add(new Entry(r.GetInt64(0), manifest, RunEventSerializer.Parse(bytes, manifest)));
+        }
+        return result;
+    }
+
+    public static IEnumerable<T> Events<T>(IEnumerable<Entry> entries) where T : IMessage => entries.Select(e => e.Event).OfType<T>();
+}

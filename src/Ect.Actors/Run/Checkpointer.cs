@@ -1,0 +1,81 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Event;
+
+namespace Ect.Actors.Run;
+
+/// <summary>
+/// Writes checkpoints off the trainer thread, atomically: temporary file, fsync, SHA-256, rename, fsync of
+/// the folder. Only then does it tell the coordinator, which journals the hash: a journaled checkpoint is
+/// always a complete, durable file. Deletes the files the coordinator no longer keeps.
+/// </summary>
+public sealed class Checkpointer : ReceiveActor
+{
+    public const string Folder = "checkpoints";
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public static Props Props(string runDir) =>
+        Akka.Actor.Props.Create(() => new Checkpointer(runDir)).WithDispatcher("ect.io-dispatcher");
+
+    public Checkpointer(string runDir)
+    {
+        var dir = Path.Combine(runDir, Folder);
+        Directory.CreateDirectory(dir);
+        // Leftovers of a write that a kill interrupted: never journaled, never read.
+        foreach (var tmp in Directory.EnumerateFiles(dir, "*.tmp").Concat(Directory.EnumerateFiles(dir, ".capture-*"))) File.Delete(tmp);
+
+        Receive<WriteCheckpoint>(m =>
+        {
+            var name = $"ckpt-{m.Step:D9}.ckpt";
+            var final = Path.Combine(dir, name);
+            var tmp = final + ".tmp";
+            try
+            {
+                using (m.Image) m.Image.WriteTo(tmp);
+                FsyncFile(tmp);
+                var sha = Sha256File(tmp);
+                File.Move(tmp, final, overwrite: true);
+                FsyncDirectory(dir);
+                Sender.Tell(new CheckpointWritten(m.Generation, Path.Combine(Folder, name), m.Step, m.Kimg, sha, m.Phase, m.Stage));
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "Checkpoint at step {0} failed", m.Step);
+                try { File.Delete(tmp); } catch { /* best effort */ }
+                Sender.Tell(new CheckpointWriteFailed(m.Generation, m.Step, e.Message));
+            }
+        });
+        Receive<DeleteCheckpoints>(m =>
+        {
+            foreach (var rel in m.RelativePaths)
+                try { File.Delete(Path.Combine(runDir, rel)); }
+                catch (Exception e) { _log.Warning("Could not delete {0}: {1}", rel, e.Message); }
+        });
+    }
+
+    public static string Sha256File(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Convert.ToHexStringLower(SHA256.HashData(f));
+    }
+
+    private static void FsyncFile(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        f.Flush(flushToDisk: true);
+    }
+
+    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
+    [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);
+    [DllImport("libc")] private static extern int close(int fd);
+
+    /// <summary>Makes the rename durable (POSIX: the directory entry lives in the directory's data).</summary>
+    public static void FsyncDirectory(string dir)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        int fd = open(dir, 0 /* O_RDONLY */);
+        if (fd < 0) return;
+        try { fsync(fd); } finally { close(fd); }
+    }
+}

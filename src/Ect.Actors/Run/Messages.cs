@@ -1,0 +1,51 @@
+using Ect.Actors.Engine;
+
+namespace Ect.Actors.Run;
+
+// Immutable messages between the run's actors. Generation numbers tell the coordinator which trainer
+// incarnation sent a message (after a rollback, late messages of the old trainer are ignored).
+
+/// <summary>Statistics of one training step, published by the trainer as an IObservable.</summary>
+public sealed record StepStatistics(long Step, double Kimg, double Loss, string Phase, int Stage, double LearningRate,
+    double ImagesPerSecond, double StepSeconds, DateTimeOffset Time);
+
+/// <summary>Where the trainer starts: a committed checkpoint (or none) and the journaled changes to replay.</summary>
+public sealed record ResumeInfo(
+    int Generation,
+    string? CheckpointPath,
+    long Step,
+    string Phase,
+    int Stage,
+    IReadOnlyList<(long Step, string Key, string Value)> ConfigChanges,
+    IReadOnlyList<(long Step, int Stage)> UserStages,
+    bool Paused);
+
+internal sealed record StartTraining(ResumeInfo Resume);
+internal sealed record Tick;
+internal sealed record PauseTraining(bool Paused);
+internal sealed record StopTraining(string Reason);
+internal sealed record CheckpointNow;
+internal sealed record EvaluateNow;
+internal sealed record ApplyConfig(string Key, string Value, string CommandKey);
+internal sealed record ApplyStage(int Stage, string CommandKey);
+
+internal sealed record ConfigApplied(int Generation, string Key, string Value, long Step, string CommandKey);
+internal sealed record StageApplied(int Generation, int Stage, long Step, string CommandKey);
+internal sealed record PhaseReached(int Generation, string Phase, long Step);
+internal sealed record StageReached(int Generation, int Stage, long Step);
+internal sealed record StepFailed(int Generation, long Step, string Reason);
+/// <summary>The trainer stopped stepping at Step (finished, step cap, stop request); its final checkpoint is on its way.</summary>
+internal sealed record TrainingHalted(int Generation, long Step, string Reason, bool Finished, string WeightsSha256, string EmaSha256);
+internal sealed record StatsSample(StepStatistics Stats);
+
+internal sealed record WriteCheckpoint(int Generation, ICheckpointImage Image, long Step, double Kimg, string Phase, int Stage,
+    IReadOnlyDictionary<string, string> Metadata);
+internal sealed record CheckpointWritten(int Generation, string RelativePath, long Step, double Kimg, string Sha256, string Phase, int Stage);
+internal sealed record CheckpointWriteFailed(int Generation, long Step, string Reason);
+internal sealed record DeleteCheckpoints(IReadOnlyList<string> RelativePaths);
+
+internal sealed record Evaluate(long Step, IEvaluationModel Model, bool Final);
+internal sealed record EvaluationDone(string Evaluator, long Step, IReadOnlyList<string> Files, IReadOnlyDictionary<string, double> Metrics, bool Final);
+internal sealed record EvaluationFailed(string Evaluator, long Step, string Reason, bool Final);
+/// <summary>Trainer -> coordinator: one EMA capture per evaluator.</summary>
+internal sealed record EvaluationRequest(long Step, IReadOnlyList<IEvaluationModel> Models, bool Final);

@@ -1,0 +1,346 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Persistence;
+using Ect.Actors.Configuration;
+using Ect.Actors.Control;
+using Ect.Actors.Engine;
+using Ect.Actors.Persistence.Events;
+using Google.Protobuf;
+
+namespace Ect.Actors.Run;
+
+/// <summary>How a daemon's run ended (the process exit code follows it).</summary>
+public sealed record RunOutcome(int ExitCode, string Message, long Step);
+
+/// <summary>Asks the coordinator to stop the run (SIGTERM, Ctrl-C): checkpoint, record, exit 0.</summary>
+public sealed record StopRequested(string Reason);
+
+/// <summary>Where the coordinator's inputs come from (the daemon fills it; tests use fakes).</summary>
+public sealed record CoordinatorSetup(
+    Config CliConfig,
+    string RunDir,
+    EngineFactory EngineFactory,
+    IObserver<StepStatistics> Statistics,
+    IObservable<StepStatistics> SampledStatistics,
+    TaskCompletionSource<RunOutcome> Completion,
+    string PersistenceId = "ect-run",
+    Action<RunState>? OnRecovered = null);
+
+/// <summary>
+/// The run coordinator: a persistent actor that owns the run's state (event sourcing, protobuf events,
+/// snapshots), starts the trainer from the last committed checkpoint, journals checkpoint commits,
+/// schedule changes, evaluations and user commands (idempotent by key), and rolls back failed steps.
+/// </summary>
+public sealed partial class RunCoordinator : ReceivePersistentActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly CoordinatorSetup _setup;
+    private RunState _state = new();
+    private Config _config = null!;
+    private RunSettings _settings = null!;
+    private IActorRef _checkpointer = ActorRefs.Nobody, _evaluators = ActorRefs.Nobody, _trainer = ActorRefs.Nobody;
+    private int _generation;
+    private StepStatistics? _lastStats;
+    private TrainingHalted? _halt;
+    private int _finalEvaluationsPending = -1;
+    private bool _completed, _finishing;
+    private readonly Dictionary<string, List<IActorRef>> _inFlight = new();
+    private IDisposable? _statsSubscription;
+
+    public override string PersistenceId => _setup.PersistenceId;
+
+    public static Props Props(CoordinatorSetup setup) => Akka.Actor.Props.Create(() => new RunCoordinator(setup));
+
+    public RunCoordinator(CoordinatorSetup setup)
+    {
+        _setup = setup;
+        Recover<SnapshotOffer>(o =>
+        {
+            if (o.Snapshot is RunSnapshot s) _state = RunState.FromSnapshot(s);
+        });
+        Recover<IMessage>(e => _state.Apply(e));
+        Recover<RecoveryCompleted>(_ => { });
+
+        Command<Begin>(_ => OnBegin());
+        Command<StatsSample>(s => _lastStats = s.Stats);
+        Command<RunCommand>(OnRunCommand);
+        Command<StopRequested>(m => StopTrainer(m.Reason));
+        Command<PhaseReached>(m => Current(m.Generation), m =>
+            PersistOnce($"phase:{m.Phase}:{m.Step}", new PhaseChanged { Phase = m.Phase, Step = m.Step }));
+        Command<StageReached>(m => Current(m.Generation), m =>
+            PersistOnce($"stage:{m.Stage}:{m.Step}", new StageAdvanced { Stage = m.Stage, Step = m.Step }));
+        Command<ConfigApplied>(m => Current(m.Generation), OnConfigApplied);
+        Command<StageApplied>(m => Current(m.Generation), OnStageApplied);
+        Command<CheckpointWritten>(m => Current(m.Generation), OnCheckpointWritten);
+        Command<CheckpointWriteFailed>(m => _log.Error("Checkpoint at step {0} not written: {1}", m.Step, m.Reason));
+        Command<EvaluationRequest>(r =>
+        {
+            if (r.Final) _finalEvaluationsPending = r.Models.Count;
+            _evaluators.Tell(r);
+        });
+        Command<EvaluationDone>(OnEvaluationDone);
+        Command<EvaluationFailed>(m =>
+        {
+            _log.Warning("Evaluator {0} failed at step {1}: {2}", m.Evaluator, m.Step, m.Reason);
+            if (m.Final) { _finalEvaluationsPending--; TryFinish(); }
+        });
+        Command<TrainingHalted>(m => Current(m.Generation), m => { _halt = m; TryFinish(); });
+        Command<StepFailed>(m => Current(m.Generation), OnStepFailed);
+        Command<Terminated>(t =>
+        {
+            if (t.ActorRef.Equals(_trainer) && _pendingRestart) { _pendingRestart = false; StartTrainer(); }
+        });
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("Snapshot failed: {0}", f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    private bool Current(int generation) => generation == _generation;
+
+    protected override void OnReplaySuccess()
+    {
+        base.OnReplaySuccess();
+        _setup.OnRecovered?.Invoke(_state);
+        Self.Tell(new Begin());
+    }
+
+    private sealed record Begin;
+
+
+    private void OnBegin()
+    {
+        if (_state.Finished)
+        {
+            Complete(new RunOutcome(0, $"The run in {_setup.RunDir} has already finished (step {_state.Step}).", _state.Step));
+            return;
+        }
+        if (!_state.Started)
+        {
+            _config = _setup.CliConfig;
+            var started = new RunStarted
+            {
+                RunId = Path.GetFileName(Path.GetFullPath(_setup.RunDir).TrimEnd('/')),
+                ConfigHocon = EctConfiguration.Render(_config),
+                StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                ProgramVersion = typeof(RunCoordinator).Assembly.GetName().Version?.ToString() ?? "",
+            };
+            // The first phase is journaled too (later phases are journaled by the trainer at their step boundary).
+            PersistEvent(started, _ => PersistEvent(new PhaseChanged { Phase = Phases.Pretrain, Step = 0 }, _ => Initialize()));
+            return;
+        }
+        _config = EctConfiguration.FromJournal(_state.ConfigHocon);
+        // How the run is shown and reached, and the fake engine's timing knobs, follow the new command line.
+        foreach (var k in EctConfiguration.LeafKeys(_setup.CliConfig).Where(RestartMutable))
+            _config = ConfigurationFactory.ParseString($"{k} = {EctConfiguration.Inline(_setup.CliConfig.GetValue(k))}").WithFallback(_config);
+        // A changed step cap on restart is accepted (it decides when to stop, not what is computed);
+        // every other difference is reported and ignored: the run continues as it was configured.
+        var cliCap = _setup.CliConfig.GetLong("ect.run.max-steps", 0);
+        var diffs = EctConfiguration.LeafKeys(_setup.CliConfig)
+            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k))
+            .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(_config.GetValue(k)))
+            .ToList();
+        if (diffs.Count > 0)
+            _log.Warning("The run continues with its recorded configuration; ignored differences: {0}", string.Join(", ", diffs));
+        if (cliCap != EffectiveConfig().GetLong("ect.run.max-steps", 0))
+        {
+            var step = _state.LastCheckpoint?.Step ?? 0;
+            PersistEvent(new ConfigChanged { Key = "ect.run.max-steps", Value = cliCap.ToString(), Step = step, IdempotencyKey = $"restart-{Guid.NewGuid():N}" },
+                _ => Initialize());
+            return;
+        }
+        Initialize();
+    }
+
+    private static bool RestartMutable(string key) =>
+        key.StartsWith("ect.display.", StringComparison.Ordinal) || key.StartsWith("ect.control.", StringComparison.Ordinal)
+        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms";
+
+    private Config EffectiveConfig()
+    {
+        var c = _config;
+        foreach (var ch in _state.ConfigChanges) c = EctConfiguration.ParseSet($"{ch.Key}={ch.Value}").WithFallback(c);
+        return c;
+    }
+
+    private void Initialize()
+    {
+        _settings = RunSettings.From(EffectiveConfig(), checkData: false);
+        _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir), "checkpointer");
+        _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, Self), "evaluators");
+        var self = Self;
+        _statsSubscription = _setup.SampledStatistics.Subscribe(s => self.Tell(new StatsSample(s)));
+        StartTrainer();
+    }
+
+    private bool _pendingRestart;
+
+    private void StartTrainer()
+    {
+        _generation++;
+        _halt = null;
+        _finalEvaluationsPending = -1;
+        var refused = new List<(long Step, string Reason)>();
+        var resume = ResumePoint(refused);
+        _trainer = Context.ActorOf(TrainerActor.Props(_config, _setup.RunDir, _setup.EngineFactory, _checkpointer, _setup.Statistics,
+            _settings.Evaluators.Count), $"trainer-{_generation}");
+        Context.Watch(_trainer);
+        _trainer.Tell(new StartTraining(resume));
+        if (_stopReason != null) _trainer.Tell(new StopTraining(_stopReason));
+        // A refused checkpoint file is a decision too: journal it.
+        foreach (var (step, reason) in refused)
+            PersistEvent(new RolledBack { FromStep = step, ToStep = resume.Step, Reason = reason }, _ => { });
+    }
+
+    /// <summary>The last committed checkpoint whose file is intact (hash matches the journal); older ones if not.</summary>
+    private ResumeInfo ResumePoint(List<(long Step, string Reason)> refused)
+    {
+        var changes = _state.ConfigChanges.Select(c => (c.Step, c.Key, c.Value)).ToList();
+        var stages = _state.UserStages.Select(u => (u.Step, u.Stage)).ToList();
+        for (int i = _state.Checkpoints.Count - 1; i >= 0; i--)
+        {
+            var c = _state.Checkpoints[i];
+            var path = Path.Combine(_setup.RunDir, c.Path);
+            if (!File.Exists(path)) continue; // pruned
+            var sha = Checkpointer.Sha256File(path);
+            if (sha != c.Sha256)
+            {
+                _log.Error("Checkpoint {0} refused: SHA-256 {1} does not match the journal's {2}", c.Path, sha, c.Sha256);
+                refused.Add((c.Step, $"checkpoint {c.Path} refused: its SHA-256 {sha} does not match the journal's {c.Sha256}"));
+                continue;
+            }
+            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused);
+        }
+        if (_state.Checkpoints.Count > 0)
+            _log.Error("No intact checkpoint: the run starts again from step 0");
+        // Pretrain first; the trainer's first step boundary moves to tuning (and journals it) when pretrain.steps is 0.
+        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused);
+    }
+
+    private void OnCheckpointWritten(CheckpointWritten m)
+    {
+        var existing = _state.Checkpoints.FirstOrDefault(c => c.Step == m.Step);
+        if (existing != null && existing.Sha256 == m.Sha256) { TryFinish(); return; } // recomputed after a resume: same bits
+        if (existing != null)
+            _log.Error("Checkpoint at step {0} recomputed with different bits ({1} vs {2}): determinism broken", m.Step, m.Sha256, existing.Sha256);
+        var milestone = _settings.MilestoneEvery > 0 && m.Step % _settings.MilestoneEvery == 0;
+        PersistEvent(new CheckpointCommitted
+        {
+            Path = m.RelativePath, Step = m.Step, Kimg = m.Kimg, Sha256 = m.Sha256, Phase = m.Phase, Stage = m.Stage, Milestone = milestone,
+        }, _ =>
+        {
+            Prune();
+            TryFinish();
+        });
+    }
+
+    private void Prune()
+    {
+        var keepLast = RunSettings.From(EffectiveConfig(), checkData: false).KeepLast;
+        var ordered = _state.Checkpoints.OrderByDescending(c => c.Step).ToList();
+        var delete = ordered.Skip(keepLast).Where(c => !c.Milestone).Select(c => c.Path)
+            .Where(p => File.Exists(Path.Combine(_setup.RunDir, p))).ToList();
+        if (delete.Count > 0) _checkpointer.Tell(new DeleteCheckpoints(delete));
+    }
+
+    private void OnEvaluationDone(EvaluationDone m)
+    {
+        var ev = new EvaluationRecorded { Evaluator = m.Evaluator, Step = m.Step };
+        ev.Files.AddRange(m.Files);
+        foreach (var (k, v) in m.Metrics) ev.Metrics[k] = v;
+        void After() { if (m.Final) { _finalEvaluationsPending--; TryFinish(); } }
+        if (_state.Evaluations.Any(e => e.Evaluator == m.Evaluator && e.Step == m.Step)) { After(); return; }
+        PersistEvent(ev, _ => After());
+    }
+
+    /// <summary>Ends the run once the trainer halted and its final checkpoint (and final evaluations) are journaled.</summary>
+    private void TryFinish()
+    {
+        if (_halt is not { } h || _completed || _finishing) return;
+        if (_state.LastCheckpoint?.Step != h.Step && h.Step > 0) return; // final checkpoint not yet committed
+        if (h.Finished)
+        {
+            if (_finalEvaluationsPending < 0) return;
+            if (!_state.ScheduleEvents.Contains($"phase:{Phases.FinalEvaluation}:{h.Step}"))
+            {
+                PersistOnce($"phase:{Phases.FinalEvaluation}:{h.Step}", new PhaseChanged { Phase = Phases.FinalEvaluation, Step = h.Step });
+                return; // TryFinish runs again after the persist
+            }
+            if (_finalEvaluationsPending > 0) return;
+            var kimg = h.Step * (double)_settings.BatchSize / 1000;
+            _finishing = true;
+            PersistEvent(new RunFinished { Step = h.Step, Kimg = kimg, WeightsSha256 = h.WeightsSha256, EmaSha256 = h.EmaSha256 },
+                _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg).", h.Step)));
+        }
+        else
+        {
+            _finishing = true;
+            PersistEvent(new RunInterrupted { Step = h.Step, Reason = h.Reason },
+                _ => Complete(new RunOutcome(0, $"Run stopped at step {h.Step} ({h.Reason}); `ect train` on the same run directory continues it.", h.Step)));
+        }
+    }
+
+    private void OnStepFailed(StepFailed m)
+    {
+        var to = _state.LastCheckpoint?.Step ?? 0;
+        if (_state.RollbacksInARow >= _settings.MaxRollbacks)
+        {
+            PersistEvent(new RunInterrupted { Step = m.Step, Reason = $"gave up after {_state.RollbacksInARow} rollbacks: {m.Reason}" },
+                _ => Complete(new RunOutcome(1, $"Training failed at step {m.Step}: {m.Reason}; gave up after {_state.RollbacksInARow} rollbacks.", m.Step)));
+            return;
+        }
+        PersistEvent(new RolledBack { FromStep = m.Step, ToStep = to, Reason = m.Reason }, _ =>
+        {
+            _log.Warning("Rolling back from step {0} to the checkpoint at step {1}: {2}", m.Step, to, m.Reason);
+            _pendingRestart = true;
+            Context.Stop(_trainer);
+        });
+    }
+
+    private string? _stopReason;
+
+    private void StopTrainer(string reason)
+    {
+        if (_completed) return;
+        _stopReason ??= reason; // also for a trainer started later (a stop during recovery or a rollback)
+        _trainer.Tell(new StopTraining(reason));
+    }
+
+    private void Complete(RunOutcome outcome)
+    {
+        if (_completed) return;
+        _completed = true;
+        _statsSubscription?.Dispose();
+        _setup.Completion.TrySetResult(outcome);
+    }
+
+    private void PersistOnce(string scheduleKey, IMessage e)
+    {
+        if (_state.ScheduleEvents.Contains(scheduleKey)) return;
+        PersistEvent(e, _ => TryFinish());
+    }
+
+    private void PersistEvent<T>(T e, Action<T> then) where T : IMessage =>
+        Persist(e, x =>
+        {
+            _state.Apply(x);
+            AfterPersist();
+            then(x);
+        });
+
+    private void AfterPersist()
+    {
+        if (++_state.EventsSinceSnapshot >= (_settings?.SnapshotEvery ?? 200))
+        {
+            _state.EventsSinceSnapshot = 0;
+            SaveSnapshot(_state.ToSnapshot());
+        }
+    }
+
+    protected override void PostStop()
+    {
+        _statsSubscription?.Dispose();
+        base.PostStop();
+    }
+}

@@ -1,0 +1,116 @@
+using Ect.Actors.Engine;
+using Ect.Actors.Persistence.Events;
+using Google.Protobuf;
+
+namespace Ect.Actors.Run;
+
+/// <summary>
+/// The run's event-sourced state: what the journal says happened. Pure: Apply(event) is the only way it
+/// changes, so recovery (snapshot + events) rebuilds exactly the state the run had.
+/// </summary>
+public sealed class RunState
+{
+    public string RunId { get; private set; } = "";
+    public string ConfigHocon { get; private set; } = "";
+    public bool Started => ConfigHocon.Length > 0;
+    public string Phase { get; private set; } = Phases.Pretrain;
+    public int Stage { get; private set; }
+    public long Step { get; private set; }
+    public double Kimg { get; private set; }
+    public bool Paused { get; private set; }
+    public bool Finished { get; private set; }
+    public int RollbacksInARow { get; private set; }
+    public List<CheckpointCommitted> Checkpoints { get; } = new();
+    public List<ConfigChanged> ConfigChanges { get; } = new();
+    public List<UserStage> UserStages { get; } = new();
+    public Dictionary<string, CommandRecord> Commands { get; } = new();
+    public List<EvaluationRecorded> Evaluations { get; } = new();
+    public HashSet<string> ScheduleEvents { get; } = new();
+    public long EventsSinceSnapshot { get; set; }
+
+    /// <summary>How many applied command keys are remembered (a retry comes seconds later, not days).</summary>
+    public const int MaxRememberedCommands = 10_000;
+
+    public CheckpointCommitted? LastCheckpoint => Checkpoints.Count == 0 ? null : Checkpoints[^1];
+
+    public void Apply(IMessage e)
+    {
+        switch (e)
+        {
+            case RunStarted s: RunId = s.RunId; ConfigHocon = s.ConfigHocon; break;
+            case PhaseChanged p:
+                Phase = p.Phase;
+                ScheduleEvents.Add($"phase:{p.Phase}:{p.Step}");
+                if (p.Phase == Phases.Finished) Finished = true;
+                break;
+            case StageAdvanced s:
+                Stage = s.Stage;
+                ScheduleEvents.Add($"stage:{s.Stage}:{s.Step}");
+                if (s.ByUser)
+                {
+                    UserStages.Add(new UserStage { Stage = s.Stage, Step = s.Step });
+                    Remember(s.IdempotencyKey, true, $"stage set to {s.Stage} at step {s.Step}");
+                }
+                break;
+            case CheckpointCommitted c:
+                Checkpoints.RemoveAll(x => x.Step >= c.Step);
+                Checkpoints.Add(c);
+                Step = Math.Max(Step, c.Step);
+                Kimg = Math.Max(Kimg, c.Kimg);
+                if (c.Step > RollbackStep) RollbacksInARow = 0;
+                break;
+            case EvaluationRecorded ev: Evaluations.Add(ev); break;
+            case ConfigChanged c:
+                ConfigChanges.Add(c);
+                Remember(c.IdempotencyKey, true, $"{c.Key} = {c.Value} from step {c.Step}");
+                break;
+            case RunPaused p: Paused = true; Remember(p.IdempotencyKey, true, $"paused at step {p.Step}"); break;
+            case RunResumed r: Paused = false; Remember(r.IdempotencyKey, true, $"resumed at step {r.Step}"); break;
+            case RunInterrupted: break;
+            case RolledBack r: RollbacksInARow++; RollbackStep = r.FromStep; break;
+            case RunFinished f: Finished = true; Phase = Phases.Finished; Step = f.Step; Kimg = f.Kimg; break;
+            case CommandApplied c: Remember(c.IdempotencyKey, c.Accepted, c.Message); break;
+        }
+    }
+
+    private long RollbackStep { get; set; }
+
+    private void Remember(string key, bool accepted, string message)
+    {
+        if (string.IsNullOrEmpty(key)) return;
+        Commands[key] = new CommandRecord { IdempotencyKey = key, Accepted = accepted, Message = message };
+        if (Commands.Count > MaxRememberedCommands) Commands.Remove(Commands.Keys.First());
+    }
+
+    public RunSnapshot ToSnapshot()
+    {
+        var s = new RunSnapshot
+        {
+            RunId = RunId, ConfigHocon = ConfigHocon, Phase = Phase, Stage = Stage, Step = Step, Kimg = Kimg,
+            Paused = Paused, Finished = Finished, RollbacksInARow = RollbacksInARow,
+        };
+        s.Checkpoints.AddRange(Checkpoints);
+        s.ConfigChanges.AddRange(ConfigChanges);
+        s.UserStages.AddRange(UserStages);
+        s.Commands.AddRange(Commands.Values);
+        s.Evaluations.AddRange(Evaluations);
+        s.ScheduleEvents.AddRange(ScheduleEvents);
+        return s;
+    }
+
+    public static RunState FromSnapshot(RunSnapshot s)
+    {
+        var r = new RunState
+        {
+            RunId = s.RunId, ConfigHocon = s.ConfigHocon, Phase = s.Phase, Stage = s.Stage, Step = s.Step, Kimg = s.Kimg,
+            Paused = s.Paused, Finished = s.Finished, RollbacksInARow = s.RollbacksInARow,
+        };
+        r.Checkpoints.AddRange(s.Checkpoints);
+        r.ConfigChanges.AddRange(s.ConfigChanges);
+        r.UserStages.AddRange(s.UserStages);
+        foreach (var c in s.Commands) r.Commands[c.IdempotencyKey] = c;
+        r.Evaluations.AddRange(s.Evaluations);
+        foreach (var e in s.ScheduleEvents) r.ScheduleEvents.Add(e);
+        return r;
+    }
+}

@@ -1,0 +1,248 @@
+using System.Diagnostics;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Ect.Actors.Configuration;
+using Ect.Actors.Engine;
+
+namespace Ect.Actors.Run;
+
+/// <summary>Creates the engine and its batch source for a run (the real TorchSharp pair or the fake one).</summary>
+public delegate (ITrainingEngine Engine, IBatchSource Source) EngineFactory(RunSettings settings, string runDir);
+
+/// <summary>
+/// Runs the training steps on its own thread (a pinned dispatcher: Akka's default dispatcher never blocks).
+/// One step per Tick message, so control messages (pause, stage, config, checkpoint, stop) are handled
+/// between steps, at a step boundary whose number is recorded: a resumed run applies them at the same step.
+/// </summary>
+public sealed class TrainerActor : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Config _baseConfig;
+    private readonly string _runDir;
+    private readonly EngineFactory _factory;
+    private readonly IActorRef _checkpointer;
+    private readonly IObserver<StepStatistics> _stats;
+    private readonly int _evaluatorCount;
+
+    private ResumeInfo _resume = null!;
+    private RunSettings _s = null!;
+    private readonly Dictionary<string, string> _overrides = new();
+    private readonly List<(long Step, string Key, string Value)> _futureConfig = new();
+    private readonly List<(long Step, int Stage)> _userStages = new();
+    private ITrainingEngine? _engine;
+    private BatchPrefetcher? _loader;
+    private long _step;
+    private string _phase = Phases.Pretrain;
+    private int _stage;
+    private double _lr = double.NaN;
+    private string _samplerState = "";
+    private long _lastCheckpointStep = -1;
+    private bool _paused, _halted, _checkpointRequested, _evaluationRequested;
+    private string? _stopReason;
+    private int _nanStreak;
+    private readonly Stopwatch _clock = new();
+    private double _imagesPerSecond;
+
+    public static Props Props(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators) =>
+        Akka.Actor.Props.Create(() => new TrainerActor(config, runDir, factory, checkpointer, stats, evaluators))
+            .WithDispatcher("ect.trainer-dispatcher");
+
+    public TrainerActor(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators)
+    {
+        _runDir = runDir;
+        _baseConfig = config; _factory = factory; _checkpointer = checkpointer; _stats = stats; _evaluatorCount = evaluators;
+        Receive<StartTraining>(Start);
+        Receive<Tick>(_ => OnTick());
+        Receive<PauseTraining>(p =>
+        {
+            var wasPaused = _paused;
+            _paused = p.Paused;
+            if (wasPaused && !_paused) Self.Tell(new Tick());
+        });
+        Receive<StopTraining>(m =>
+        {
+            _stopReason ??= m.Reason;
+            if (_paused) { _paused = false; Self.Tell(new Tick()); }
+        });
+        Receive<CheckpointNow>(_ => _checkpointRequested = true);
+        Receive<EvaluateNow>(_ => _evaluationRequested = true);
+        Receive<ApplyConfig>(m =>
+        {
+            Apply(m.Key, m.Value);
+            Context.Parent.Tell(new ConfigApplied(_resume.Generation, m.Key, m.Value, _step, m.CommandKey));
+        });
+        Receive<ApplyStage>(m =>
+        {
+            _userStages.Add((_step, m.Stage));
+            Context.Parent.Tell(new StageApplied(_resume.Generation, m.Stage, _step, m.CommandKey));
+        });
+    }
+
+    private void Start(StartTraining m)
+    {
+        _resume = m.Resume;
+        foreach (var c in _resume.ConfigChanges.OrderBy(c => c.Step))
+            if (c.Step <= _resume.Step) _overrides[c.Key] = c.Value;
+            else _futureConfig.Add(c);
+        Rebuild();
+        _userStages.AddRange(_resume.UserStages.OrderBy(u => u.Step));
+        var (engine, source) = _factory(_s, _runDir);
+        _engine = engine;
+        _step = _resume.Step;
+        _phase = _resume.Phase;
+        _stage = _resume.Stage;
+        // The phase and stage at capture time first, so the optimizer state loads into the matching optimizer.
+        _engine.SetPhase(_phase);
+        _engine.SetStage(_stage);
+        string state = source.InitialState;
+        if (_resume.CheckpointPath != null)
+        {
+            var meta = _engine.LoadCheckpoint(_resume.CheckpointPath);
+            state = meta.TryGetValue("sampler", out var st) ? st : throw new InvalidDataException($"{_resume.CheckpointPath}: no sampler state");
+            var metaStep = long.Parse(meta["step"], CultureInfo.InvariantCulture);
+            if (metaStep != _step) throw new InvalidDataException($"{_resume.CheckpointPath}: step {metaStep} but the journal says {_step}");
+            _lastCheckpointStep = _step;
+            _log.Info("Resumed from {0} at step {1}", _resume.CheckpointPath, _step);
+        }
+        _samplerState = state;
+        _loader = new BatchPrefetcher(source, state, _s.Prefetch);
+        _paused = _resume.Paused;
+        _clock.Start();
+        if (!_paused) Self.Tell(new Tick());
+    }
+
+    private void Apply(string key, string value)
+    {
+        _overrides[key] = value;
+        Rebuild();
+    }
+
+    private void Rebuild()
+    {
+        var c = _baseConfig;
+        foreach (var (k, v) in _overrides) c = EctConfiguration.ParseSet($"{k}={v}").WithFallback(c);
+        _s = RunSettings.From(c, checkData: false);
+    }
+
+    private double Kimg(long step) => step * (double)_s.BatchSize / 1000.0;
+
+    private void OnTick()
+    {
+        if (_halted || _engine == null) return;
+        // Journaled changes that took effect at this boundary in an earlier incarnation of the run.
+        foreach (var c in _futureConfig.Where(c => c.Step == _step).ToList()) { Apply(c.Key, c.Value); _futureConfig.Remove(c); }
+
+        bool capped = _s.MaxSteps > 0 && _step >= _s.MaxSteps;
+        if (_step >= _s.TotalSteps || capped || _stopReason != null)
+        {
+            Halt(_step >= _s.TotalSteps ? "finished" : capped ? $"step cap {_s.MaxSteps} reached" : _stopReason!, _step >= _s.TotalSteps);
+            return;
+        }
+        if (_paused) return;
+
+        var phase = Schedule.PhaseAt(_step, _s.PretrainSteps);
+        if (phase != _phase)
+        {
+            _phase = phase;
+            _engine.SetPhase(phase);
+            Context.Parent.Tell(new PhaseReached(_resume.Generation, phase, _step));
+        }
+        if (_phase == Phases.Tuning)
+        {
+            var stage = Schedule.StageAt(_step, _s.PretrainSteps, _s.BatchSize, _s.KimgPerTick, _s.DoubleTicks, _userStages);
+            if (stage != _stage)
+            {
+                _stage = stage;
+                _engine.SetStage(stage);
+                Context.Parent.Tell(new StageReached(_resume.Generation, stage, _step));
+            }
+        }
+        var lr = _phase == Phases.Pretrain ? _s.PretrainLr : _s.TuningLr;
+        if (lr != _lr) { _lr = lr; _engine.SetLearningRate(lr); }
+
+        EngineStepResult r;
+        var t0 = _clock.Elapsed;
+        try
+        {
+            using var batch = _loader!.Take();
+            r = _engine.Step(batch);
+            _samplerState = batch.StateAfter;
+        }
+        catch (Exception e) when (e is OutOfMemoryException or InsufficientExecutionStackException || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+        {
+            Fail($"step {_step + 1} failed: {e.GetType().Name}: {e.Message}");
+            return;
+        }
+        _step++;
+        var dt = (_clock.Elapsed - t0).TotalSeconds;
+        var ips = r.Images / Math.Max(dt, 1e-9);
+        _imagesPerSecond = _imagesPerSecond == 0 ? ips : 0.9 * _imagesPerSecond + 0.1 * ips;
+        _stats.OnNext(new StepStatistics(_step, Kimg(_step), r.Loss, _phase, _stage, _lr, _imagesPerSecond, dt, DateTimeOffset.UtcNow));
+
+        if (!double.IsFinite(r.Loss))
+        {
+            if (++_nanStreak >= _s.NanStreakLimit)
+            {
+                Fail($"{_nanStreak} non-finite losses in a row (last at step {_step})");
+                return;
+            }
+        }
+        else _nanStreak = 0;
+
+        if (_step % _s.CheckpointEvery == 0 || _checkpointRequested) { _checkpointRequested = false; Checkpoint(); }
+        if ((_s.EvaluationEvery > 0 && _step % _s.EvaluationEvery == 0 && _step < _s.TotalSteps) || _evaluationRequested)
+        {
+            _evaluationRequested = false;
+            RequestEvaluation(final: false);
+        }
+        Self.Tell(new Tick());
+    }
+
+    private void Checkpoint()
+    {
+        if (_lastCheckpointStep == _step) return;
+        var meta = new Dictionary<string, string>
+        {
+            ["step"] = _step.ToString(CultureInfo.InvariantCulture),
+            ["kimg"] = Kimg(_step).ToString("R", CultureInfo.InvariantCulture),
+            ["phase"] = _phase,
+            ["stage"] = _stage.ToString(CultureInfo.InvariantCulture),
+            ["sampler"] = _samplerState,
+            ["format"] = "ect-checkpoint-v1",
+        };
+        var image = _engine!.Capture(meta);
+        _checkpointer.Tell(new WriteCheckpoint(_resume.Generation, image, _step, Kimg(_step), _phase, _stage, meta), Context.Parent);
+        _lastCheckpointStep = _step;
+    }
+
+    private void RequestEvaluation(bool final)
+    {
+        if (_evaluatorCount == 0) { if (final) Context.Parent.Tell(new EvaluationRequest(_step, [], true)); return; }
+        var models = Enumerable.Range(0, _evaluatorCount).Select(_ => _engine!.CaptureEma()).ToList();
+        Context.Parent.Tell(new EvaluationRequest(_step, models, final));
+    }
+
+    private void Halt(string reason, bool finished)
+    {
+        _halted = true;
+        Checkpoint();
+        if (finished) RequestEvaluation(final: true);
+        Context.Parent.Tell(new TrainingHalted(_resume.Generation, _step, reason, finished, _engine!.WeightsDigest(), _engine.EmaDigest()));
+    }
+
+    private void Fail(string reason)
+    {
+        _halted = true;
+        _log.Warning("Training step failed: {0}", reason);
+        Context.Parent.Tell(new StepFailed(_resume.Generation, _step, reason));
+    }
+
+    protected override void PostStop()
+    {
+        _loader?.Dispose();
+        _engine?.Dispose();
+        base.PostStop();
+    }
+}

@@ -1,0 +1,105 @@
+using Ect.Compute.Preconditioning;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Losses;
+
+/// <summary>How ECT weights the per-sample distance.</summary>
+public enum EctWeighting
+{
+    /// <summary>1 / (t - r): the CIFAR-10 / DDPM++ recipe (and the golden data).</summary>
+    InverseGap,
+    /// <summary>(t^2 + sd^2) / (t sd)^2 ("snr + k", the reference's current default, EDM2 networks).</summary>
+    SnrPlusK,
+}
+
+/// <summary>
+/// ECT's loss (locuslab/ect training/loss.py ECMLoss), per sample:
+/// t = exp(n P_std + P_mean); r = mapping(t, stage); x_t = y + t eps, x_r = y + r eps with one shared eps;
+/// f_t = D(x_t, t) with grad; f_r = D(x_r, r) without grad, in training mode with the same dropout mask
+/// (the global RNG state is captured before f_t and restored before f_r); where r == 0 the target is y;
+/// d = sum (f_t - f_r)^2; d' = sqrt(d + c^2) - c (c > 0) or sqrt(d); loss = d' * weight(t, r).
+/// </summary>
+public sealed class EctLoss : ITrainingLoss, IStagedLoss
+{
+    public EctLoss(MappingFunction? mapping = null, double pMean = -1.1, double pStd = 2.0, double sigmaData = 0.5,
+        double c = 0.0, EctWeighting weighting = EctWeighting.InverseGap)
+    {
+        if (c < 0) throw new ArgumentOutOfRangeException(nameof(c), c, "The pseudo-Huber constant c must be >= 0 (0 = plain L2 distance).");
+        Mapping = mapping ?? new MappingFunction();
+        PMean = pMean; PStd = pStd; SigmaData = sigmaData; C = c; Weighting = weighting;
+    }
+
+    public MappingFunction Mapping { get; }
+    public double PMean { get; }
+    public double PStd { get; }
+    public double SigmaData { get; }
+    public double C { get; }
+    public EctWeighting Weighting { get; }
+
+    /// <summary>The schedule's stage; forwards to the mapping function.</summary>
+    public int Stage { get => Mapping.Stage; set => Mapping.Stage = value; }
+
+    /// <summary>Draws n ~ N(0,1) [N,1,1,1] and eps ~ N(0,I) from the global RNG (in the reference's order), then computes the loss.</summary>
+    public Tensor Compute(Precond net, Tensor images, Tensor? classLabels)
+    {
+        using var scope = NewDisposeScope();
+        var rndNormal = randn(new long[] { images.shape[0], 1, 1, 1 }, dtype: float32, device: images.device);
+        var eps = randn_like(images);
+        return Compute(net, images, classLabels, rndNormal, eps).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The loss with given draws (for tests against the reference): <paramref name="rndNormal"/> [N] or [N,1,1,1],
+    /// <paramref name="eps"/> shaped like the images. Returns the per-sample loss [N].
+    /// </summary>
+    public Tensor Compute(Precond net, Tensor images, Tensor? classLabels, Tensor rndNormal, Tensor eps)
+    {
+        long n = images.shape[0];
+        if (rndNormal.numel() != n) throw new ArgumentException($"rndNormal has {rndNormal.numel()} elements; the batch has {n} images.", nameof(rndNormal));
+        if (!eps.shape.SequenceEqual(images.shape)) throw new ArgumentException($"eps shape [{string.Join(",", eps.shape)}] differs from the images' [{string.Join(",", images.shape)}].", nameof(eps));
+
+        using var scope = NewDisposeScope();
+        var t = (rndNormal.reshape(n, 1, 1, 1) * PStd + PMean).exp();
+        var r = Mapping.TToR(t);
+        var xT = images + eps * t;
+        var xR = images + eps * r;
+
+        // Shared dropout mask: the reference saves the RNG state before f_t and restores it before f_r.
+        var rngState = torch.random.get_rng_state();
+        var fT = net.call(xT, t.flatten(), classLabels);
+
+        Tensor target;
+        if (r.max().item<float>() > 0)
+        {
+            torch.random.set_rng_state(rngState);
+            using (no_grad())
+            {
+                var mask = r > 0;
+                // Deviation: the reference evaluates D at r = 0 too (c_noise = -inf, giving NaN that nan_to_num
+                // and the mask discard). We pass t for those rows instead: they are replaced by y all the same,
+                // the other rows are unaffected (samples are independent in the network), and the dropout draws
+                // are identical; it also avoids the network's sigma = 0 path (log 0).
+                var rNet = where(mask, r, t).flatten();
+                var fR = nan_to_num(net.call(xR, rNet, classLabels));
+                // Same arithmetic as the reference: mask * f_r + (~mask) * y.
+                target = (mask * fR + mask.logical_not() * images).detach();
+            }
+        }
+        else
+        {
+            target = images;
+        }
+
+        var d = (fT - target).pow(2).reshape(n, -1).sum(dim: -1);
+        var dist = C > 0 ? (d + C * C).sqrt() - C : d.sqrt();
+        var tf = t.flatten();
+        var rf = r.flatten();
+        // InverseGap divides (as the CIFAR-10 reference does) rather than multiplying by a reciprocal,
+        // which would round differently.
+        var loss = Weighting == EctWeighting.InverseGap
+            ? dist / (tf - rf)
+            : dist * ((tf.pow(2) + SigmaData * SigmaData) / (tf * SigmaData).pow(2));
+        return loss.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,43 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Optim;
+
+/// <summary>
+/// The reference training loop's gradient sanitising, in place on every parameter's gradient:
+/// torch.nan_to_num(grad, nan=0, posinf=1e5, neginf=-1e5, out=grad).
+/// </summary>
+public static class GradientCleaner
+{
+    public const double PosInf = 1e5;
+    public const double NegInf = -1e5;
+
+    /// <summary>Cleans every gradient; returns how many entries were non-finite (0 when all were finite).</summary>
+    public static long Clean(IEnumerable<Parameter> parameters)
+    {
+        long bad = 0;
+        using var scope = NewDisposeScope();
+        foreach (var p in parameters)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            bad += g.isfinite().logical_not().sum().item<long>();
+            g.nan_to_num_(0.0, PosInf, NegInf);
+        }
+        return bad;
+    }
+
+    /// <summary>True when every gradient entry is finite (no NaN/inf).</summary>
+    public static bool AllFinite(IEnumerable<Parameter> parameters)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var p in parameters)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            if (!g.isfinite().all().item<bool>()) return false;
+        }
+        return true;
+    }
+}

@@ -1,0 +1,106 @@
+using System.Globalization;
+using Ect.Compute.IO;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Training;
+
+/// <summary>
+/// Everything needed to continue a TrainStep exactly, in one safetensors file: network and EMA state dicts
+/// (<c>net/NAME</c>, <c>ema/NAME</c>), the optimizer state (<c>optimizer/exp_avg/i</c>, <c>optimizer/exp_avg_sq/i</c>,
+/// <c>optimizer/step</c>), the step's RNG state (<c>rng</c>), and in <c>__metadata__</c> the
+/// counters, stage and learning rate (<c>ect.*</c> keys) plus the caller's opaque strings (<c>user.*</c> keys,
+/// e.g. the data sampler state). Written atomically: a temporary file in the same folder, flushed to disk, renamed.
+/// </summary>
+public static class TrainState
+{
+    public const string FormatName = "ect-train-state/1";
+    private const string UserPrefix = "user.";
+
+    public static void Save(string path, TrainStep step, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot save the training state to '{full}': folder '{dir}' does not exist.");
+
+        using var scope = NewDisposeScope();
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (k, v) in step.Net.state_dict()) tensors["net/" + k] = v;
+        foreach (var (k, v) in step.EmaNet.state_dict()) tensors["ema/" + k] = v;
+        tensors["rng"] = step.GetRngState();
+        foreach (var (k, v) in step.Optimizer.StateTensors()) tensors["optimizer/" + k] = v;
+
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ect.format"] = FormatName,
+            ["ect.step"] = step.StepIndex.ToString(CultureInfo.InvariantCulture),
+            ["ect.images"] = step.ImagesSeen.ToString(CultureInfo.InvariantCulture),
+            ["ect.stage"] = step.Stage.ToString(CultureInfo.InvariantCulture),
+            ["ect.lr"] = step.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+        };
+        if (metadata is not null)
+            foreach (var (k, v) in metadata) meta[UserPrefix + k] = v;
+
+        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                Safetensors.Write(fs, tensors, meta);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, full, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { }
+            throw;
+        }
+    }
+
+    /// <summary>Restores <paramref name="step"/> from <paramref name="path"/>; returns the caller's metadata (without the user. prefix).</summary>
+    public static IReadOnlyDictionary<string, string> Load(string path, TrainStep step)
+    {
+        var contents = Safetensors.Read(path);
+        try
+        {
+            if (!contents.Metadata.TryGetValue("ect.format", out var fmt) || fmt != FormatName)
+                throw new InvalidDataException($"'{path}' is not an ECT training state (ect.format = '{fmt ?? "<missing>"}', expected '{FormatName}').");
+            using var noGrad = no_grad();
+            LoadModule(path, "net/", step.Net, contents.Tensors);
+            LoadModule(path, "ema/", step.EmaNet, contents.Tensors);
+            step.SetRngState(Required(path, contents.Tensors, "rng"));
+            step.Optimizer.LoadState(k => contents.Tensors.TryGetValue("optimizer/" + k, out var t) ? t : null, path);
+
+            step.StepIndex = long.Parse(RequiredMeta(path, contents.Metadata, "ect.step"), CultureInfo.InvariantCulture);
+            step.ImagesSeen = long.Parse(RequiredMeta(path, contents.Metadata, "ect.images"), CultureInfo.InvariantCulture);
+            step.SetStage(int.Parse(RequiredMeta(path, contents.Metadata, "ect.stage"), CultureInfo.InvariantCulture));
+            step.SetLearningRate(double.Parse(RequiredMeta(path, contents.Metadata, "ect.lr"), CultureInfo.InvariantCulture));
+            return contents.Metadata.Where(kv => kv.Key.StartsWith(UserPrefix, StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key[UserPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+        }
+        finally
+        {
+            foreach (var t in contents.Tensors.Values) t.Dispose();
+        }
+    }
+
+    private static void LoadModule(string path, string prefix, nn.Module module, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        foreach (var (k, dst) in module.state_dict())
+        {
+            var src = Required(path, tensors, prefix + k);
+            if (!src.shape.SequenceEqual(dst.shape))
+                throw new InvalidDataException($"'{path}': '{prefix}{k}' has shape [{string.Join(",", src.shape)}], the module expects [{string.Join(",", dst.shape)}] (different network config?).");
+            dst.copy_(src);
+        }
+    }
+
+    private static Tensor Required(string path, IReadOnlyDictionary<string, Tensor> tensors, string name)
+        => tensors.TryGetValue(name, out var t) ? t
+            : throw new InvalidDataException($"'{path}' has no tensor '{name}' (not a training state for this network, or written by an older version).");
+
+    private static string RequiredMeta(string path, IReadOnlyDictionary<string, string> meta, string key)
+        => meta.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"'{path}' has no metadata '{key}'.");
+}

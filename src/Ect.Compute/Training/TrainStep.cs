@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using Ect.Compute.Losses;
+using Ect.Compute.Optim;
+using Ect.Compute.Preconditioning;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Training;
+
+/// <summary>
+/// One training iteration as the reference loop does it: zero grads; per accumulation round forward + backward of
+/// loss.sum() * loss_scaling / batch_size; sanitise gradients (nan 0, +-inf +-1e5); optimizer step; EMA update.
+/// The step owns its RNG stream (seeded by the config), swapped into torch's global generator for the duration of a
+/// step, so the same seed, config, weights and images give bit-identical results whatever else uses the global RNG.
+/// </summary>
+public sealed class TrainStep : IDisposable
+{
+    private readonly Parameter[] _params;
+    private Tensor _rngState;
+
+    /// <param name="net">the trained network; put in training mode.</param>
+    /// <param name="ema">a second instance of the same architecture; receives a deep copy of the weights, eval mode, no grad.</param>
+    public TrainStep(Precond net, Precond ema, ITrainingLoss loss, TrainStepConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(net);
+        ArgumentNullException.ThrowIfNull(ema);
+        ArgumentNullException.ThrowIfNull(loss);
+        config.Validate();
+        if (ReferenceEquals(net, ema)) throw new ArgumentException("the EMA must be a separate module instance of the network's architecture.", nameof(ema));
+        Net = net; EmaNet = ema; Loss = loss; Config = config;
+
+        Net.train();
+        _params = Net.parameters().ToArray();
+        foreach (var p in _params) p.requires_grad = true;
+        Ema.CopyWeights(Net, EmaNet);
+        EmaNet.eval();
+        foreach (var p in EmaNet.parameters()) p.requires_grad = false;
+        Optimizer = OptimizerFactory.Create(config.Optimizer, _params);
+        LearningRate = config.Optimizer.LearningRate;
+        Stage = loss is IStagedLoss staged ? staged.Stage : 0;
+
+        // Seed a private stream without disturbing the caller's global generator state.
+        var saved = torch.random.get_rng_state();
+        torch.random.manual_seed(config.Seed);
+        _rngState = torch.random.get_rng_state().DetachFromDisposeScope();
+        torch.random.set_rng_state(saved);
+        saved.Dispose();
+    }
+
+    public Precond Net { get; }
+    public Precond EmaNet { get; }
+    public ITrainingLoss Loss { get; }
+    public TrainStepConfig Config { get; }
+    public TorchOptimizer Optimizer { get; }
+
+    /// <summary>Steps completed.</summary>
+    public long StepIndex { get; internal set; }
+    /// <summary>Images consumed (cur_nimg).</summary>
+    public long ImagesSeen { get; internal set; }
+    public int Stage { get; private set; }
+    public double LearningRate { get; private set; }
+
+    /// <summary>A copy of the step's RNG state (torch generator state bytes).</summary>
+    public Tensor GetRngState() => _rngState.clone().DetachFromDisposeScope();
+
+    /// <summary>Replaces the step's RNG state (resume).</summary>
+    public void SetRngState(Tensor state)
+    {
+        var copy = state.clone().DetachFromDisposeScope();
+        _rngState.Dispose();
+        _rngState = copy;
+    }
+
+    /// <summary>Sets the ECT stage (no-op for losses without one, but remembered for the saved state).</summary>
+    public void SetStage(int stage)
+    {
+        if (stage < 0) throw new ArgumentOutOfRangeException(nameof(stage), stage, "stage must be >= 0.");
+        Stage = stage;
+        if (Loss is IStagedLoss s) s.Stage = stage;
+    }
+
+    public void SetLearningRate(double lr)
+    {
+        OptimizerFactory.SetLearningRate(Optimizer, lr);
+        LearningRate = lr;
+    }
+
+    /// <summary>Runs one step on <paramref name="images"/> [BatchSize, C, H, W] (float32 in [-1, 1]).</summary>
+    public StepStatistics Step(Tensor images, Tensor? classLabels = null)
+    {
+        if (images.shape.Length == 0 || images.shape[0] != Config.BatchSize)
+            throw new ArgumentException($"images has shape [{string.Join(",", images.shape)}]; expected {Config.BatchSize} images (the configured batch size).", nameof(images));
+        var sw = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+        var callerRng = torch.random.get_rng_state();
+        Net.train();
+        int redo = 0;
+        Tensor losses;
+        while (true)
+        {
+            // Every attempt starts from the step's RNG state: a redo repeats the same noise and dropout masks.
+            torch.random.set_rng_state(_rngState);
+            Optimizer.ZeroGrad();
+            losses = RunRounds(images, classLabels);
+            bool finite = losses.isfinite().all().item<bool>() && GradientCleaner.AllFinite(_params);
+            if (finite || redo >= Config.MaxRedo) break;
+            redo++;
+        }
+        var newRng = torch.random.get_rng_state();
+
+        long nonFinite = GradientCleaner.Clean(_params);
+        double gradNorm = GradNorm();
+        Optimizer.Step();
+        double beta = Config.Ema.BetaAt(ImagesSeen, Config.BatchSize);
+        Ema.Update(Net, EmaNet, beta);
+
+        var l64 = losses.to(float64);
+        double mean = l64.mean().item<double>();
+        double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+
+        _rngState.Dispose();
+        _rngState = newRng.DetachFromDisposeScope();
+        torch.random.set_rng_state(callerRng);
+        StepIndex++;
+        ImagesSeen += Config.BatchSize;
+        return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, redo, nonFinite, beta, sw.Elapsed);
+    }
+
+    private Tensor RunRounds(Tensor images, Tensor? classLabels)
+    {
+        int rounds = Config.AccumulationRounds;
+        long per = Config.BatchSize / rounds;
+        var all = new List<Tensor>(rounds);
+        for (int r = 0; r < rounds; r++)
+        {
+            using var roundScope = NewDisposeScope();
+            var x = rounds == 1 ? images : images.narrow(0, r * per, per);
+            var c = classLabels is null ? null : rounds == 1 ? classLabels : classLabels.narrow(0, r * per, per);
+            var loss = Loss.Compute(Net, x, c);
+            // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward(). (The ECT loop uses
+            // loss.mul(loss_scaling).mean() per round, which is the same for one round and rounds-times larger
+            // otherwise; we keep EDM's form so the gradient does not depend on the split.)
+            (loss.sum() * (Config.LossScaling / Config.BatchSize)).backward();
+            all.Add(loss.detach().MoveToOuterDisposeScope());
+        }
+        return rounds == 1 ? all[0] : cat(all, 0);
+    }
+
+    private double GradNorm()
+    {
+        using var scope = NewDisposeScope();
+        double sq = 0;
+        foreach (var p in _params)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            sq += g.to(float64).pow(2).sum().item<double>();
+        }
+        return Math.Sqrt(sq);
+    }
+
+    public void Dispose()
+    {
+        _rngState.Dispose();
+        Optimizer.Dispose();
+    }
+}

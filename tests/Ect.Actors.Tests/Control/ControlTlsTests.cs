@@ -1,0 +1,88 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Akka.Actor;
+using Akka.Configuration;
+using Ect.Actors.Control;
+using FluentAssertions;
+using Xunit;
+
+namespace Ect.Actors.Tests.Control;
+
+/// <summary>Mutual TLS with pinned thumbprints: the pinned client gets through, an unpinned (rogue) one does not.</summary>
+public sealed class ControlTlsTests : IAsyncLifetime
+{
+    private readonly string _runDir = Directory.CreateTempSubdirectory("ect-tls-").FullName;
+    private X509Certificate2 _server = null!, _client = null!, _rogue = null!;
+    private ActorSystem _daemon = null!;
+    private ControlAddress _address = null!;
+    private string _token = "";
+
+    private static X509Certificate2 SelfSigned(string cn)
+    {
+        using var key = RSA.Create(2048);
+        var req = new CertificateRequest($"CN={cn}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using var cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        // Round trip through PKCS#12 so that the private key is usable by SslStream on Linux.
+        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pfx, "pw"), "pw", X509KeyStorageFlags.Exportable);
+    }
+
+    public async Task InitializeAsync()
+    {
+        (_server, _client, _rogue) = (SelfSigned("ect-daemon"), SelfSigned("ect-ctl"), SelfSigned("rogue"));
+        File.WriteAllBytes(Path.Combine(_runDir, "daemon.pfx"), _server.Export(X509ContentType.Pfx, "secret"));
+        var ect = ConfigurationFactory.ParseString($$"""
+            ect.control {
+              hostname = "127.0.0.1"
+              port = 0
+              tls { enabled = on, certificate-path = "daemon.pfx", certificate-password = "secret",
+                    pinned-thumbprints = ["{{_client.Thumbprint}}"] }
+            }
+            """);
+        var full = ControlEndpoint.Configure(ect, _runDir).WithFallback(ConfigurationFactory.ParseString("akka.loglevel = ERROR"));
+        _daemon = ActorSystem.Create("ect", ControlEndpoint.CreateSetup(ect, full, _runDir));
+        var coordinator = _daemon.ActorOf(Props.Create(() => new EchoCoordinator()));
+        ControlEndpoint.Start(_daemon, coordinator, ect, _runDir);
+        _address = ControlAddressFile.Read(_runDir);
+        _token = ControlEndpoint.ReadToken(Path.Combine(_runDir, "control.token"));
+        await Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _daemon.Terminate();
+        Directory.Delete(_runDir, true);
+    }
+
+    [Fact]
+    public async Task Pinned_client_is_answered_over_tls()
+    {
+        _address.Protocol.Should().Be("akka.ssl.tcp");
+        await using var client = ControlClient.Create(_address, _token, TimeSpan.FromSeconds(10), 1,
+            new ControlClientTls(_client, [_server.Thumbprint]));
+        var reply = await client.SendAsync(new GetStatus("tls-key"));
+        reply.Should().Be(new RunCommandReply("tls-key", true, "echo", null));
+    }
+
+    [Fact]
+    public async Task Unpinned_client_certificate_is_refused_by_the_daemon()
+    {
+        await using var client = ControlClient.Create(_address, _token, TimeSpan.FromSeconds(3), 1,
+            new ControlClientTls(_rogue, [_server.Thumbprint]));
+        var act = () => client.SendAsync(new GetStatus("rogue-key"));
+        await act.Should().ThrowAsync<ControlException>().WithMessage("No answer from*");
+    }
+
+    [Fact]
+    public async Task Client_refuses_a_daemon_it_has_not_pinned()
+    {
+        await using var client = ControlClient.Create(_address, _token, TimeSpan.FromSeconds(3), 1,
+            new ControlClientTls(_client, [_rogue.Thumbprint]));
+        var act = () => client.SendAsync(new GetStatus("k"));
+        await act.Should().ThrowAsync<ControlException>().WithMessage("No answer from*");
+    }
+
+    private sealed class EchoCoordinator : ReceiveActor
+    {
+        public EchoCoordinator() => Receive<RunCommand>(c => Sender.Tell(new RunCommandReply(c.IdempotencyKey, true, "echo", null)));
+    }
+}

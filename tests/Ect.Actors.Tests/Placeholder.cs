@@ -1,1 +1,0 @@
-namespace Ect.Actors.Tests; public class Placeholder {}

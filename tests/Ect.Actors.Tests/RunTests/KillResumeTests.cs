@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using Ect.Actors.Persistence;
+using Ect.Actors.Persistence.Events;
+using FluentAssertions;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Ect.Actors.Tests.RunTests;
+
+/// <summary>
+/// The headline guarantee, on the real `ect` process: a run killed with SIGKILL at random instants (during
+/// steps, checkpoint writes, evaluations) and restarted each time ends with the bits of an uninterrupted run,
+/// and the journal shows every committed checkpoint once. The fake engine makes steps, checkpoint writes
+/// and evaluations slow enough that random kills land inside each of them.
+/// </summary>
+public class KillResumeTests(ITestOutputHelper output)
+{
+    private const string Config = """
+        ect {
+          run.engine = fake
+          pretrain.steps = 60
+          tuning.steps = 60
+          checkpoint.every-steps = 15
+          evaluation.every-steps = 40
+          tuning.kimg-per-tick = 0.1
+          fake { step-ms = 12, write-ms = 150, eval-ms = 250, parameters = 4096 }
+          display { mode = plain, log-interval-seconds = 0.1 }
+        }
+        """;
+
+    private static string EctDll
+    {
+        get
+        {
+            var dll = Path.Combine(AppContext.BaseDirectory, "ect.dll");
+            File.Exists(dll).Should().BeTrue($"the ect program is built next to the tests ({dll})");
+            return dll;
+        }
+    }
+
+    private static Process Start(string configFile, string runDir)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { EctDll, "train", "--config", configFile, "--run-dir", runDir }) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private async Task<(int Code, string Out)> RunToEnd(string configFile, string runDir)
+    {
+        using var p = Start(configFile, runDir);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
+        var text = await stdout + await stderr;
+        output.WriteLine(text.Length > 2000 ? text[^2000..] : text);
+        return (p.ExitCode, text);
+    }
+
+    /// <summary>Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL.</summary>
+    private async Task KillDuringTraining(string configFile, string runDir, Random rng)
+    {
+        using var p = Start(configFile, runDir);
+        var firstLine = new TaskCompletionSource();
+        p.OutputDataReceived += (_, e) => { if (e.Data?.Contains(" step ") == true) firstLine.TrySetResult(); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        var started = await Task.WhenAny(firstLine.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
+        if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return; }
+        var delay = rng.Next(0, 1500);
+        await Task.Delay(delay);
+        if (p.HasExited) return;
+        p.Kill(); // SIGKILL
+        await p.WaitForExitAsync();
+        output.WriteLine($"killed after {delay} ms of training; checkpoints journaled: " +
+            string.Join(",", RunJournal.Events<CheckpointCommitted>(RunJournal.Read(runDir)).Select(c => c.Step)));
+    }
+
+    /// <summary>Default suite: one kill; the reference run is in-process (same engine, same bits).</summary>
+    [Fact]
+    public Task Killed_once_and_restarted_the_run_ends_with_the_bits_of_an_uninterrupted_run() => KillAndCompare(1, 11, processReference: false);
+
+    [Fact]
+    [Trait("Category", "Slow")]
+    public Task Killed_five_times_at_random_instants_the_run_ends_with_the_bits_of_an_uninterrupted_process_run() => KillAndCompare(5, 12, processReference: true);
+
+    private async Task KillAndCompare(int kills, int seed, bool processReference)
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-kill-").FullName;
+        var config = Path.Combine(dir, "tiny.conf");
+        File.WriteAllText(config, Config);
+
+        var reference = Path.Combine(dir, "reference");
+        if (processReference) (await RunToEnd(config, reference)).Code.Should().Be(0);
+        else
+        {
+            var s = Ect.Actors.Configuration.RunSettings.From(
+                Ect.Actors.Configuration.EctConfiguration.Load(config, ["control.enabled=off", "display.mode=off", "fake.step-ms=0", "fake.write-ms=0", "fake.eval-ms=0"]), checkData: false);
+            (await DaemonHarness.RunDaemonAsync(reference, s)).ExitCode.Should().Be(0);
+        }
+        var expected = DaemonHarness.Finished(reference);
+
+        var killed = Path.Combine(dir, "killed");
+        var rng = new Random(seed);
+        for (int i = 0; i < kills; i++) await KillDuringTraining(config, killed, rng);
+        var (code, text) = await RunToEnd(config, killed);
+        code.Should().Be(0, text);
+
+        var got = DaemonHarness.Finished(killed);
+        got.WeightsSha256.Should().Be(expected.WeightsSha256, "weights are bit-identical");
+        got.EmaSha256.Should().Be(expected.EmaSha256, "EMA weights are bit-identical");
+        DaemonHarness.CheckpointStepsOnce(killed).Should().BeSubsetOf(new long[] { 15, 30, 45, 60, 75, 90, 105, 120 });
+        Directory.GetFiles(Path.Combine(killed, "checkpoints"), "*.tmp").Should().BeEmpty();
+    }
+
+    private const string TorchConfig = """
+        ect {
+          run { engine = torch, threads = 1 }
+          data { batch-size = 4, max-images = 64 }
+          network { model-channels = 4, channel-mult = [1, 2], num-blocks = 1 }
+          pretrain.steps = 6
+          tuning.steps = 6
+          checkpoint.every-steps = 2
+          tuning { kimg-per-tick = 0.004, double-ticks = 1 }
+          evaluation { every-steps = 4, evaluators = [ { type = sample-grid, sampling-steps = [1, 2], count = 4 } ] }
+          display { mode = plain, log-interval-seconds = 0.1 }
+        }
+        """;
+
+    /// <summary>The real path (TorchSharp SongUNet on Fashion-MNIST): killed twice, it ends with the bits of an uninterrupted process run.</summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task A_killed_real_run_ends_with_the_bits_of_an_uninterrupted_one()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-kill-torch-").FullName;
+        var config = Path.Combine(dir, "torch.conf");
+        File.WriteAllText(config, TorchConfig);
+        var reference = Path.Combine(dir, "reference");
+        (await RunToEnd(config, reference)).Code.Should().Be(0);
+        var expected = DaemonHarness.Finished(reference);
+        var killed = Path.Combine(dir, "killed");
+        var rng = new Random(5);
+        for (int i = 0; i < 2; i++) await KillDuringTraining(config, killed, rng);
+        (await RunToEnd(config, killed)).Code.Should().Be(0);
+        var got = DaemonHarness.Finished(killed);
+        got.WeightsSha256.Should().Be(expected.WeightsSha256);
+        got.EmaSha256.Should().Be(expected.EmaSha256);
+        DaemonHarness.CheckpointStepsOnce(killed);
+    }
+
+    [Fact]
+    public async Task Sigterm_checkpoints_records_and_exits_zero()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-term-").FullName;
+        var config = Path.Combine(dir, "tiny.conf");
+        File.WriteAllText(config, Config);
+        var run = Path.Combine(dir, "run");
+        using var p = Start(config, run);
+        var firstLine = new TaskCompletionSource();
+        p.OutputDataReceived += (_, e) => { if (e.Data?.Contains(" step ") == true) firstLine.TrySetResult(); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        await firstLine.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.Delay(200);
+        Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        p.ExitCode.Should().Be(0);
+        var journal = RunJournal.Read(run);
+        var interrupted = RunJournal.Events<RunInterrupted>(journal).Should().ContainSingle().Subject;
+        interrupted.Reason.Should().Contain("signal");
+        RunJournal.Events<CheckpointCommitted>(journal).Select(c => c.Step).Should().Contain(interrupted.Step, "the stop wrote a final checkpoint");
+        RunJournal.Events<RunFinished>(journal).Should().BeEmpty();
+    }
+}

@@ -1,0 +1,122 @@
+using Ect.Compute.Losses;
+using Ect.Compute.Tests.Training;
+using FluentAssertions;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Tests.Losses;
+
+[Collection(Ect.Compute.Tests.Training.GlobalTorchStateCollection.Name)]
+public class EctLossTests
+{
+    private static (Tensor y, Tensor n, Tensor eps) Batch(long seed, int batch = 4)
+    {
+        using var g = new Generator((ulong)seed);
+        return (rand(new long[] { batch, 1, 8, 8 }, generator: g) * 2 - 1,
+                randn(new long[] { batch }, generator: g),
+                randn(new long[] { batch, 1, 8, 8 }, generator: g));
+    }
+
+    [Fact]
+    public void Matches_a_direct_restatement_of_the_formula()
+    {
+        torch.set_num_threads(1);
+        using var net = new TinyPrecond();
+        net.train();
+        var (y, _, eps) = Batch(3);
+        // t = exp(2n - 1.1) = 0.006, 0.12, 1.22, 6.05: the first two give r = 0 (target y), the others r > 0.
+        var n = tensor(new[] { -2f, -0.5f, 0.5f, 1.5f });
+        var loss = new EctLoss(new MappingFunction(MappingKind.Sigmoid, q: 2, stage: 1));
+        using var got = loss.Compute(net, y, null, n, eps);
+
+        // Restated independently: per sample, r = 0 -> target y.
+        var t = (n * 2.0 - 1.1).exp();
+        var r = (t * (1 - 0.25 * (1 + 8 * sigmoid(-t)))).clamp_min(0);
+        var expected = new float[4];
+        using (no_grad())
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                var yi = y[i].unsqueeze(0); var ei = eps[i].unsqueeze(0);
+                var ti = t[i].reshape(1); var ri = r[i].reshape(1);
+                var ft = net.call(yi + ti.reshape(1, 1, 1, 1) * ei, ti, null);
+                var fr = ri.item<float>() > 0 ? net.call(yi + ri.reshape(1, 1, 1, 1) * ei, ri, null) : yi;
+                expected[i] = (ft - fr).pow(2).sum().sqrt().item<float>() / (ti - ri).item<float>();
+            }
+        }
+        got.shape.Should().Equal(4);
+        got.requires_grad.Should().BeTrue();
+        var g = got.data<float>().ToArray();
+        for (int i = 0; i < 4; i++) g[i].Should().BeApproximately(expected[i], 1e-4f * Math.Abs(expected[i]) + 1e-6f);
+        r.data<float>().ToArray().Should().Contain(v => v == 0, "the test batch should exercise the r == 0 branch")
+            .And.Contain(v => v > 0);
+    }
+
+    [Fact]
+    public void Target_pass_reuses_the_dropout_mask()
+    {
+        // r == t in float32 (q huge): with the same dropout mask f_r == f_t exactly, so the loss is exactly 0;
+        // with independent masks (p = 0.5) it would be far from 0.
+        torch.set_num_threads(1);
+        using var net = new TinyPrecond(dropout: 0.5, hidden: 16);
+        net.train();
+        var (y, _, _) = Batch(5);
+        var loss = new EctLoss(new MappingFunction(MappingKind.Const, q: 1e12), weighting: EctWeighting.SnrPlusK);
+        torch.random.manual_seed(42);
+        using var l = loss.Compute(net, y, null);
+        l.data<float>().ToArray().Should().OnlyContain(v => v == 0f);
+
+        // Control: a fresh mask for the target does change the result.
+        torch.random.manual_seed(42);
+        using var t = torch.ones(4) * 1.5f;
+        using var x = y + t.reshape(4, 1, 1, 1) * randn_like(y);
+        using var a = net.call(x, t, null);
+        using var b = net.call(x, t, null);
+        (a - b).abs().max().item<float>().Should().BeGreaterThan(1e-3f);
+    }
+
+    [Fact]
+    public void Random_overload_draws_n_then_eps_from_the_global_rng()
+    {
+        torch.set_num_threads(1);
+        using var net = new TinyPrecond();
+        net.train();
+        var (y, _, _) = Batch(7);
+        var loss = new EctLoss(new MappingFunction(stage: 2), c: 0.03);
+        torch.random.manual_seed(11);
+        using var a = loss.Compute(net, y, null);
+        torch.random.manual_seed(11);
+        using var n = randn(4, 1, 1, 1);
+        using var eps = randn_like(y);
+        using var b = loss.Compute(net, y, null, n, eps);
+        a.data<float>().ToArray().Should().Equal(b.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Pseudo_huber_and_snr_weighting()
+    {
+        torch.set_num_threads(1);
+        using var net = new TinyPrecond();
+        net.train();
+        var (y, n, eps) = Batch(9);
+        var plain = new EctLoss(new MappingFunction(MappingKind.Const, q: 4), weighting: EctWeighting.SnrPlusK);
+        var huber = new EctLoss(new MappingFunction(MappingKind.Const, q: 4), c: 0.5, weighting: EctWeighting.SnrPlusK);
+        using var lp = plain.Compute(net, y, null, n, eps);
+        using var lh = huber.Compute(net, y, null, n, eps);
+        var t = (n * 2.0 - 1.1).exp();
+        var w = (t.pow(2) + 0.25) / (t * 0.5).pow(2);
+        var d = (lp / w).pow(2);                       // recover the squared distance
+        var expectedHuber = ((d + 0.25).sqrt() - 0.5) * w;
+        var e = expectedHuber.data<float>().ToArray(); var h = lh.data<float>().ToArray();
+        for (int i = 0; i < 4; i++) h[i].Should().BeApproximately(e[i], 1e-4f * Math.Abs(e[i]) + 1e-5f);
+    }
+
+    [Fact]
+    public void Stage_is_forwarded_to_the_mapping()
+    {
+        var loss = new EctLoss();
+        ((IStagedLoss)loss).Stage = 3;
+        loss.Mapping.Stage.Should().Be(3);
+    }
+}
