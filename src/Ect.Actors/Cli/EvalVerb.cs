@@ -130,6 +130,9 @@ public sealed class EvalVerb : ICliVerb
         var request = new EvalRequest(model, sampler, extractor, dataPath, num, a.Seed, a.RefNum ?? 0, cacheDir, a.Batch);
         Console.Out.WriteLine($"ect eval: {label} of {num} images from '{path}' (step {model.Step}, {model.Phase}), " +
                               $"{sampler.Name} sampler, {sampler.Steps} step(s), {sampler.Nfe} NFE, seed {a.Seed}; reference '{dataPath}'");
+        if (a.Checkpoint is not null && model.TrainedAs == PrecondKind.Edm)
+            Console.Error.WriteLine($"note: '{path}' is from {model.Phase} (an EDM denoiser, not yet consistency-tuned): its few-step samples are not an ECT result; " +
+                                    "`--teacher CK --sampler heun` samples it as EDM does.");
         var outcome = WithProgress(p => CheckpointEvaluation.Run(request, p, ct));
 
         foreach (var w in outcome.Metric.Warnings) Console.Error.WriteLine($"warning: {w}");
@@ -239,6 +242,7 @@ public sealed class EvalVerb : ICliVerb
             ["kimg"] = double.IsFinite(model.Kimg) ? model.Kimg : null,
             ["phase"] = model.Phase,
             ["precond"] = model.Kind.ToString().ToLowerInvariant(),
+            ["trained_as"] = model.TrainedAs.ToString().ToLowerInvariant(),
             ["dataset"] = Path.GetFullPath(dataPath),
             ["reference_images"] = o.ReferenceImages,
             ["reference_cache"] = o.ReferenceCachePath,
@@ -246,7 +250,7 @@ public sealed class EvalVerb : ICliVerb
             ["warnings"] = o.Metric.Warnings,
         };
         var tmp = outPath + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
         File.Move(tmp, outPath, overwrite: true);
     }
 }

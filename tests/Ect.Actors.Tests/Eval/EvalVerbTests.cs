@@ -174,6 +174,29 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         File.Exists(Path.ChangeExtension(old, ".fd-resnet18-1step.json")).Should().BeFalse();
     }
 
+    [Fact]
+    public void A_network_config_that_does_not_fit_the_tensors_is_refused_naming_the_file_and_tensor()
+    {
+        var wrong = Path.Combine(f.Dir, "wrong.safetensors");
+        var c = Safetensors.Read(f.Checkpoint);
+        var meta = c.Metadata.ToDictionary();
+        meta["user.network-config"] = CheckpointModel.SerializeConfig(f.Config with { ModelChannels = 8 });
+        Safetensors.Write(wrong, c.Tensors, meta);
+        foreach (var t in c.Tensors.Values) t.Dispose();
+        var act = () => CheckpointModel.Load(wrong);
+        act.Should().Throw<InvalidDataException>().WithMessage($"*{wrong}*ema/*shape*");
+    }
+
+    [Fact]
+    public void Consistency_times_are_the_papers_for_one_and_two_steps_and_a_decreasing_edm_schedule_beyond()
+    {
+        SamplerChoice.ConsistencyTimes(1).Should().Equal(80.0);
+        SamplerChoice.ConsistencyTimes(2).Should().Equal(80.0, 0.821);
+        var t4 = SamplerChoice.ConsistencyTimes(4);
+        t4.Should().HaveCount(4).And.BeInDescendingOrder().And.OnlyContain(t => t > 0.002);
+        t4[0].Should().Be(80.0);
+    }
+
     private static void Expect((int Code, string Out, string Err) r, params string[] parts)
     {
         r.Code.Should().NotBe(0, r.Out);
