@@ -26,7 +26,8 @@ public static class Engines
             s.TuningLr, c.GetString("ect.tuning.optimizer") == "adam" ? OptimizerKind.Adam : OptimizerKind.RAdam,
             c.GetDouble("ect.tuning.p-mean"), c.GetDouble("ect.tuning.p-std"),
             c.GetString("ect.tuning.mapping") == "const" ? MappingKind.Const : MappingKind.Sigmoid,
-            c.GetDouble("ect.tuning.q"), c.GetDouble("ect.tuning.k"), c.GetDouble("ect.tuning.b"), c.GetDouble("ect.tuning.c"));
+            c.GetDouble("ect.tuning.q"), c.GetDouble("ect.tuning.k"), c.GetDouble("ect.tuning.b"), c.GetDouble("ect.tuning.c"))
+        { DataPath = Path.GetFullPath(s.DataPath) };
         return (new TorchTrainingEngine(o, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
     }
 

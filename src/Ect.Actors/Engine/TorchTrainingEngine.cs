@@ -1,3 +1,4 @@
+using Ect.Actors.Evaluation;
 using Ect.Compute.Losses;
 using Ect.Compute.Networks;
 using Ect.Compute.Optim;
@@ -15,7 +16,11 @@ public sealed record TorchEngineOptions(
     SongUNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta,
     double PretrainLr, double PretrainPMean, double PretrainPStd,
     double TuningLr, OptimizerKind TuningOptimizer, double TuningPMean, double TuningPStd,
-    MappingKind Mapping, double Q, double K, double B, double C);
+    MappingKind Mapping, double Q, double K, double B, double C)
+{
+    /// <summary>The dataset the run trains on; recorded in checkpoints (metadata data-path) so `ect eval` can find its reference.</summary>
+    public string? DataPath { get; init; }
+}
 
 /// <summary>
 /// The real engine: an EctPrecond SongUNet trained by Ect.Compute's TrainStep. Pretraining: EDM loss, Adam.
@@ -79,7 +84,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine
     public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata)
     {
         var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
-        TrainState.Save(path, Step_, metadata);
+        TrainState.Save(path, Step_, CheckpointModel.DescribeNetwork(metadata, _o.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _o.DataPath));
         return new CapturedFile(path);
     }
 

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Ect.Compute.Evaluation;
+using Ect.Compute.Preconditioning;
+using Ect.Compute.Sampling;
+using Ect.Data;
+using Ect.Data.Sources;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ect.Actors.Evaluation;
+
+/// <summary>How `ect eval` samples: consistency steps at given times, or EDM's Heun sampler with N steps.</summary>
+public abstract record SamplerChoice
+{
+    /// <summary>ConsistencySampler at times t (t_N = 0 appended): [80] = 1 step, [80, 0.821] = 2 steps.</summary>
+    public sealed record Consistency(IReadOnlyList<double> T) : SamplerChoice
+    {
+        public override int Steps => T.Count;
+        public override int Nfe => T.Count;
+        public override string Name => "consistency";
+    }
+
+    /// <summary>EDM's deterministic Heun sampler (2 steps - 1 network evaluations).</summary>
+    public sealed record Heun(int NumSteps) : SamplerChoice
+    {
+        public override int Steps => NumSteps;
+        public override int Nfe => 2 * NumSteps - 1;
+        public override string Name => "heun";
+    }
+
+    public abstract int Steps { get; }
+    public abstract int Nfe { get; }
+    public abstract string Name { get; }
+
+    /// <summary>
+    /// The consistency times for <paramref name="steps"/> steps: the paper's [80] and [80, 0.821] for 1 and 2; for more,
+    /// the first n points of EDM's rho = 7 schedule with n + 1 points from 80 to 0.002 (the last, nearly 0, is replaced by
+    /// the sampler's own t = 0). Deviation: the ECT reference takes such lists by hand (--mid_t); this is only a default.
+    /// </summary>
+    public static IReadOnlyList<double> ConsistencyTimes(int steps)
+    {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "steps must be >= 1");
+        if (steps == 1) return [80.0];
+        if (steps == 2) return [80.0, 0.821];
+        return HeunSampler.TimeSteps(new HeunSamplerConfig(NumSteps: steps + 1)).Take(steps).ToArray();
+    }
+}
+
+/// <summary>What <see cref="CheckpointEvaluation.Run"/> needs; the verb fills it from the command line.</summary>
+public sealed record EvalRequest(
+    CheckpointModel Model, SamplerChoice Sampler, IFeatureExtractor Extractor, string DataPath, int Num, int Seed,
+    int ReferenceImages, string CacheDirectory, int BatchSize);
+
+/// <summary>The outcome, as printed and written to the JSON file.</summary>
+public sealed record EvaluationOutcome(MetricResult Metric, int ReferenceImages, bool ReferenceFromCache, string ReferenceCachePath, TimeSpan Elapsed);
+
+/// <summary>
+/// `ect eval`'s work: the dataset's reference statistics (ReferenceStatisticsCache, keyed by a SHA-256 of the first
+/// images' bytes and the network resolution), then N generated images from the checkpoint's EMA network through
+/// MetricRunner. Generation: one torch Generator seeded with Seed, drawn in batch order (latents, then the noise of
+/// later steps), so a fixed seed, batch size and thread count give the same bits. Labels of a class-conditional
+/// network cycle through the classes (image i gets class i mod L), as the daemon's sample grids do.
+/// </summary>
+public static class CheckpointEvaluation
+{
+    public static EvaluationOutcome Run(EvalRequest r, IProgress<MetricProgress>? progress = null, CancellationToken ct = default)
+    {
+        var sw = Stopwatch.StartNew();
+        var cfg = r.Model.Config;
+        ReferenceStatisticsResult reference;
+        int refCount;
+        using (var data = DatasetSource.Load(r.DataPath, r.ReferenceImages > 0 ? r.ReferenceImages : null))
+        {
+            if (data.Channels != cfg.InChannels)
+                throw new InvalidDataException(
+                    $"dataset '{r.DataPath}' has {data.Channels} channel(s) but the network of '{r.Model.Path}' takes {cfg.InChannels}: pass the run's dataset with --data.");
+            refCount = data.Count;
+            if (refCount < 2) throw new InvalidDataException($"dataset '{r.DataPath}' has {refCount} image(s); reference statistics need at least 2.");
+            var hash = ContentHash(data, cfg.ImgResolution);
+            var cache = new ReferenceStatisticsCache(r.CacheDirectory);
+            Directory.CreateDirectory(r.CacheDirectory);
+            reference = cache.GetOrCompute(hash, refCount, r.Extractor, () => DatasetBatches(data, cfg.ImgResolution, r.BatchSize), progress, ct);
+        }
+
+        var g = new Generator((ulong)r.Seed);
+        var made = 0;
+        Tensor Generate(int batchIndex)
+        {
+            var n = Math.Min(r.BatchSize, r.Num - made);
+            using var scope = NewDisposeScope();
+            var x = Sample(r.Model.Net, r.Sampler, n, made, g);
+            made += n;
+            return x.MoveToOuterDisposeScope();
+        }
+        var metric = MetricRunner.Compute(Generate, r.Num, r.Extractor, reference.Statistics, progress, ct);
+        return new EvaluationOutcome(metric, refCount, reference.FromCache, reference.CachePath, sw.Elapsed);
+    }
+
+    /// <summary>n images [n,C,R,R] float32 in [-1,1] (clamped), image indices first.. first+n-1.</summary>
+    public static Tensor Sample(SongUNetPrecond net, SamplerChoice sampler, int n, int first, Generator g)
+    {
+        using var noGrad = no_grad();
+        var cfg = net.NetworkConfig;
+        var latents = randn([n, cfg.InChannels, cfg.ImgResolution, cfg.ImgResolution], dtype: float64, generator: g);
+        Tensor? labels = null;
+        if (cfg.LabelDim > 0)
+            labels = nn.functional.one_hot((arange(n, dtype: int64) + first) % cfg.LabelDim, cfg.LabelDim).to(float32);
+        var x = sampler switch
+        {
+            SamplerChoice.Consistency c => ConsistencySampler.Sample(net, latents, c.T, labels, g), // scales by t_max itself
+            SamplerChoice.Heun h => HeunSampler.Sample(net, latents, new HeunSamplerConfig(NumSteps: h.NumSteps), labels, g),
+            _ => throw new ArgumentOutOfRangeException(nameof(sampler)),
+        };
+        return x.clamp(-1, 1).to(float32);
+    }
+
+    /// <summary>The dataset in order, no flips, no labels, padded/resized to the network's resolution as for training.</summary>
+    static IEnumerable<Tensor> DatasetBatches(ImageDataset data, int resolution, int batchSize)
+    {
+        var assembler = new BatchAssembler(data, Math.Min(batchSize, data.Count), 0,
+            new BatchOptions { Resolution = resolution, XFlip = false, UseLabels = false, Shuffle = false });
+        while (true)
+        {
+            var b = assembler.Next();
+            b.Labels?.Dispose();
+            yield return b.Images;
+        }
+    }
+
+    /// <summary>SHA-256 of the images' bytes, their shape and the resolution they are brought to (keys the cache).</summary>
+    static string ContentHash(ImageDataset data, int resolution)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        h.AppendData(System.Text.Encoding.UTF8.GetBytes($"{data.Count}x{data.Channels}x{data.Height}x{data.Width}->{resolution};"));
+        for (var i = 0; i < data.Count; i++) h.AppendData(data.GetImage(i));
+        return Convert.ToHexString(h.GetHashAndReset()).ToLowerInvariant();
+    }
+}

@@ -1,0 +1,168 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Ect.Compute.IO;
+using Ect.Compute.Networks;
+using Ect.Compute.Preconditioning;
+using Ect.Compute.Training;
+using static TorchSharp.torch;
+
+namespace Ect.Actors.Evaluation;
+
+/// <summary>Which preconditioning wraps the SongUNet: ECT's consistency model or EDM's denoiser.</summary>
+public enum PrecondKind { Ect, Edm }
+
+/// <summary>
+/// The EMA network of a daemon checkpoint (TrainState's safetensors file), rebuilt for sampling. The network is
+/// described by the checkpoint's metadata, written by <see cref="DescribeNetwork"/> in TorchTrainingEngine.Capture:
+/// <c>user.network-config</c> (SongUNetConfig as JSON), <c>user.precond</c> (ect|edm: what the phase trained),
+/// <c>user.sigma-min</c>, <c>user.sigma-data</c>, <c>user.phase</c>, <c>user.data-path</c>. The weights are the
+/// <c>ema/NAME</c> tensors (TrainState's layout). Checkpoints from before these keys existed are refused with a
+/// message naming the file.
+/// </summary>
+public sealed class CheckpointModel : IDisposable
+{
+    public const string NetworkConfigKey = "network-config";
+    public const string PrecondKey = "precond";
+    public const string SigmaMinKey = "sigma-min";
+    public const string SigmaDataKey = "sigma-data";
+    public const string PhaseKey = "phase";
+    public const string DataPathKey = "data-path";
+    private const string User = "user.";
+    private const string EmaPrefix = "ema/";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+        PropertyNamingPolicy = JsonNamingPolicy.KebabCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public string Path { get; }
+    public SongUNetConfig Config { get; }
+    /// <summary>The preconditioning the network was built with (may differ from <see cref="TrainedAs"/> when asked for).</summary>
+    public PrecondKind Kind { get; }
+    /// <summary>What the checkpoint's phase trained: edm (pretraining, EDM loss) or ect (tuning).</summary>
+    public PrecondKind TrainedAs { get; }
+    public SongUNetPrecond Net { get; }
+    public long Step { get; }
+    public double Kimg { get; }
+    public string Phase { get; }
+    /// <summary>The dataset the run trained on, or null when the checkpoint does not say.</summary>
+    public string? DataPath { get; }
+
+    private CheckpointModel(string path, SongUNetConfig config, PrecondKind kind, PrecondKind trainedAs, SongUNetPrecond net,
+        long step, double kimg, string phase, string? dataPath)
+    {
+        (Path, Config, Kind, TrainedAs, Net, Step, Kimg, Phase, DataPath) = (path, config, kind, trainedAs, net, step, kimg, phase, dataPath);
+    }
+
+    public static string SerializeConfig(SongUNetConfig config) => JsonSerializer.Serialize(config, Json);
+
+    public static SongUNetConfig DeserializeConfig(string json) =>
+        JsonSerializer.Deserialize<SongUNetConfig>(json, Json) ?? throw new JsonException("network-config is null");
+
+    /// <summary>
+    /// The caller's checkpoint metadata plus the keys that describe the network (existing keys are kept as they are).
+    /// During pretraining the weights are an EDM denoiser (EctPrecond's training mode equals EDMPrecond), so precond = edm;
+    /// during tuning they are an ECT consistency model.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> DescribeNetwork(
+        IReadOnlyDictionary<string, string> metadata, SongUNetConfig config, string phase, double sigmaMin, double sigmaData, string? dataPath)
+    {
+        var m = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
+        m.TryAdd(NetworkConfigKey, SerializeConfig(config));
+        m.TryAdd(PrecondKey, phase == "pretrain" ? "edm" : "ect");
+        m.TryAdd(SigmaMinKey, sigmaMin.ToString("R", CultureInfo.InvariantCulture));
+        m.TryAdd(SigmaDataKey, sigmaData.ToString("R", CultureInfo.InvariantCulture));
+        m.TryAdd(PhaseKey, phase);
+        if (dataPath is not null) m.TryAdd(DataPathKey, dataPath);
+        return m;
+    }
+
+    /// <summary>
+    /// Rebuilds the EMA network of <paramref name="path"/> in eval mode without gradients. <paramref name="as"/>: the
+    /// preconditioning to wrap it in (null: the one the checkpoint names). Both share SongUNet's state-dict keys, so an
+    /// ECT model can be loaded as EDM and vice versa (e.g. a pretraining checkpoint as the EDM teacher for Heun sampling).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">Not a training state, metadata missing or wrong, or tensors that do not fit.</exception>
+    public static CheckpointModel Load(string path, PrecondKind? @as = null)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist.", path);
+        var contents = Safetensors.Read(path);
+        SongUNetPrecond? net = null;
+        try
+        {
+            var meta = contents.Metadata;
+            if (!meta.TryGetValue("ect.format", out var fmt) || fmt != TrainState.FormatName)
+                throw new InvalidDataException($"'{path}' is not an ECT training checkpoint (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}').");
+            if (!meta.TryGetValue(User + NetworkConfigKey, out var cfgJson))
+                throw new InvalidDataException(
+                    $"'{path}' has no network description (metadata '{User}{NetworkConfigKey}'): it was written by an older version of ect " +
+                    "that did not record the network. Continue the run for one checkpoint with this version (`ect train` resumes it), then evaluate the new checkpoint.");
+            SongUNetConfig config;
+            try { config = DeserializeConfig(cfgJson); config.Validate(); }
+            catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException)
+            {
+                throw new InvalidDataException($"'{path}': metadata '{User}{NetworkConfigKey}' is not a valid SongUNet config ({e.Message}).", e);
+            }
+            var trainedAs = ParseKind(path, Required(path, meta, PrecondKey));
+            var kind = @as ?? trainedAs;
+            double sigmaMin = Number(path, meta, SigmaMinKey), sigmaData = Number(path, meta, SigmaDataKey);
+            var phase = Required(path, meta, PhaseKey);
+            long step = meta.TryGetValue(User + "step", out var st) ? long.Parse(st, CultureInfo.InvariantCulture)
+                : long.Parse(Required(path, meta, "step", "ect."), CultureInfo.InvariantCulture);
+            double kimg = meta.TryGetValue(User + "kimg", out var ki) ? double.Parse(ki, CultureInfo.InvariantCulture) : double.NaN;
+            meta.TryGetValue(User + DataPathKey, out var dataPath);
+
+            net = kind == PrecondKind.Ect ? new EctPrecond(config, sigmaMin, sigmaData) : new EdmPrecond(config, sigmaData);
+            using (no_grad())
+            {
+                var expected = net.state_dict();
+                foreach (var (k, dst) in expected)
+                {
+                    if (!contents.Tensors.TryGetValue(EmaPrefix + k, out var src))
+                        throw new InvalidDataException($"'{path}' has no tensor '{EmaPrefix}{k}': its tensors do not match the network its metadata describes ({config}).");
+                    if (!src.shape.SequenceEqual(dst.shape))
+                        throw new InvalidDataException(
+                            $"'{path}': tensor '{EmaPrefix}{k}' has shape [{string.Join(",", src.shape)}], the network of its metadata expects [{string.Join(",", dst.shape)}].");
+                    dst.copy_(src);
+                }
+                var extra = contents.Tensors.Keys.Where(k => k.StartsWith(EmaPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[EmaPrefix.Length..])).ToList();
+                if (extra.Count > 0)
+                    throw new InvalidDataException($"'{path}' has EMA tensor '{extra[0]}' that the network of its metadata does not have ({extra.Count} such tensors).");
+            }
+            net.eval();
+            foreach (var p in net.parameters()) p.requires_grad = false;
+            var model = new CheckpointModel(path, config, kind, trainedAs, net, step, kimg, phase, dataPath);
+            net = null;
+            return model;
+        }
+        finally
+        {
+            net?.Dispose();
+            foreach (var t in contents.Tensors.Values) t.Dispose();
+        }
+    }
+
+    private static PrecondKind ParseKind(string path, string v) => v switch
+    {
+        "ect" => PrecondKind.Ect,
+        "edm" => PrecondKind.Edm,
+        _ => throw new InvalidDataException($"'{path}': metadata '{User}{PrecondKey}' = '{v}'; expected 'ect' or 'edm'."),
+    };
+
+    private static string Required(string path, IReadOnlyDictionary<string, string> meta, string key, string prefix = User) =>
+        meta.TryGetValue(prefix + key, out var v) ? v
+            : throw new InvalidDataException($"'{path}' has no metadata '{prefix}{key}' (written by an older version of ect?).");
+
+    private static double Number(string path, IReadOnlyDictionary<string, string> meta, string key)
+    {
+        var v = Required(path, meta, key);
+        return double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d
+            : throw new InvalidDataException($"'{path}': metadata '{User}{key}' = '{v}' is not a number.");
+    }
+
+    public void Dispose() => Net.Dispose();
+}
