@@ -79,7 +79,7 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
                 // Deviation: the reference evaluates D at r = 0 too (c_noise = -inf, giving NaN that nan_to_num
                 // and the mask discard). We pass t for those rows instead: they are replaced by y all the same,
                 // the other rows are unaffected (samples are independent in the network), and the dropout draws
-                // are identical; it also avoids the network's sigma = 0 path (log 0).
+                // are identical; it also skips pointless NaN arithmetic at sigma = 0 (log 0).
                 var rNet = where(mask, r, t).flatten();
                 var fR = nan_to_num(net.call(xR, rNet, classLabels));
                 // Same arithmetic as the reference: mask * f_r + (~mask) * y.

@@ -271,7 +271,9 @@ public sealed class SongUNet : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Tenso
                 }
             }
             if (decAux is null) throw new InvalidOperationException("SongUNet decoder produced no output (no aux_conv).");
-            owned.Remove(decAux);
+            // By reference: List.Remove would call Tensor.Equals, an element-wise comparison that never
+            // matches a tensor holding NaN (so the output was disposed) and may match another equal tensor.
+            owned.RemoveAll(t => ReferenceEquals(t, decAux));
             return decAux;
         }
         finally

@@ -35,6 +35,29 @@ public class PrecondTests
     }
 
     [Fact]
+    public void SigmaZeroGivesNaNLikeTheReferenceInsteadOfADisposedTensor()
+    {
+        // Regression: the output was disposed when it held NaN (List.Remove used Tensor.Equals, which is
+        // element-wise and never equal for NaN). The reference gives NaN rows at sigma = 0 (c_noise = -inf)
+        // and leaves the other samples alone.
+        torch.set_num_threads(1);
+        torch.manual_seed(0);
+        using var net = new EctPrecond(Tiny());
+        net.train();
+        using var x = randn(2, 1, 16, 16);
+        using (no_grad())
+        {
+            using var d = net.forward(x, tensor(new[] { 0f, 1f }), null);
+            d.IsInvalid.Should().BeFalse();
+            d[0].isnan().all().item<bool>().Should().BeTrue("sigma = 0 gives c_noise = -inf, hence NaN, as in PyTorch");
+            using var x1 = x.narrow(0, 1, 1);
+            using var alone = net.forward(x1, tensor(new[] { 1f }), null);
+            using var d1 = d.narrow(0, 1, 1);
+            GoldenDdpmppSmall.ShouldMatch(d1, alone, "the finite sample next to a sigma = 0 sample");
+        }
+    }
+
+    [Fact]
     public void EdmPrecondUsesTrainingCoefficientsInBothModesAndSharesKeys()
     {
         torch.set_num_threads(1);
