@@ -47,7 +47,7 @@ public sealed class EvalVerb : ICliVerb
         var teacher = new Option<string?>("--teacher") { Description = "Checkpoint whose EMA network is sampled as an EDM denoiser (use with --sampler heun)." };
         var metric = new Option<string>("--metric") { Description = "fd-resnet18 (cheap, not FID) or fid (Inception-v3, needs --inception-weights).", DefaultValueFactory = _ => "fd-resnet18" };
         var steps = new Option<int?>("--steps") { Description = "Sampling steps (consistency: 1 -> t=[80], 2 -> [80, 0.821], more: EDM rho=7 schedule; heun: N steps = 2N-1 evaluations)." };
-        var sampler = new Option<string?>("--sampler") { Description = "consistency (default with --checkpoint) or heun (default with --teacher)." };
+        var sampler = new Option<string?>("--sampler") { Description = "consistency (default with --checkpoint; with --teacher: the diffusion model's own few-step output, a baseline) or heun (default with --teacher)." };
         var nfe = new Option<int?>("--nfe") { Description = "Heun: network evaluations (odd, 2*steps-1; 35 = 18 steps)." };
         var t = new Option<string?>("--t") { Description = "Consistency times, comma-separated and decreasing, e.g. 80,0.821 (overrides --steps)." };
         var num = new Option<int?>("--num") { Description = "Number of generated images (>= 2; 10000 or 50000 for the usual protocol)." };
@@ -163,7 +163,8 @@ public sealed class EvalVerb : ICliVerb
             return new SamplerChoice.Heun(steps);
         }
         if (name != "consistency") throw new UsageException($"--sampler {a.Sampler}: use consistency or heun.");
-        if (a.Teacher is not null) throw new UsageException("--teacher is sampled with --sampler heun; for consistency sampling give --checkpoint CK.");
+        // --teacher CK --sampler consistency --steps 1|2: the diffusion model's own few-step output (D(80 z, 80), then
+        // re-noised to mid-t), the baseline that shows what consistency tuning adds.
         if (a.Nfe is not null) throw new UsageException("--nfe is for --sampler heun; the consistency sampler takes --steps or --t.");
         if (a.T is { } list)
         {

@@ -27,7 +27,7 @@ public static class Engines
             c.GetDouble("ect.tuning.p-mean"), c.GetDouble("ect.tuning.p-std"),
             c.GetString("ect.tuning.mapping") == "const" ? MappingKind.Const : MappingKind.Sigmoid,
             c.GetDouble("ect.tuning.q"), c.GetDouble("ect.tuning.k"), c.GetDouble("ect.tuning.b"), c.GetDouble("ect.tuning.c"))
-        { DataPath = Path.GetFullPath(s.DataPath) };
+        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c) };
         return (new TorchTrainingEngine(o, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
     }
 
@@ -51,6 +51,51 @@ public static class Engines
         var levels = c.GetIntList("ect.network.channel-mult").Count;
         try { Ect.Data.ResolutionRule.Check(res, "ect.data.resolution", levels); }
         catch (Exception e) { throw new ConfigurationException(e.Message); }
+        CheckInit(c);
+    }
+
+    /// <summary>
+    /// The file named by ect.network.init as a full path, or null when the run starts from random weights. A relative
+    /// path is looked up in the current directory, then in the folders above the program (so a checkout's
+    /// `teachers/...` is found from anywhere inside it, e.g. `dotnet run` or the tests' bin folder).
+    /// </summary>
+    public static string? ResolveInit(Akka.Configuration.Config c)
+    {
+        var init = c.GetString("ect.network.init", "");
+        if (string.IsNullOrWhiteSpace(init)) return null;
+        if (Path.IsPathRooted(init) || File.Exists(init)) return Path.GetFullPath(init);
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, init);
+            if (File.Exists(candidate)) return candidate;
+        }
+        return Path.GetFullPath(init);
+    }
+
+    /// <summary>Refuses a missing or unreadable ect.network.init, or one made for another architecture, before any work.</summary>
+    private static void CheckInit(Akka.Configuration.Config c)
+    {
+        var path = ResolveInit(c);
+        if (path is null) return;
+        var given = c.GetString("ect.network.init");
+        if (!File.Exists(path))
+            throw new ConfigurationException(
+                $"ect.network.init: '{given}' does not exist (looked in {Environment.CurrentDirectory} and the folders above the ect program). " +
+                "Give an existing file (an `ect export` weights file, an ECT checkpoint or an EDM state dict in safetensors), " +
+                "or set ect.network.init = \"\" to start from random weights.");
+        try
+        {
+            var header = Inspection.SafetensorsFile.Open(path);
+            if (header.Metadata.TryGetValue("user." + Evaluation.CheckpointModel.NetworkConfigKey, out var json))
+            {
+                var found = Evaluation.CheckpointModel.DeserializeConfig(json);
+                var expected = NetworkConfig(c, c.GetInt("ect.data.resolution"), found.InChannels,
+                    c.GetBoolean("ect.data.use-labels") ? found.LabelDim : 0);
+                Evaluation.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
+            }
+        }
+        catch (InvalidDataException e) { throw new ConfigurationException($"ect.network.init: {e.Message}"); }
+        catch (System.Text.Json.JsonException e) { throw new ConfigurationException($"ect.network.init: '{path}' has an unreadable network description ({e.Message})."); }
     }
 
     public static (ITrainingEngine, IBatchSource) Fake(RunSettings s, string runDir)

@@ -20,6 +20,12 @@ public sealed record TorchEngineOptions(
 {
     /// <summary>The dataset the run trains on; recorded in checkpoints (metadata data-path) so `ect eval` can find its reference.</summary>
     public string? DataPath { get; init; }
+
+    /// <summary>
+    /// Weights both the network and its EMA start from (ect.network.init: the teacher), or null for EDM's random
+    /// initialisation. Used at a fresh start only; a resumed run loads its checkpoint over them.
+    /// </summary>
+    public string? InitWeights { get; init; }
 }
 
 /// <summary>
@@ -47,7 +53,11 @@ public sealed class TorchTrainingEngine : ITrainingEngine
         torch.random.manual_seed(options.Seed); // weight initialisation
         _net = new EctPrecond(options.Network);
         _ema = new EctPrecond(options.Network);
+        // ECT starts from the pretrained model's EMA weights, for the trained network and its EMA alike.
+        if (options.InitWeights is { } init) _initSha256 = WeightsFile.ReadInitial(init, options.Network, _net, _ema);
     }
+
+    private readonly string? _initSha256;
 
     public void SetPhase(string phase)
     {
@@ -84,7 +94,10 @@ public sealed class TorchTrainingEngine : ITrainingEngine
     public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata)
     {
         var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
-        TrainState.Save(path, Step_, CheckpointModel.DescribeNetwork(metadata, _o.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _o.DataPath));
+        var meta = CheckpointModel.DescribeNetwork(metadata, _o.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _o.DataPath);
+        if (_o.InitWeights is { } init)
+            meta = new Dictionary<string, string>(meta) { ["init-weights"] = init, ["init-sha256"] = _initSha256! }; // provenance
+        TrainState.Save(path, Step_, meta);
         return new CapturedFile(path);
     }
 

@@ -95,8 +95,10 @@ public sealed class CheckpointModel : IDisposable
         try
         {
             var meta = contents.Metadata;
-            if (!meta.TryGetValue("ect.format", out var fmt) || fmt != TrainState.FormatName)
-                throw new InvalidDataException($"'{path}' is not an ECT training checkpoint (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}').");
+            if (!meta.TryGetValue("ect.format", out var fmt) || (fmt != TrainState.FormatName && fmt != WeightsFile.FormatName))
+                throw new InvalidDataException($"'{path}' is not an ECT training checkpoint nor an `ect export` weights file (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}' or '{WeightsFile.FormatName}').");
+            // A training state keeps the EMA under "ema/"; an exported weights file holds only the EMA, under EDM's own keys.
+            var emaPrefix = fmt == WeightsFile.FormatName ? "" : EmaPrefix;
             if (!meta.TryGetValue(User + NetworkConfigKey, out var cfgJson))
                 throw new InvalidDataException(
                     $"'{path}' has no network description (metadata '{User}{NetworkConfigKey}'): it was written by an older version of ect " +
@@ -122,14 +124,14 @@ public sealed class CheckpointModel : IDisposable
                 var expected = net.state_dict();
                 foreach (var (k, dst) in expected)
                 {
-                    if (!contents.Tensors.TryGetValue(EmaPrefix + k, out var src))
-                        throw new InvalidDataException($"'{path}' has no tensor '{EmaPrefix}{k}': its tensors do not match the network its metadata describes ({config}).");
+                    if (!contents.Tensors.TryGetValue(emaPrefix + k, out var src))
+                        throw new InvalidDataException($"'{path}' has no tensor '{emaPrefix}{k}': its tensors do not match the network its metadata describes ({config}).");
                     if (!src.shape.SequenceEqual(dst.shape))
                         throw new InvalidDataException(
-                            $"'{path}': tensor '{EmaPrefix}{k}' has shape [{string.Join(",", src.shape)}], the network of its metadata expects [{string.Join(",", dst.shape)}].");
+                            $"'{path}': tensor '{emaPrefix}{k}' has shape [{string.Join(",", src.shape)}], the network of its metadata expects [{string.Join(",", dst.shape)}].");
                     dst.copy_(src);
                 }
-                var extra = contents.Tensors.Keys.Where(k => k.StartsWith(EmaPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[EmaPrefix.Length..])).ToList();
+                var extra = contents.Tensors.Keys.Where(k => k.StartsWith(emaPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[emaPrefix.Length..])).ToList();
                 if (extra.Count > 0)
                     throw new InvalidDataException($"'{path}' has EMA tensor '{extra[0]}' that the network of its metadata does not have ({extra.Count} such tensors).");
             }
