@@ -28,6 +28,8 @@ public sealed record EvalArgs
     public string? CacheDir { get; init; }
     public int? RefNum { get; init; }
     public int Batch { get; init; } = 32;
+    public string? Grid { get; init; }
+    public int GridCount { get; init; } = 64;
 }
 
 /// <summary>
@@ -59,8 +61,10 @@ public sealed class EvalVerb : ICliVerb
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Reference statistics cache folder (default ~/.cache/ect/stats)." };
         var refNum = new Option<int?>("--ref-num") { Description = "Reference images: the first K of the dataset (default: all)." };
         var batch = new Option<int>("--batch") { Description = "Images per generation batch.", DefaultValueFactory = _ => 32 };
+        var grid = new Option<string?>("--grid") { Description = "Also save the first --grid-count generated images (the ones measured) as a PNG grid." };
+        var gridCount = new Option<int>("--grid-count") { Description = "Images in the --grid PNG (a square number looks best).", DefaultValueFactory = _ => 64 };
         var cmd = new Command("eval", "FD-ResNet18 or FID of a checkpoint's few-step (or Heun) samples against a dataset.");
-        foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, threads, cacheDir, refNum, batch })
+        foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, threads, cacheDir, refNum, batch, grid, gridCount })
             cmd.Options.Add(o);
         cmd.SetAction((r, ct) => Task.Run(() => Run(new EvalArgs
         {
@@ -68,6 +72,7 @@ public sealed class EvalVerb : ICliVerb
             Sampler = r.GetValue(sampler), Nfe = r.GetValue(nfe), T = r.GetValue(t), Num = r.GetValue(num), Seed = r.GetValue(seed),
             Data = r.GetValue(data), InceptionWeights = r.GetValue(weights), Out = r.GetValue(output), Threads = r.GetValue(threads),
             CacheDir = r.GetValue(cacheDir), RefNum = r.GetValue(refNum), Batch = r.GetValue(batch),
+            Grid = r.GetValue(grid), GridCount = r.GetValue(gridCount),
         }, ct), ct));
         return cmd;
     }
@@ -113,6 +118,8 @@ public sealed class EvalVerb : ICliVerb
         if (num < 2) throw new UsageException($"--num {num}: a Frechet distance needs at least 2 images (the covariance divides by N-1).");
         if (a.Threads < 1) throw new UsageException($"--threads {a.Threads}: must be >= 1.");
         if (a.Batch < 1) throw new UsageException($"--batch {a.Batch}: must be >= 1.");
+        if (a.Grid is not null && (a.GridCount < 1 || a.GridCount > num))
+            throw new UsageException($"--grid-count {a.GridCount}: must be between 1 and --num ({num}).");
         if (a.RefNum is < 2) throw new UsageException($"--ref-num {a.RefNum}: must be >= 2.");
         var sampler = ChooseSampler(a);
         if (!File.Exists(path)) throw new UsageException($"checkpoint '{path}' does not exist.");
@@ -127,7 +134,20 @@ public sealed class EvalVerb : ICliVerb
 
         using IFeatureExtractor extractor = metric == "fid" ? LoadInception(a.InceptionWeights!) : new ResNet18OnnxExtractor(a.Threads);
         var label = metric == "fid" ? "FID" : ResNet18OnnxExtractor.MetricName;
-        var request = new EvalRequest(model, sampler, extractor, dataPath, num, a.Seed, a.RefNum ?? 0, cacheDir, a.Batch);
+        // The grid shows the first images of the measured set itself, not a separate draw.
+        var gridPixels = new List<float>();
+        var gridImages = 0;
+        var request = new EvalRequest(model, sampler, extractor, dataPath, num, a.Seed, a.RefNum ?? 0, cacheDir, a.Batch)
+        {
+            OnGenerated = a.Grid is null ? null : x =>
+            {
+                var take = (int)Math.Min(a.GridCount - gridImages, x.shape[0]);
+                if (take <= 0) return;
+                using var part = x.narrow(0, 0, take).contiguous();
+                gridPixels.AddRange(part.data<float>().ToArray());
+                gridImages += take;
+            },
+        };
         Console.Out.WriteLine($"ect eval: {label} of {num} images from '{path}' (step {model.Step}, {model.Phase}), " +
                               $"{sampler.Name} sampler, {sampler.Steps} step(s), {sampler.Nfe} NFE, seed {a.Seed}; reference '{dataPath}'");
         if (a.Checkpoint is not null && model.TrainedAs == PrecondKind.Edm)
@@ -139,6 +159,12 @@ public sealed class EvalVerb : ICliVerb
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{label} = {outcome.Metric.Value:0.####} ({num} images vs {outcome.ReferenceImages} reference images{(outcome.ReferenceFromCache ? ", cached" : "")}; {outcome.Elapsed.TotalSeconds:0.0} s)"));
 
+        if (a.Grid is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(a.Grid))!);
+            Ect.Actors.Output.Png.SaveGrid(a.Grid, gridPixels.ToArray(), gridImages, model.Config.InChannels, model.Config.ImgResolution);
+            Console.Out.WriteLine($"wrote {a.Grid} ({gridImages} images)");
+        }
         var outPath = a.Out ?? Path.ChangeExtension(path, $".{metric}-{sampler.Steps}step.json");
         WriteJson(outPath, label, outcome, model, sampler, a.Seed, num, dataPath);
         Console.Out.WriteLine($"wrote {outPath}");
@@ -206,15 +232,20 @@ public sealed class EvalVerb : ICliVerb
                     }));
                 });
         }
-        // Plain lines: the start and end of each stage and about every tenth in between.
+        // Plain lines (logs): each tenth of a stage, and at least every 30 s, with the rate and the time left.
         long lastDecile = -1;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var lastLine = TimeSpan.Zero;
         return run(new Reporter(p =>
         {
             var decile = p.Total == 0 ? 10 : p.Done * 10 / p.Total;
-            if (p.Done == 0) lastDecile = -1;
-            if (decile == lastDecile) return;
+            if (p.Done == 0) { lastDecile = -1; clock.Restart(); lastLine = TimeSpan.Zero; }
+            if (decile == lastDecile && clock.Elapsed - lastLine < TimeSpan.FromSeconds(30)) return;
             lastDecile = decile;
-            Console.Out.WriteLine($"{p.Stage}: {p.Done}/{p.Total} images");
+            lastLine = clock.Elapsed;
+            var rate = p.Done / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+            var eta = p.Done > 0 && rate > 0 ? TimeSpan.FromSeconds((p.Total - p.Done) / rate).ToString(@"hh\:mm\:ss") : "-";
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{p.Stage}: {p.Done}/{p.Total} images, {rate:0.0} img/s, eta {eta}"));
         }));
     }
 

@@ -50,7 +50,11 @@ public abstract record SamplerChoice
 /// <summary>What <see cref="CheckpointEvaluation.Run"/> needs; the verb fills it from the command line.</summary>
 public sealed record EvalRequest(
     CheckpointModel Model, SamplerChoice Sampler, IFeatureExtractor Extractor, string DataPath, int Num, int Seed,
-    int ReferenceImages, string CacheDirectory, int BatchSize);
+    int ReferenceImages, string CacheDirectory, int BatchSize)
+{
+    /// <summary>Sees every generated batch [B,C,R,R] in [-1,1] before its features are taken (e.g. to save a grid); must not keep it.</summary>
+    public Action<Tensor>? OnGenerated { get; init; }
+}
 
 /// <summary>The outcome, as printed and written to the JSON file.</summary>
 public sealed record EvaluationOutcome(MetricResult Metric, int ReferenceImages, bool ReferenceFromCache, string ReferenceCachePath, TimeSpan Elapsed);
@@ -90,6 +94,7 @@ public static class CheckpointEvaluation
             var n = Math.Min(r.BatchSize, r.Num - made);
             using var scope = NewDisposeScope();
             var x = Sample(r.Model.Net, r.Sampler, n, made, g);
+            r.OnGenerated?.Invoke(x);
             made += n;
             return x.MoveToOuterDisposeScope();
         }

@@ -114,9 +114,12 @@ public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<Ti
     public void The_teacher_is_sampled_with_the_consistency_sampler_as_a_few_step_baseline()
     {
         var (code, output, err) = Main("eval", "--teacher", f.Checkpoint, "--sampler", "consistency", "--steps", "2", "--num", "8",
-            "--threads", "1", "--cache-dir", f.CacheDir, "--data", f.DataPath, "--out", Path.Combine(f.Dir, "teacher2.json"));
+            "--threads", "1", "--cache-dir", f.CacheDir, "--data", f.DataPath, "--out", Path.Combine(f.Dir, "teacher2.json"),
+            "--grid", Path.Combine(f.Dir, "teacher2.png"), "--grid-count", "4");
         code.Should().Be(0, err);
-        output.Should().Contain("consistency sampler, 2 step(s)").And.Contain("FD-ResNet18 = ");
+        output.Should().Contain("consistency sampler, 2 step(s)").And.Contain("FD-ResNet18 = ").And.Contain("teacher2.png (4 images)");
+        var png = File.ReadAllBytes(Path.Combine(f.Dir, "teacher2.png"));
+        png.Take(4).Should().Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' });
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(f.Dir, "teacher2.json")));
         json.RootElement.GetProperty("precond").GetString().Should().Be("edm", "the teacher is sampled as the EDM denoiser it is");
         json.RootElement.GetProperty("sampler").GetString().Should().Be("consistency");
