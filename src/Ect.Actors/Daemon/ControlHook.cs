@@ -1,6 +1,7 @@
 using Akka.Actor;
-using Akka.Actor.Setup;
 using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Remote.Transport.DotNetty;
 using Ect.Actors.Control;
 
 namespace Ect.Actors.Daemon;
@@ -10,17 +11,23 @@ public static class ControlHook
 {
     public static bool Enabled(Config ect) => ect.GetBoolean("ect.control.enabled", true);
 
-    /// <summary>The actor system setup: remoting (and TLS pinning) when control is enabled.</summary>
-    public static ActorSystemSetup Setup(Config ect, Config systemConfig, string runDir)
+    /// <summary>
+    /// Remoting for the control endpoint when control is enabled: its HOCON in front of the system's (as
+    /// ControlEndpoint.Configure(...).WithFallback(system) did), and the TLS pinning setup that HOCON cannot express.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddControlRemoting(this AkkaConfigurationBuilder builder, Config ect, string runDir)
     {
-        if (!Enabled(ect)) return ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(systemConfig));
-        var full = ControlEndpoint.Configure(ect, runDir).WithFallback(systemConfig);
-        return ControlEndpoint.CreateSetup(ect, full, runDir);
+        if (!Enabled(ect)) return builder;
+        var remote = ControlEndpoint.Configure(ect, runDir);
+        builder.AddHocon(remote, HoconAddMode.Prepend);
+        // CreateSetup validates and loads the certificate; only its DotNettySslSetup is used (the bootstrap
+        // config comes from the builder's HOCON).
+        var ssl = ControlEndpoint.CreateSetup(ect, remote, runDir).Get<DotNettySslSetup>();
+        if (ssl.HasValue) builder.AddSetup(ssl.Value);
+        return builder;
     }
 
     /// <summary>Starts /user/control in front of the coordinator and writes RUN_DIR/control.json.</summary>
-    public static void Start(ActorSystem system, IActorRef coordinator, Config ect, string runDir)
-    {
-        if (Enabled(ect)) ControlEndpoint.Start(system, coordinator, ect, runDir);
-    }
+    public static IActorRef? Start(ActorSystem system, IActorRef coordinator, Config ect, string runDir) =>
+        Enabled(ect) ? ControlEndpoint.Start(system, coordinator, ect, runDir) : null;
 }

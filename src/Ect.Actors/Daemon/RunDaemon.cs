@@ -4,7 +4,6 @@ using System.Reactive.Subjects;
 using Akka.Actor;
 using Akka.Configuration;
 using Ect.Actors.Configuration;
-using ConfigurationException = Ect.Actors.Configuration.ConfigurationException;
 using Ect.Actors.Output;
 using Ect.Actors.Persistence;
 using Ect.Actors.Run;
@@ -12,13 +11,13 @@ using Ect.Actors.Run;
 namespace Ect.Actors.Daemon;
 
 /// <summary>
-/// Hosts one run: the actor system (coordinator, trainer, checkpointer, evaluators, control endpoint),
-/// the statistics consumers (stats.jsonl, display, coordinator) and the stop signal. One daemon per run
-/// directory (a lock file refuses a second one).
+/// Hosts one run: the actor system (coordinator, trainer, checkpointer, evaluators, control endpoint) in an
+/// Akka.Hosting host (<see cref="DaemonHost"/>), the statistics consumers (stats.jsonl, display, coordinator)
+/// and the stop signal. One daemon per run directory (<see cref="RunLock"/> refuses a second one).
 /// </summary>
 public static class RunDaemon
 {
-    public const string LockFile = "run.lock";
+    public const string LockFile = RunLock.FileName;
 
     /// <summary>The actor system's own configuration (dispatchers, serializers, journal), separate from the run's `ect` config.</summary>
     public static Config SystemConfig(Config ect, string runDir, Config? extra = null)
@@ -49,7 +48,8 @@ public static class RunDaemon
     {
         log ??= Console.Out;
         Directory.CreateDirectory(runDir);
-        using var runLock = AcquireLock(runDir);
+        // Released (and the file deleted) when RunAsync returns or throws; a SIGKILL leaves a stale, unlocked file.
+        using var runLock = RunLock.Acquire(runDir);
 
         using var stats = new Subject<StepStatistics>();
         var completion = new TaskCompletionSource<RunOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -71,12 +71,12 @@ public static class RunDaemon
                 ready.Set();
             });
 
-        var system = ActorSystem.Create("ect", ControlHook.Setup(settings.Config, SystemConfig(settings.Config, runDir), runDir));
+        using var host = new DaemonHost(settings.Config, runDir, RunCoordinator.Props(setup));
         RunOutcome outcome;
         try
         {
-            var coordinator = system.ActorOf(RunCoordinator.Props(setup), "run");
-            ControlHook.Start(system, coordinator, settings.Config, runDir);
+            // The actor system, /user/run (the coordinator) and /user/control (when enabled), via Akka.Hosting.
+            var (system, coordinator) = await host.StartAsync();
             onStarted?.Invoke(system, coordinator);
             using var displaySub = stats.Sample(TimeSpan.FromMilliseconds(200)).Subscribe(display.OnNext);
             display.Start();
@@ -87,7 +87,7 @@ public static class RunDaemon
         finally
         {
             display.Dispose();
-            await system.Terminate().WaitAsync(TimeSpan.FromSeconds(20)).ContinueWith(_ => { });
+            await host.StopAsync(TimeSpan.FromSeconds(20));
             // Close the file on the writer thread, after the lines it still holds.
             var closed = new TaskCompletionSource();
             writerThread.Schedule(() => { fileSub?.Dispose(); statsFile?.Dispose(); closed.TrySetResult(); });
@@ -95,18 +95,5 @@ public static class RunDaemon
         }
         try { LossPlot.Write(runDir); } catch (Exception e) { log.WriteLine($"loss plot not written: {e.Message}"); }
         return outcome;
-    }
-
-    private static FileStream AcquireLock(string runDir)
-    {
-        var path = Path.Combine(runDir, LockFile);
-        try
-        {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            throw new ConfigurationException($"--run-dir {runDir}: another `ect train` is running on this run directory ({path} is locked).");
-        }
     }
 }

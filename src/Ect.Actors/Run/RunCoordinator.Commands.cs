@@ -70,7 +70,7 @@ public sealed partial class RunCoordinator
                 Record(key, false, $"stage {s.Stage}: must be >= 0", sender);
                 break;
             case SetStage when _state.Phase != Phases.Tuning:
-                Record(key, false, $"the stage applies to ECT tuning; the run is in phase {_state.Phase}", sender);
+                Record(key, false, StageRefusedOutsideTuning(_state.Phase), sender);
                 break;
             case SetStage s:
                 _inFlight[key] = [sender];
@@ -88,6 +88,16 @@ public sealed partial class RunCoordinator
                 break;
         }
     }
+
+    /// <summary>Why `ect ctl stage N` is refused outside tuning (the stage is ECT's schedule of Delta t).</summary>
+    internal static string StageRefusedOutsideTuning(string phase) =>
+        "stage applies to ECT tuning; " + phase switch
+        {
+            Phases.Pretrain => "the run is in pretraining",
+            Phases.FinalEvaluation => "the run is in its final evaluation",
+            Phases.Finished => "the run has finished",
+            _ => $"the run is in phase {phase}",
+        };
 
     /// <summary>Journals the reply to a command that changes no other state, then answers.</summary>
     private void Record(string key, bool accepted, string message, IActorRef sender, Action? then = null) =>

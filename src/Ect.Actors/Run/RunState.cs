@@ -23,7 +23,10 @@ public sealed class RunState
     public List<CheckpointCommitted> Checkpoints { get; } = new();
     public List<ConfigChanged> ConfigChanges { get; } = new();
     public List<UserStage> UserStages { get; } = new();
-    public Dictionary<string, CommandRecord> Commands { get; } = new();
+    /// <summary>Applied command keys and their replies (lookup); the order they were applied is in <see cref="CommandOrder"/>.</summary>
+    public IReadOnlyDictionary<string, CommandRecord> Commands => _commands;
+    /// <summary>Remembered command keys, oldest first (the trim drops from the front).</summary>
+    public IEnumerable<string> CommandOrder => _commandOrder;
     public List<EvaluationRecorded> Evaluations { get; } = new();
     public HashSet<string> ScheduleEvents { get; } = new();
     public long EventsSinceSnapshot { get; set; }
@@ -75,11 +78,22 @@ public sealed class RunState
 
     private long RollbackStep { get; set; }
 
-    private void Remember(string key, bool accepted, string message)
+    // The trim must drop the oldest key, and the same one on every replay. Dictionary enumeration order is not
+    // insertion order once entries have been removed (freed slots are reused), so the order is kept explicitly.
+    private readonly Dictionary<string, CommandRecord> _commands = new();
+    private readonly Queue<string> _commandOrder = new();
+
+    private void Remember(string key, bool accepted, string message) =>
+        Remember(new CommandRecord { IdempotencyKey = key, Accepted = accepted, Message = message });
+
+    private void Remember(CommandRecord record)
     {
+        var key = record.IdempotencyKey;
         if (string.IsNullOrEmpty(key)) return;
-        Commands[key] = new CommandRecord { IdempotencyKey = key, Accepted = accepted, Message = message };
-        if (Commands.Count > MaxRememberedCommands) Commands.Remove(Commands.Keys.First());
+        // A key seen again keeps its place (its first application is what a retry refers to).
+        if (!_commands.ContainsKey(key)) _commandOrder.Enqueue(key);
+        _commands[key] = record;
+        while (_commands.Count > MaxRememberedCommands) _commands.Remove(_commandOrder.Dequeue());
     }
 
     public RunSnapshot ToSnapshot()
@@ -92,7 +106,7 @@ public sealed class RunState
         s.Checkpoints.AddRange(Checkpoints);
         s.ConfigChanges.AddRange(ConfigChanges);
         s.UserStages.AddRange(UserStages);
-        s.Commands.AddRange(Commands.Values);
+        s.Commands.AddRange(_commandOrder.Select(k => _commands[k])); // oldest first: FromSnapshot restores the order
         s.Evaluations.AddRange(Evaluations);
         s.ScheduleEvents.AddRange(ScheduleEvents);
         return s;
@@ -108,7 +122,7 @@ public sealed class RunState
         r.Checkpoints.AddRange(s.Checkpoints);
         r.ConfigChanges.AddRange(s.ConfigChanges);
         r.UserStages.AddRange(s.UserStages);
-        foreach (var c in s.Commands) r.Commands[c.IdempotencyKey] = c;
+        foreach (var c in s.Commands) r.Remember(c);
         r.Evaluations.AddRange(s.Evaluations);
         foreach (var e in s.ScheduleEvents) r.ScheduleEvents.Add(e);
         return r;

@@ -57,7 +57,7 @@ public class KillResumeTests(ITestOutputHelper output)
     }
 
     /// <summary>Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL.</summary>
-    private async Task KillDuringTraining(string configFile, string runDir, Random rng)
+    private async Task<bool> KillDuringTraining(string configFile, string runDir, Random rng)
     {
         using var p = Start(configFile, runDir);
         var firstLine = new TaskCompletionSource();
@@ -65,14 +65,15 @@ public class KillResumeTests(ITestOutputHelper output)
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         var started = await Task.WhenAny(firstLine.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
-        if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return; }
+        if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return false; }
         var delay = rng.Next(0, 1500);
         await Task.Delay(delay);
-        if (p.HasExited) return;
+        if (p.HasExited) return false;
         p.Kill(); // SIGKILL
         await p.WaitForExitAsync();
         output.WriteLine($"killed after {delay} ms of training; checkpoints journaled: " +
             string.Join(",", RunJournal.Events<CheckpointCommitted>(RunJournal.Read(runDir)).Select(c => c.Step)));
+        return true;
     }
 
     /// <summary>Default suite: one kill; the reference run is in-process (same engine, same bits).</summary>
@@ -101,9 +102,16 @@ public class KillResumeTests(ITestOutputHelper output)
 
         var killed = Path.Combine(dir, "killed");
         var rng = new Random(seed);
-        for (int i = 0; i < kills; i++) await KillDuringTraining(config, killed, rng);
+        var lockFile = Path.Combine(killed, Ect.Actors.Daemon.RunLock.FileName);
+        for (int i = 0; i < kills; i++)
+        {
+            if (await KillDuringTraining(config, killed, rng))
+                File.Exists(lockFile).Should().BeTrue("a SIGKILLed daemon cannot delete its lock file");
+        }
+        // The stale (unlocked) file does not block the restart; the clean exit deletes it.
         var (code, text) = await RunToEnd(config, killed);
         code.Should().Be(0, text);
+        File.Exists(lockFile).Should().BeFalse("a clean exit deletes run.lock");
 
         var got = DaemonHarness.Finished(killed);
         got.WeightsSha256.Should().Be(expected.WeightsSha256, "weights are bit-identical");
@@ -147,8 +155,14 @@ public class KillResumeTests(ITestOutputHelper output)
         DaemonHarness.CheckpointStepsOnce(killed);
     }
 
-    [Fact]
-    public async Task Sigterm_checkpoints_records_and_exits_zero()
+    /// <summary>
+    /// SIGTERM and Ctrl-C (SIGINT) reach the run (TrainVerb's handlers), not a host lifetime that would stop
+    /// the actor system first: the run checkpoints, journals RunInterrupted, exits 0 and deletes run.lock.
+    /// </summary>
+    [Theory]
+    [InlineData("TERM")]
+    [InlineData("INT")]
+    public async Task Sigterm_checkpoints_records_and_exits_zero(string signal)
     {
         var dir = Directory.CreateTempSubdirectory("ect-term-").FullName;
         var config = Path.Combine(dir, "tiny.conf");
@@ -161,7 +175,7 @@ public class KillResumeTests(ITestOutputHelper output)
         p.BeginErrorReadLine();
         await firstLine.Task.WaitAsync(TimeSpan.FromSeconds(60));
         await Task.Delay(200);
-        Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        Process.Start("kill", [$"-{signal}", p.Id.ToString()])!.WaitForExit();
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         p.ExitCode.Should().Be(0);
         var journal = RunJournal.Read(run);
@@ -169,5 +183,6 @@ public class KillResumeTests(ITestOutputHelper output)
         interrupted.Reason.Should().Contain("signal");
         RunJournal.Events<CheckpointCommitted>(journal).Select(c => c.Step).Should().Contain(interrupted.Step, "the stop wrote a final checkpoint");
         RunJournal.Events<RunFinished>(journal).Should().BeEmpty();
+        File.Exists(Path.Combine(run, Ect.Actors.Daemon.RunLock.FileName)).Should().BeFalse("a clean exit deletes run.lock");
     }
 }
