@@ -150,9 +150,18 @@ public class DaemonTests
                 await Ask(new SetStage("stage-1", 4));
                 await Ask(new PauseRun("p-1"));
                 // Status steps come from statistics sampled every 0.5 s: look after the last sample of the running run.
+                // Under load the sampled statistics lag: wait until two reads agree (a run that never pauses keeps
+                // moving and fails below), then check that it stays put.
                 await Task.Delay(700);
                 var paused = await Ask(new GetStatus("s2"));
-                await Task.Delay(700);
+                for (int i = 0; i < 10; i++)
+                {
+                    await Task.Delay(700);
+                    var next = await Ask(new GetStatus("s2"));
+                    if (next.Status!.Step == paused.Status!.Step) break;
+                    paused = next;
+                }
+                await Task.Delay(1500);
                 var still = await Ask(new GetStatus("s3"));
                 lock (replies) replies.Add(paused with { IdempotencyKey = still.Status!.Step == paused.Status!.Step ? "held" : "moved" });
                 await Ask(new ResumeRun("r-1"));
