@@ -33,6 +33,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
     private readonly string _dataPath;
     private readonly Func<EvaluatorSettings, IFeatureExtractor> _extractorFactory;
     private IFeatureExtractor? _extractor;
+    private readonly HashSet<string> _warned = new(); // small-sample warnings repeat at every evaluation: log each once
     private (int Channels, int Resolution, DatasetReferenceResult Result)? _reference;
 
     public static Props Props(EvaluatorSettings s, string runDir, string dataPath, IActorRef coordinator,
@@ -76,7 +77,8 @@ public sealed class FdResNet18Evaluator : ReceiveActor
             var result = MetricRunner.Compute(b => GenerateBatch(model, n, b), _s.Count, _extractor, reference.Statistics);
             var name = MetricKey(n);
             metrics[name] = result.Value;
-            foreach (var w in result.Warnings) _log.Warning("{0} at step {1}: {2}", name, step, w);
+            foreach (var w in result.Warnings)
+                if (_warned.Add(w)) _log.Warning("{0} at step {1}: {2} (said once)", name, step, w);
             MetricsFile.Append(_runDir, new MetricRecord(step, kimg, name, n, result.Value, _s.Count, reference.Images, result.Elapsed.TotalSeconds));
             _log.Info("{0} = {1:0.####} at step {2} ({3} images vs {4} reference images, {5:0.0} s)",
                 name, result.Value, step, _s.Count, reference.Images, result.Elapsed.TotalSeconds);
