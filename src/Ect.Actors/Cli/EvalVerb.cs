@@ -130,7 +130,7 @@ public sealed class EvalVerb : ICliVerb
             ?? throw new UsageException($"'{path}' does not name its dataset (metadata user.data-path); pass --data PATH.");
         if (!File.Exists(dataPath) && !Directory.Exists(dataPath))
             throw new UsageException($"dataset '{dataPath}' does not exist{(a.Data is null ? $" (named by '{path}'); pass --data PATH" : "")}.");
-        var cacheDir = a.CacheDir ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ect", "stats");
+        var cacheDir = a.CacheDir ?? DatasetReference.DefaultCacheDirectory;
 
         using IFeatureExtractor extractor = metric == "fid" ? LoadInception(a.InceptionWeights!) : new ResNet18OnnxExtractor(a.Threads);
         var label = metric == "fid" ? "FID" : ResNet18OnnxExtractor.MetricName;

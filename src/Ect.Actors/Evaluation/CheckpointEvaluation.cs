@@ -1,10 +1,7 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Ect.Compute.Evaluation;
 using Ect.Compute.Preconditioning;
 using Ect.Compute.Sampling;
-using Ect.Data;
-using Ect.Data.Sources;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -72,20 +69,8 @@ public static class CheckpointEvaluation
     {
         var sw = Stopwatch.StartNew();
         var cfg = r.Model.Config;
-        ReferenceStatisticsResult reference;
-        int refCount;
-        using (var data = DatasetSource.Load(r.DataPath, r.ReferenceImages > 0 ? r.ReferenceImages : null))
-        {
-            if (data.Channels != cfg.InChannels)
-                throw new InvalidDataException(
-                    $"dataset '{r.DataPath}' has {data.Channels} channel(s) but the network of '{r.Model.Path}' takes {cfg.InChannels}: pass the run's dataset with --data.");
-            refCount = data.Count;
-            if (refCount < 2) throw new InvalidDataException($"dataset '{r.DataPath}' has {refCount} image(s); reference statistics need at least 2.");
-            var hash = ContentHash(data, cfg.ImgResolution);
-            var cache = new ReferenceStatisticsCache(r.CacheDirectory);
-            Directory.CreateDirectory(r.CacheDirectory);
-            reference = cache.GetOrCompute(hash, refCount, r.Extractor, () => DatasetBatches(data, cfg.ImgResolution, r.BatchSize), progress, ct);
-        }
+        var reference = DatasetReference.Compute(r.DataPath, r.ReferenceImages, cfg.InChannels, cfg.ImgResolution, r.Extractor,
+            r.CacheDirectory, r.BatchSize, $"the network of '{r.Model.Path}'", "pass the run's dataset with --data.", progress, ct);
 
         var g = new Generator((ulong)r.Seed);
         var made = 0;
@@ -99,7 +84,7 @@ public static class CheckpointEvaluation
             return x.MoveToOuterDisposeScope();
         }
         var metric = MetricRunner.Compute(Generate, r.Num, r.Extractor, reference.Statistics, progress, ct);
-        return new EvaluationOutcome(metric, refCount, reference.FromCache, reference.CachePath, sw.Elapsed);
+        return new EvaluationOutcome(metric, reference.Images, reference.Reference.FromCache, reference.Reference.CachePath, sw.Elapsed);
     }
 
     /// <summary>n images [n,C,R,R] float32 in [-1,1] (clamped), image indices first.. first+n-1.</summary>
@@ -118,27 +103,5 @@ public static class CheckpointEvaluation
             _ => throw new ArgumentOutOfRangeException(nameof(sampler)),
         };
         return x.clamp(-1, 1).to(float32);
-    }
-
-    /// <summary>The dataset in order, no flips, no labels, padded/resized to the network's resolution as for training.</summary>
-    static IEnumerable<Tensor> DatasetBatches(ImageDataset data, int resolution, int batchSize)
-    {
-        var assembler = new BatchAssembler(data, Math.Min(batchSize, data.Count), 0,
-            new BatchOptions { Resolution = resolution, XFlip = false, UseLabels = false, Shuffle = false });
-        while (true)
-        {
-            var b = assembler.Next();
-            b.Labels?.Dispose();
-            yield return b.Images;
-        }
-    }
-
-    /// <summary>SHA-256 of the images' bytes, their shape and the resolution they are brought to (keys the cache).</summary>
-    static string ContentHash(ImageDataset data, int resolution)
-    {
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        h.AppendData(System.Text.Encoding.UTF8.GetBytes($"{data.Count}x{data.Channels}x{data.Height}x{data.Width}->{resolution};"));
-        for (var i = 0; i < data.Count; i++) h.AppendData(data.GetImage(i));
-        return Convert.ToHexString(h.GetHashAndReset()).ToLowerInvariant();
     }
 }

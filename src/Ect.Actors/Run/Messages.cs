@@ -44,8 +44,9 @@ internal sealed record CheckpointWritten(int Generation, string RelativePath, lo
 internal sealed record CheckpointWriteFailed(int Generation, long Step, string Reason);
 internal sealed record DeleteCheckpoints(IReadOnlyList<string> RelativePaths);
 
-internal sealed record Evaluate(long Step, IEvaluationModel Model, bool Final);
+/// <summary>Kimg: thousands of training images at Step (NaN when the sender does not know it).</summary>
+internal sealed record Evaluate(long Step, IEvaluationModel Model, bool Final, double Kimg = double.NaN);
 internal sealed record EvaluationDone(string Evaluator, long Step, IReadOnlyList<string> Files, IReadOnlyDictionary<string, double> Metrics, bool Final);
 internal sealed record EvaluationFailed(string Evaluator, long Step, string Reason, bool Final);
 /// <summary>Trainer -> coordinator: one EMA capture per evaluator.</summary>
-internal sealed record EvaluationRequest(long Step, IReadOnlyList<IEvaluationModel> Models, bool Final);
+internal sealed record EvaluationRequest(long Step, IReadOnlyList<IEvaluationModel> Models, bool Final, double Kimg = double.NaN);

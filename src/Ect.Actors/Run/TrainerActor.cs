@@ -221,7 +221,7 @@ public sealed class TrainerActor : ReceiveActor
     {
         if (_evaluatorCount == 0) { if (final) Context.Parent.Tell(new EvaluationRequest(_step, [], true)); return; }
         var models = Enumerable.Range(0, _evaluatorCount).Select(_ => _engine!.CaptureEma()).ToList();
-        Context.Parent.Tell(new EvaluationRequest(_step, models, final));
+        Context.Parent.Tell(new EvaluationRequest(_step, models, final, Kimg(_step)));
     }
 
     private void Halt(string reason, bool finished)

@@ -1,0 +1,135 @@
+using Akka.Actor;
+using Akka.Event;
+using Ect.Actors.Configuration;
+using Ect.Actors.Engine;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Output;
+using Ect.Compute.Evaluation;
+using static TorchSharp.torch;
+
+namespace Ect.Actors.Run;
+
+/// <summary>
+/// The daemon's `fd-resnet18` evaluator: FD-ResNet18 (a cheap Frechet distance on ResNet-18 features; not FID) of
+/// <c>count</c> consistency samples of the EMA network per listed number of sampling steps, against reference
+/// statistics of the run's dataset. Same code path as `ect eval`: <see cref="DatasetReference"/> (first
+/// reference-count images, brought to the generator's resolution, cached by content hash in cache-dir, so a dataset
+/// is processed once, also across runs and by `ect eval`) and <see cref="MetricRunner"/>.
+/// <para>
+/// Generation: batch b (of <c>batch</c> images) comes from IEvaluationModel.Generate with seed
+/// <see cref="BatchSeed"/>(seed, b), the same seeds for every number of sampling steps and every evaluation, so values
+/// are comparable across steps and the same weights give the same value.
+/// </para>
+/// Each result is appended to metrics.jsonl and fd.png is redrawn from it. Any failure (no ONNX model, no dataset, a
+/// channel mismatch) is reported as EvaluationFailed and rethrown, so the supervisor restarts this actor; training is
+/// not involved.
+/// </summary>
+public sealed class FdResNet18Evaluator : ReceiveActor
+{
+    public const string TypeName = "fd-resnet18";
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly EvaluatorSettings _s;
+    private readonly string _runDir;
+    private readonly string _dataPath;
+    private readonly Func<EvaluatorSettings, IFeatureExtractor> _extractorFactory;
+    private IFeatureExtractor? _extractor;
+    private readonly HashSet<string> _warned = new(); // small-sample warnings repeat at every evaluation: log each once
+    private (int Channels, int Resolution, DatasetReferenceResult Result)? _reference;
+
+    public static Props Props(EvaluatorSettings s, string runDir, string dataPath, IActorRef coordinator,
+        Func<EvaluatorSettings, IFeatureExtractor>? extractorFactory = null) =>
+        Akka.Actor.Props.Create(() => new FdResNet18Evaluator(s, runDir, dataPath, coordinator, extractorFactory))
+            .WithDispatcher("ect.evaluation-dispatcher");
+
+    public FdResNet18Evaluator(EvaluatorSettings s, string runDir, string dataPath, IActorRef coordinator,
+        Func<EvaluatorSettings, IFeatureExtractor>? extractorFactory)
+    {
+        _s = s;
+        _runDir = runDir;
+        _dataPath = dataPath;
+        _extractorFactory = extractorFactory ?? (e => new ResNet18OnnxExtractor(e.Threads));
+        Receive<Evaluate>(m =>
+        {
+            using var model = m.Model;
+            try
+            {
+                var metrics = Run(m.Step, m.Kimg, model);
+                coordinator.Tell(new EvaluationDone(TypeName, m.Step, [MetricsFile.Name, FdPlot.Name], metrics, m.Final));
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "fd-resnet18 evaluation at step {0} failed", m.Step);
+                coordinator.Tell(new EvaluationFailed(TypeName, m.Step, e.Message, m.Final));
+                throw; // the supervisor restarts this evaluator; training goes on
+            }
+        });
+    }
+
+    private Dictionary<string, double> Run(long step, double kimg, IEvaluationModel model)
+    {
+        // Created here, not in the constructor: a missing ONNX model must surface as EvaluationFailed, not as an
+        // actor that cannot start.
+        _extractor ??= _extractorFactory(_s);
+        var reference = Reference(model.Channels, model.Resolution);
+        var metrics = new Dictionary<string, double>();
+        foreach (var n in _s.SamplingSteps)
+        {
+            var result = MetricRunner.Compute(b => GenerateBatch(model, n, b), _s.Count, _extractor, reference.Statistics);
+            var name = MetricKey(n);
+            metrics[name] = result.Value;
+            foreach (var w in result.Warnings)
+                if (_warned.Add(w)) _log.Warning("{0} at step {1}: {2} (said once)", name, step, w);
+            MetricsFile.Append(_runDir, new MetricRecord(step, kimg, name, n, result.Value, _s.Count, reference.Images, result.Elapsed.TotalSeconds));
+            _log.Info("{0} = {1:0.####} at step {2} ({3} images vs {4} reference images, {5:0.0} s)",
+                name, result.Value, step, _s.Count, reference.Images, result.Elapsed.TotalSeconds);
+        }
+        FdPlot.Write(_runDir);
+        return metrics;
+    }
+
+    /// <summary>"fd-resnet18-1step", "fd-resnet18-2step": the metric names in EvaluationDone, the journal and metrics.jsonl.</summary>
+    public static string MetricKey(int samplingSteps) => $"{TypeName}-{samplingSteps}step";
+
+    private DatasetReferenceResult Reference(int channels, int resolution)
+    {
+        if (_reference is { } r && r.Channels == channels && r.Resolution == resolution) return r.Result;
+        var cacheDir = _s.CacheDir.Length > 0 ? _s.CacheDir : DatasetReference.DefaultCacheDirectory;
+        var result = DatasetReference.Compute(_dataPath, _s.ReferenceCount, channels, resolution, _extractor!, cacheDir, _s.Batch,
+            "the run's generator", "ect.data.path must be the run's training set.");
+        _log.Info("fd-resnet18 reference: {0} images of '{1}' ({2} {3})", result.Images, _dataPath,
+            result.Reference.FromCache ? "cached in" : "computed, cached in", result.Reference.CachePath);
+        _reference = (channels, resolution, result);
+        return result;
+    }
+
+    private Tensor GenerateBatch(IEvaluationModel model, int samplingSteps, int batchIndex)
+    {
+        var n = Math.Min(_s.Batch, _s.Count - batchIndex * _s.Batch);
+        if (n <= 0) throw new InvalidOperationException($"batch {batchIndex} is past the {_s.Count} images requested");
+        var pixels = model.Generate(n, samplingSteps, BatchSeed(_s.Seed, batchIndex), _s.TMax, _s.MidT);
+        long[] shape = [n, model.Channels, model.Resolution, model.Resolution];
+        if (pixels.LongLength != shape.Aggregate(1L, (a, b) => a * b))
+            throw new InvalidDataException($"the model returned {pixels.Length} values for {n} images of {model.Channels}x{model.Resolution}x{model.Resolution}");
+        return tensor(pixels, shape);
+    }
+
+    /// <summary>
+    /// The noise seed of generation batch <paramref name="batchIndex"/>: SplitMix64 of (seed, batch index), a
+    /// non-negative int. Independent streams per batch without drawing every batch from one generator.
+    /// </summary>
+    public static int BatchSeed(int seed, int batchIndex)
+    {
+        var z = unchecked(((ulong)(uint)seed << 32 | (uint)batchIndex) + 0x9E3779B97F4A7C15UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        z ^= z >> 31;
+        return (int)(z & 0x7FFFFFFF);
+    }
+
+    protected override void PostStop()
+    {
+        _extractor?.Dispose();
+        _extractor = null;
+        base.PostStop();
+    }
+}

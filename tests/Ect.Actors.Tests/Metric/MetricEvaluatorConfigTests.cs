@@ -1,0 +1,81 @@
+using Ect.Actors.Configuration;
+using FluentAssertions;
+using Xunit;
+
+namespace Ect.Actors.Tests.Metric;
+
+public class MetricEvaluatorConfigTests
+{
+    private static RunSettings Parse(string evaluators) =>
+        RunSettings.From(EctConfiguration.Load(null, [$"evaluation.evaluators={evaluators}"]), checkData: false);
+
+    [Fact]
+    public void An_fd_resnet18_evaluator_gets_the_documented_defaults()
+    {
+        var e = Parse("[{type = fd-resnet18}]").Evaluators.Should().ContainSingle().Subject;
+        e.Type.Should().Be("fd-resnet18");
+        e.SamplingSteps.Should().Equal(1, 2);
+        e.Count.Should().Be(2000);
+        e.Seed.Should().Be(1234);
+        e.TMax.Should().Be(80.0);
+        e.MidT.Should().Be(0.821);
+        e.ReferenceCount.Should().Be(10000);
+        e.Batch.Should().Be(100);
+        e.CacheDir.Should().Be("");
+        e.Threads.Should().Be(1);
+    }
+
+    [Fact]
+    public void Every_key_is_read_and_a_sample_grid_beside_it_keeps_its_own_defaults()
+    {
+        var s = Parse("[{type = sample-grid}, {type = fd-resnet18, sampling-steps = [2], count = 32, seed = 7, t-max = 40.0, " +
+                      "mid-t = 1.5, reference-count = 0, batch = 8, cache-dir = \"/tmp/x\", threads = 2}]");
+        s.Evaluators.Should().HaveCount(2);
+        s.Evaluators[0].Count.Should().Be(64, "sample-grid's default count is unchanged");
+        var e = s.Evaluators[1];
+        (e.Count, e.Seed, e.TMax, e.MidT).Should().Be((32, 7, 40.0, 1.5));
+        e.SamplingSteps.Should().Equal(2);
+        (e.ReferenceCount, e.Batch, e.CacheDir, e.Threads).Should().Be((0, 8, "/tmp/x", 2));
+    }
+
+    [Fact]
+    public void The_default_configuration_documents_the_type_but_does_not_enable_it()
+    {
+        var conf = File.ReadAllText(Path.Combine(RepoRoot.Find(), "hocon", "default.conf"));
+        foreach (var key in RunSettings.EvaluatorKeys["fd-resnet18"].Skip(1))
+            conf.Should().Contain(key, "each fd-resnet18 key is documented in hocon/default.conf");
+        RunSettings.From(EctConfiguration.Load(null, []), checkData: false).Evaluators.Select(e => e.Type).Should().Equal("sample-grid");
+    }
+
+    [Theory]
+    [InlineData("count = 1", "ect.evaluation.evaluators[0].count")]
+    [InlineData("count = many", "ect.evaluation.evaluators[0].count")]
+    [InlineData("sampling-steps = [3]", "ect.evaluation.evaluators[0].sampling-steps")]
+    [InlineData("sampling-steps = []", "ect.evaluation.evaluators[0].sampling-steps")]
+    [InlineData("reference-count = 1", "ect.evaluation.evaluators[0].reference-count")]
+    [InlineData("batch = 0", "ect.evaluation.evaluators[0].batch")]
+    [InlineData("t-max = -1", "ect.evaluation.evaluators[0].t-max")]
+    [InlineData("mid-t = 90", "ect.evaluation.evaluators[0].mid-t")]
+    [InlineData("threads = 0", "ect.evaluation.evaluators[0].threads")]
+    [InlineData("refrence-count = 5", "ect.evaluation.evaluators[0].refrence-count")]
+    public void A_wrong_value_is_refused_naming_the_key(string entry, string key)
+    {
+        var act = () => Parse($"[{{type = fd-resnet18, {entry}}}]");
+        act.Should().Throw<ConfigurationException>().WithMessage($"*{key}*");
+    }
+
+    [Fact]
+    public void Two_wrong_keys_are_both_named_in_one_message()
+    {
+        var act = () => Parse("[{type = fd-resnet18, count = 0, batch = -1}]");
+        act.Should().Throw<ConfigurationException>()
+            .Which.Message.Should().Contain("evaluators[0].count").And.Contain("evaluators[0].batch");
+    }
+
+    [Fact]
+    public void An_unknown_type_lists_the_known_ones()
+    {
+        var act = () => Parse("[{type = fid}]");
+        act.Should().Throw<ConfigurationException>().WithMessage("*unknown evaluator*sample-grid, fd-resnet18*");
+    }
+}
