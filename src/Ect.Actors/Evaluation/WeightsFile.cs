@@ -53,23 +53,8 @@ public static class WeightsFile
             outMeta[User + "source-sha256"] = Sha256(checkpoint);
 
             var full = System.IO.Path.GetFullPath(output);
-            var dir = System.IO.Path.GetDirectoryName(full)!;
-            Directory.CreateDirectory(dir);
-            var tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-            try
-            {
-                using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-                {
-                    Safetensors.Write(fs, tensors, outMeta);
-                    fs.Flush(flushToDisk: true);
-                }
-                File.Move(tmp, full, overwrite: true);
-            }
-            catch
-            {
-                try { File.Delete(tmp); } catch (IOException) { }
-                throw;
-            }
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+            AtomicFile.Write(full, fs => Safetensors.Write(fs, tensors, outMeta));
             return new ExportResult(full, tensors.Count, tensors.Values.Sum(t => t.numel()), new FileInfo(full).Length, Sha256(full));
         }
         finally

@@ -42,21 +42,7 @@ public static class TrainState
         if (metadata is not null)
             foreach (var (k, v) in metadata) meta[UserPrefix + k] = v;
 
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                Safetensors.Write(fs, tensors, meta);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+        AtomicFile.Write(full, fs => Safetensors.Write(fs, tensors, meta));
     }
 
     /// <summary>Restores <paramref name="step"/> from <paramref name="path"/>; returns the caller's metadata (without the user. prefix).</summary>

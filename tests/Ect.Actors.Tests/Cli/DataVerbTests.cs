@@ -12,15 +12,7 @@ public sealed class DataVerbTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int Code, string Out, string Err) Main(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var (sw, ew) = (new StringWriter(), new StringWriter());
-        Console.SetOut(sw);
-        Console.SetError(ew);
-        try { return (Program.Main(args), sw.ToString(), ew.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
 
     private string WriteIdx(int images)
     {

@@ -29,15 +29,7 @@ public sealed class CtlVerbTests : TestKit, IDisposable
         base.Dispose();
     }
 
-    private static (int Code, string Out, string Err) Main(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var (sw, ew) = (new StringWriter(), new StringWriter());
-        Console.SetOut(sw);
-        Console.SetError(ew);
-        try { return (Program.Main(args), sw.ToString(), ew.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
 
     [Fact]
     public async Task Status_prints_a_table_and_exits_0()

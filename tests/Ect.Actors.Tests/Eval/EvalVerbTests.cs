@@ -71,15 +71,7 @@ public sealed class TinyCheckpointFixture : IDisposable
 [Collection("Console")]
 public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyCheckpointFixture>
 {
-    private static (int Code, string Out, string Err) Main(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var (sw, ew) = (new StringWriter(), new StringWriter());
-        Console.SetOut(sw);
-        Console.SetError(ew);
-        try { return (Program.Main(args), sw.ToString(), ew.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
 
     private string[] Eval(string outFile, params string[] more) =>
         ["eval", "--checkpoint", f.Checkpoint, "--num", "16", "--threads", "1", "--batch", "8",
