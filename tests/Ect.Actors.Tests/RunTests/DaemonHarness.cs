@@ -16,6 +16,8 @@ internal static class DaemonHarness
     [
         "run.engine=fake", "pretrain.steps=30", "tuning.steps=30", "checkpoint.every-steps=10", "evaluation.every-steps=20",
         "tuning.kimg-per-tick=0.1", "tuning.double-ticks=1", "display.mode=off", "control.enabled=off", "fake.parameters=1024",
+        // Pinned so the schedule (stage every 0.1 kimg) does not change with the default batch size.
+        "data.batch-size=32",
     ];
 
     public static RunSettings Settings(params string[] sets) =>

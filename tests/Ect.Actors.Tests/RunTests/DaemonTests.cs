@@ -140,7 +140,7 @@ public class DaemonTests
         {
             _ = Task.Run(async () =>
             {
-                async Task<RunCommandReply> Ask(RunCommand c) { var r = await coord.Ask<RunCommandReply>(c, TimeSpan.FromSeconds(10)); lock (replies) replies.Add(r); return r; }
+                async Task<RunCommandReply> Ask(RunCommand c) { var r = await coord.Ask<RunCommandReply>(c, TimeSpan.FromSeconds(30)); lock (replies) replies.Add(r); return r; }
                 // Wait until tuning runs.
                 for (int i = 0; i < 200; i++) { if ((await Ask(new GetStatus("s"))).Status!.Phase == Phases.Tuning) break; await Task.Delay(20); }
                 await Ask(new SetConfigValue("bad-1", "ect.tuning.lr", "-3"));
