@@ -41,7 +41,11 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
             results.Add(r.Value);
         }
         var bareMed = Median(results.Select(r => r.Bare)); var daemonMed = Median(results.Select(r => r.Daemon));
-        Console.WriteLine($"median over {rounds} rounds: bare {bareMed:F2} img/s, daemon {daemonMed:F2} img/s, ratio {daemonMed / bareMed * 100:F1} %");
+        // Each round's ratio compares runs minutes apart; the median of those ratios is the least noisy summary on a
+        // machine whose speed drifts (a shared VM host): the per-round list shows the spread.
+        var ratios = results.Select(r => r.Daemon / r.Bare * 100).ToList();
+        Console.WriteLine($"median over {rounds} rounds: bare {bareMed:F2} img/s, daemon {daemonMed:F2} img/s; " +
+                          $"per-round ratios {string.Join(", ", ratios.Select(r => r.ToString("F1", CultureInfo.InvariantCulture)))} %, median ratio {Median(ratios):F1} % (goal >= 95 %)");
         return 0;
     }
 

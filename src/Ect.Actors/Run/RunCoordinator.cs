@@ -338,9 +338,41 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         }
     }
 
+    private string? _recoveryFailure;
+
+    /// <summary>
+    /// The journal could not be replayed (a database error, or a recovery slower than
+    /// akka.persistence.journal-plugin-fallback.recovery-event-timeout on an overloaded machine). Akka stops the
+    /// actor after this; keep the reason so PostStop can hand it to `ect train` instead of leaving it waiting.
+    /// </summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _recoveryFailure = $"recovering the run from its journal failed: {reason.GetBaseException().Message}";
+        _log.Error(reason, "Recovery failed");
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    private bool _restarting;
+
+    /// <summary>A restart by the supervisor replays the journal and carries on: not the end of the run.</summary>
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _restarting = true;
+        base.PreRestart(reason, message);
+    }
+
     protected override void PostStop()
     {
         _statsSubscription?.Dispose();
+        // Fail fast: whatever stopped the coordinator before the run completed (recovery failure, journal write
+        // failure, a bug), `ect train` must end with an error rather than wait forever on the outcome.
+        if (!_completed && !_restarting)
+        {
+            _completed = true;
+            _setup.Completion.TrySetResult(new RunOutcome(1,
+                _recoveryFailure ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
+                _state.LastCheckpoint?.Step ?? 0));
+        }
         base.PostStop();
     }
 }
