@@ -166,7 +166,9 @@ public class KillResumeTests(ITestOutputHelper output)
     {
         var dir = Directory.CreateTempSubdirectory("ect-term-").FullName;
         var config = Path.Combine(dir, "tiny.conf");
-        File.WriteAllText(config, Config);
+        // Long enough that the signal always lands mid-run: under load (three test projects in parallel) the
+        // 120-step run of Config could finish before the first progress line reached us, and then exit 0 as finished.
+        File.WriteAllText(config, Config.Replace("tuning.steps = 60", "tuning.steps = 6000"));
         var run = Path.Combine(dir, "run");
         using var p = Start(config, run);
         var firstLine = new TaskCompletionSource();
