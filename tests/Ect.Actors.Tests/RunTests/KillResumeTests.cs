@@ -40,8 +40,11 @@ public class KillResumeTests(ITestOutputHelper output)
 
     private static Process Start(string configFile, string runDir)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { EctDll, "train", "--config", configFile, "--run-dir", runDir }) psi.ArgumentList.Add(a);
+        // Through `env --default-signal=INT` (GNU coreutils, exec's dotnet in place: same PID): a test run started in the
+        // background of a non-interactive shell (CI wrappers, nohup) inherits SIGINT as ignored, exec keeps it ignored,
+        // and .NET then leaves it ignored (the Unix convention for background jobs), so a Ctrl-C test would see nothing.
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--default-signal=INT", "dotnet", EctDll, "train", "--config", configFile, "--run-dir", runDir }) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
     }
 
@@ -124,7 +127,7 @@ public class KillResumeTests(ITestOutputHelper output)
         ect {
           run { engine = torch, threads = 1 }
           data { batch-size = 4, max-images = 64 }
-          network { model-channels = 4, channel-mult = [1, 2], num-blocks = 1 }
+          network { model-channels = 4, channel-mult = [1, 2], num-blocks = 1, init = "" }
           pretrain.steps = 6
           tuning.steps = 6
           checkpoint.every-steps = 2
