@@ -14,7 +14,7 @@ public class TorchEngineTests
     private static readonly string[] TinyTorch =
     [
         "run.engine=torch", "run.threads=1", "data.batch-size=4", "data.max-images=64",
-        "network.model-channels=4", "network.channel-mult=[1,2]", "network.num-blocks=1", "network.dropout=0.1",
+        "network.model-channels=4", "network.channel-mult=[1,2]", "network.num-blocks=1", "network.dropout=0.1", "network.init=\"\"",
         "pretrain.steps=2", "tuning.steps=2", "checkpoint.every-steps=1", "evaluation.every-steps=0",
         "evaluation.evaluators=[{type=sample-grid,sampling-steps=[1,2],count=4}]",
         "tuning.kimg-per-tick=0.002", "tuning.double-ticks=1",
