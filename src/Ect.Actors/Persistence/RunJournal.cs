@@ -13,8 +13,19 @@ public static class RunJournal
     {
         var path = Path.Combine(runDir, file);
         if (!File.Exists(path)) throw new FileNotFoundException($"No journal at {path}", path);
+        try { return ReadWith(path, "ReadOnly", persistenceId); }
+        catch (SqliteException e) when (e.SqliteErrorCode == 8)
+        {
+            // SQLITE_READONLY: the writer was killed with its write-ahead log not yet checkpointed, and a read-only
+            // connection may not replay it. A read-write connection recovers the log exactly as a restart would.
+            return ReadWith(path, "ReadWrite", persistenceId);
+        }
+    }
+
+    private static List<Entry> ReadWith(string path, string mode, string persistenceId)
+    {
         var result = new List<Entry>();
-        using var conn = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        using var conn = new SqliteConnection($"Data Source={path};Mode={mode};Pooling=False");
         conn.Open();
         using var cmd = conn.CreateCommand();
         cmd.CommandText = "SELECT sequence_number, manifest, message FROM journal WHERE persistence_id = $p AND deleted = 0 ORDER BY sequence_number";
