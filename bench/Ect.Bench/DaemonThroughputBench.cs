@@ -62,15 +62,17 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         var sw = new Stopwatch();
         double captureSeconds = 0;
         var dataSw = new Stopwatch();
+        ProcStat p0 = default;
         for (int i = 0; i < steps; i++)
         {
-            if (i == 1) sw.Start();
+            if (i == 1) { sw.Start(); p0 = ProcStat.Now(); }
             if (i >= 1) dataSw.Start();
             using var b = source.Next();
             dataSw.Stop();
             engine.Step(b);
         }
         sw.Stop();
+        var bareCost = ProcStat.Now() - p0;
         Console.WriteLine($"bare loop: batch assembly {dataSw.Elapsed.TotalMilliseconds / (steps - 1):F1} ms/step of {sw.Elapsed.TotalMilliseconds / (steps - 1):F1}");
         var bare = (steps - 1) * settings.BatchSize / sw.Elapsed.TotalSeconds;
         var stepSeconds = sw.Elapsed.TotalSeconds / (steps - 1);
@@ -80,7 +82,10 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
 
         // (b) the daemon
         var runDir = Directory.CreateTempSubdirectory("ect-bench-daemon-").FullName;
+        var d0 = ProcStat.Now();
         var outcome = RunDaemon.RunAsync(settings, runDir, factory, CancellationToken.None, TextWriter.Null).GetAwaiter().GetResult();
+        // Whole daemon run (start-up, step 1 and the final checkpoint included): per step, an upper bound.
+        var daemonCost = ProcStat.Now() - d0;
         if (outcome.ExitCode != 0) { Console.WriteLine(outcome.Message); return null; }
         var times = File.ReadLines(Path.Combine(runDir, "stats.jsonl"))
             .Select(l => JsonDocument.Parse(l).RootElement)
@@ -91,7 +96,31 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         Console.WriteLine($"bare TrainStep loop : {bare,8:F2} img/s ({stepSeconds * 1000:F1} ms/step)");
         Console.WriteLine($"ect train (daemon)  : {daemon,8:F2} img/s");
         Console.WriteLine($"ratio daemon / bare : {daemon / bare * 100,8:F1} %  (goal >= 95 %)");
+        Console.WriteLine($"per step, bare      : {bareCost.Per(steps - 1)}");
+        Console.WriteLine($"per step, daemon    : {daemonCost.Per(steps)}  (whole run incl. start-up)");
         Console.WriteLine($"checkpoint capture  : {captureSeconds * 1000,8:F1} ms on the trainer thread = {captureSeconds / stepSeconds:F2} steps (goal < 1)");
         return (bare, daemon);
     }
+}
+
+/// <summary>
+/// The process's CPU time and page faults from /proc/self/stat: where a slower run spends its time (user CPU in
+/// the kernels, system CPU in page faults and zeroing, or neither: waiting).
+/// </summary>
+internal readonly record struct ProcStat(long MinorFaults, double UserSeconds, double SystemSeconds)
+{
+    private const double Tick = 100.0; // USER_HZ on Linux
+
+    public static ProcStat Now()
+    {
+        var text = File.ReadAllText("/proc/self/stat");
+        var f = text[(text.LastIndexOf(')') + 2)..].Split(' '); // fields from 3 (state) on
+        return new ProcStat(long.Parse(f[7]), long.Parse(f[11]) / Tick, long.Parse(f[12]) / Tick);
+    }
+
+    public static ProcStat operator -(ProcStat a, ProcStat b) =>
+        new(a.MinorFaults - b.MinorFaults, a.UserSeconds - b.UserSeconds, a.SystemSeconds - b.SystemSeconds);
+
+    public string Per(int steps) =>
+        $"{MinorFaults / (double)steps,8:F0} minor faults, {UserSeconds / steps * 1000,6:F0} ms user, {SystemSeconds / steps * 1000,6:F0} ms system CPU";
 }

@@ -34,6 +34,8 @@ internal sealed record StageApplied(int Generation, int Stage, long Step, string
 internal sealed record PhaseReached(int Generation, string Phase, long Step);
 internal sealed record StageReached(int Generation, int Stage, long Step);
 internal sealed record StepFailed(int Generation, long Step, string Reason);
+/// <summary>The trainer could not build its engine or load its checkpoint: the run cannot go on.</summary>
+internal sealed record TrainerStartFailed(int Generation, long Step, string Reason);
 /// <summary>The trainer stopped stepping at Step (finished, step cap, stop request); its final checkpoint is on its way.</summary>
 internal sealed record TrainingHalted(int Generation, long Step, string Reason, bool Finished, string WeightsSha256, string EmaSha256);
 internal sealed record StatsSample(StepStatistics Stats);

@@ -87,9 +87,12 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         });
         Command<TrainingHalted>(m => Current(m.Generation), m => { _halt = m; TryFinish(); });
         Command<StepFailed>(m => Current(m.Generation), OnStepFailed);
+        Command<TrainerStartFailed>(m => Current(m.Generation), m => EndWithError(m.Step, m.Reason));
         Command<Terminated>(t =>
         {
-            if (t.ActorRef.Equals(_trainer) && _pendingRestart) { _pendingRestart = false; StartTrainer(); }
+            if (!t.ActorRef.Equals(_trainer)) return;
+            if (_pendingRestart) { _pendingRestart = false; StartTrainer(); }
+            else if (_trainerFailure != null) EndWithError(_state.LastCheckpoint?.Step ?? 0, _trainerFailure);
         });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("Snapshot failed: {0}", f.Cause.Message));
@@ -299,6 +302,30 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     }
 
     private string? _stopReason;
+    private string? _trainerFailure;
+
+    /// <summary>
+    /// A trainer that throws outside a step (a bug, a checkpoint capture that fails) is stopped, not restarted:
+    /// a restarted trainer would have lost its StartTraining and wait forever. Its Terminated ends the run with
+    /// the cause. The checkpointer and the evaluators keep Akka's default (restart; they hold no run state).
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        if (e is not TrainerFailedException tf) return Akka.Actor.SupervisorStrategy.DefaultDecider.Decide(e);
+        _trainerFailure = $"the trainer failed: {tf.InnerException!.GetType().Name}: {tf.InnerException.GetBaseException().Message}";
+        _log.Error(tf.InnerException, "The trainer failed");
+        return Directive.Stop;
+    });
+
+    /// <summary>Journals why the run cannot go on and ends `ect train` with exit code 1 (a restart resumes it).</summary>
+    private void EndWithError(long step, string reason)
+    {
+        if (_completed || _finishing) return;
+        _finishing = true;
+        _trainer.Tell(new StopTraining(reason));
+        PersistEvent(new RunInterrupted { Step = step, Reason = reason },
+            _ => Complete(new RunOutcome(1, $"The run cannot go on: {reason}. Fix the cause and start `ect train` on the same run directory to resume.", step)));
+    }
 
     private void StopTrainer(string reason)
     {

@@ -83,6 +83,20 @@ public sealed class TrainerActor : ReceiveActor
     private void Start(StartTraining m)
     {
         _resume = m.Resume;
+        try { Begin(); }
+        catch (Exception e)
+        {
+            // Nothing to roll back to that would start differently (the same config builds the same engine):
+            // the coordinator ends the run with the cause instead of restarting a trainer that waits forever.
+            _halted = true;
+            _log.Error(e, "The trainer could not start");
+            Context.Parent.Tell(new TrainerStartFailed(_resume.Generation, _resume.Step,
+                $"the trainer could not start at step {_resume.Step}: {e.GetType().Name}: {e.GetBaseException().Message}"));
+        }
+    }
+
+    private void Begin()
+    {
         foreach (var c in _resume.ConfigChanges.OrderBy(c => c.Step))
             if (c.Step <= _resume.Step) _overrides[c.Key] = c.Value;
             else _futureConfig.Add(c);
@@ -170,9 +184,11 @@ public sealed class TrainerActor : ReceiveActor
             r = _engine.Step(batch);
             _samplerState = batch.StateAfter;
         }
-        catch (Exception e) when (e is OutOfMemoryException or InsufficientExecutionStackException || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+        catch (Exception e)
         {
-            Fail($"step {_step + 1} failed: {e.GetType().Name}: {e.Message}");
+            // Out of memory, a libtorch error inside the step, a data loader that failed: roll back to the last
+            // checkpoint and record why; a failure that repeats ends the run after ect.training.max-rollbacks.
+            Fail($"step {_step + 1} failed: {e.GetType().Name}: {e.GetBaseException().Message}");
             return;
         }
         _step++;
@@ -239,6 +255,13 @@ public sealed class TrainerActor : ReceiveActor
         Context.Parent.Tell(new StepFailed(_resume.Generation, _step, reason));
     }
 
+    /// <summary>Marks the trainer's own failures so the coordinator's supervisor strategy can tell them apart.</summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        try { return base.AroundReceive(receive, message); }
+        catch (Exception e) when (e is not TrainerFailedException) { throw new TrainerFailedException(e); }
+    }
+
     protected override void PostStop()
     {
         _loader?.Dispose();
@@ -246,3 +269,6 @@ public sealed class TrainerActor : ReceiveActor
         base.PostStop();
     }
 }
+
+/// <summary>An exception thrown by the trainer outside a step (the coordinator stops the trainer and ends the run).</summary>
+public sealed class TrainerFailedException(Exception inner) : Exception($"the trainer failed: {inner.Message}", inner);
