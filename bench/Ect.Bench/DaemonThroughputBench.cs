@@ -36,7 +36,7 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
         for (int round = 0; round < rounds; round++)
         {
             // Alternating bare / daemon rounds: a machine shared with other work slows both alike.
-            var r = Round(settings, factory, steps);
+            var r = Round(settings, factory, steps, daemonFirst: round % 2 == 1);
             if (r is null) return 1;
             results.Add(r.Value);
         }
@@ -51,48 +51,58 @@ public sealed class DaemonThroughputBench : IBenchmarkVerb
 
     private static double Median(IEnumerable<double> xs) { var a = xs.Order().ToArray(); return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2; }
 
-    private static (double Bare, double Daemon)? Round(RunSettings settings, EngineFactory factory, int steps)
+    private static (double Bare, double Daemon)? Round(RunSettings settings, EngineFactory factory, int steps, bool daemonFirst)
     {
-        // (a) bare loop
-        var bareDir = Directory.CreateTempSubdirectory("ect-bench-bare-").FullName;
-        var (engine, source) = factory(settings, bareDir);
-        engine.SetPhase(Phases.Pretrain);
-        engine.SetLearningRate(settings.PretrainLr);
-        source.Restore(source.InitialState);
-        var sw = new Stopwatch();
-        double captureSeconds = 0;
-        var dataSw = new Stopwatch();
-        ProcStat p0 = default;
-        for (int i = 0; i < steps; i++)
+        // (a) the bare loop, on a thread of its own that ends with it, as the daemon's trainer has: libgomp keeps an
+        // OpenMP thread pool per thread that ran a parallel region until that thread exits, and once it manages more
+        // threads than there are cores its workers stop spinning between regions (throttled), which slows every
+        // later 2-thread step. A bare loop on the main thread would leave its pool behind for the daemon's run.
+        double bare = 0, stepSeconds = 0, captureSeconds = 0;
+        ProcStat bareCost = default;
+        var bareThread = new Thread(() =>
         {
-            if (i == 1) { sw.Start(); p0 = ProcStat.Now(); }
-            if (i >= 1) dataSw.Start();
-            using var b = source.Next();
-            dataSw.Stop();
-            engine.Step(b);
-        }
-        sw.Stop();
-        var bareCost = ProcStat.Now() - p0;
-        Console.WriteLine($"bare loop: batch assembly {dataSw.Elapsed.TotalMilliseconds / (steps - 1):F1} ms/step of {sw.Elapsed.TotalMilliseconds / (steps - 1):F1}");
-        var bare = (steps - 1) * settings.BatchSize / sw.Elapsed.TotalSeconds;
-        var stepSeconds = sw.Elapsed.TotalSeconds / (steps - 1);
-        var c0 = Stopwatch.StartNew();
-        using (engine.Capture(new Dictionary<string, string> { ["sampler"] = "x", ["step"] = "0" })) captureSeconds = c0.Elapsed.TotalSeconds;
-        engine.Dispose(); source.Dispose();
+            var bareDir = Directory.CreateTempSubdirectory("ect-bench-bare-").FullName;
+            var (engine, source) = factory(settings, bareDir);
+            engine.SetPhase(Phases.Pretrain);
+            engine.SetLearningRate(settings.PretrainLr);
+            source.Restore(source.InitialState);
+            var sw = new Stopwatch();
+            var dataSw = new Stopwatch();
+            ProcStat p0 = default;
+            for (int i = 0; i < steps; i++)
+            {
+                if (i == 1) { sw.Start(); p0 = ProcStat.Now(); }
+                if (i >= 1) dataSw.Start();
+                using var b = source.Next();
+                dataSw.Stop();
+                engine.Step(b);
+            }
+            sw.Stop();
+            bareCost = ProcStat.Now() - p0;
+            Console.WriteLine($"bare loop: batch assembly {dataSw.Elapsed.TotalMilliseconds / (steps - 1):F1} ms/step of {sw.Elapsed.TotalMilliseconds / (steps - 1):F1}");
+            bare = (steps - 1) * settings.BatchSize / sw.Elapsed.TotalSeconds;
+            stepSeconds = sw.Elapsed.TotalSeconds / (steps - 1);
+            var c0 = Stopwatch.StartNew();
+            using (engine.Capture(new Dictionary<string, string> { ["sampler"] = "x", ["step"] = "0" })) captureSeconds = c0.Elapsed.TotalSeconds;
+            engine.Dispose(); source.Dispose();
+        }) { Name = "bare-loop" };
 
-        // (b) the daemon
+        // (b) the daemon. Odd rounds run it first: a machine whose speed drifts then favours neither side.
         var runDir = Directory.CreateTempSubdirectory("ect-bench-daemon-").FullName;
+        if (!daemonFirst) { bareThread.Start(); bareThread.Join(); }
         var d0 = ProcStat.Now();
         var outcome = RunDaemon.RunAsync(settings, runDir, factory, CancellationToken.None, TextWriter.Null).GetAwaiter().GetResult();
         // Whole daemon run (start-up, step 1 and the final checkpoint included): per step, an upper bound.
         var daemonCost = ProcStat.Now() - d0;
         if (outcome.ExitCode != 0) { Console.WriteLine(outcome.Message); return null; }
+        if (daemonFirst) { bareThread.Start(); bareThread.Join(); }
         var times = File.ReadLines(Path.Combine(runDir, "stats.jsonl"))
             .Select(l => JsonDocument.Parse(l).RootElement)
             .ToDictionary(e => e.GetProperty("step").GetInt64(), e => DateTimeOffset.Parse(e.GetProperty("time").GetString()!, CultureInfo.InvariantCulture));
         var daemonSeconds = (times[steps] - times[1]).TotalSeconds;
         var daemon = (steps - 1) * settings.BatchSize / daemonSeconds;
 
+        Console.WriteLine($"round order         : {(daemonFirst ? "daemon, bare" : "bare, daemon")}");
         Console.WriteLine($"bare TrainStep loop : {bare,8:F2} img/s ({stepSeconds * 1000:F1} ms/step)");
         Console.WriteLine($"ect train (daemon)  : {daemon,8:F2} img/s");
         Console.WriteLine($"ratio daemon / bare : {daemon / bare * 100,8:F1} %  (goal >= 95 %)");

@@ -14,7 +14,7 @@ public sealed record EvaluatorSettings(string Type, IReadOnlyList<int> SamplingS
     public int Batch { get; init; } = 100;
     /// <summary>fd-resnet18: reference statistics cache folder ("" = ~/.cache/ect/stats, shared with `ect eval`).</summary>
     public string CacheDir { get; init; } = "";
-    /// <summary>fd-resnet18: ONNX Runtime intra-op threads of the feature extractor.</summary>
+    /// <summary>fd-resnet18: threads of the feature extractor (ONNX Runtime intra-op) and of the statistics (TorchSharp).</summary>
     public int Threads { get; init; } = 1;
 }
 
@@ -47,6 +47,8 @@ public sealed record RunSettings
     public required int NanStreakLimit { get; init; }
     public required int MaxRollbacks { get; init; }
     public required long EvaluationEvery { get; init; }
+    /// <summary>TorchSharp threads of the evaluators' sampling (set on each evaluator's own thread).</summary>
+    public required int EvaluationThreads { get; init; }
     public required IReadOnlyList<EvaluatorSettings> Evaluators { get; init; }
     public required string DisplayMode { get; init; }
     public required double LogIntervalSeconds { get; init; }
@@ -130,6 +132,7 @@ public sealed record RunSettings
             NanStreakLimit = I("ect.training.nan-streak-limit", v => v >= 1, "must be >= 1"),
             MaxRollbacks = I("ect.training.max-rollbacks", v => v >= 0, "must be >= 0"),
             EvaluationEvery = L("ect.evaluation.every-steps", v => v >= 0, "must be >= 0 (0 = only at the end)"),
+            EvaluationThreads = I("ect.evaluation.threads", v => v >= 1, "must be >= 1"),
             Evaluators = ReadEvaluators(c, errors),
             DisplayMode = S("ect.display.mode", v => v is "auto" or "live" or "plain" or "off", "must be auto, live, plain or off"),
             LogIntervalSeconds = D("ect.display.log-interval-seconds", v => v > 0, "must be > 0"),

@@ -27,7 +27,7 @@ public static class Engines
             c.GetDouble("ect.tuning.p-mean"), c.GetDouble("ect.tuning.p-std"),
             c.GetString("ect.tuning.mapping") == "const" ? MappingKind.Const : MappingKind.Sigmoid,
             c.GetDouble("ect.tuning.q"), c.GetDouble("ect.tuning.k"), c.GetDouble("ect.tuning.b"), c.GetDouble("ect.tuning.c"))
-        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c) };
+        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c), EvaluationThreads = s.EvaluationThreads };
         return (new TorchTrainingEngine(o, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
     }
 

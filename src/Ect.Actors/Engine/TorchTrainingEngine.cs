@@ -26,6 +26,9 @@ public sealed record TorchEngineOptions(
     /// initialisation. Used at a fresh start only; a resumed run loads its checkpoint over them.
     /// </summary>
     public string? InitWeights { get; init; }
+
+    /// <summary>TorchSharp threads of EMA sampling on an evaluator's thread (ect.evaluation.threads).</summary>
+    public int EvaluationThreads { get; init; } = 1;
 }
 
 /// <summary>
@@ -116,16 +119,20 @@ public sealed class TorchTrainingEngine : ITrainingEngine
         Ema.CopyWeights(_ema, copy);
         copy.eval();
         foreach (var p in copy.parameters()) p.requires_grad = false;
-        return new EmaModel(copy, _o.Network);
+        return new EmaModel(copy, _o.Network, _o.EvaluationThreads);
     }
 
-    private sealed class EmaModel(EctPrecond net, SongUNetConfig cfg) : IEvaluationModel
+    private sealed class EmaModel(EctPrecond net, SongUNetConfig cfg, int threads) : IEvaluationModel
     {
         public int Channels => cfg.OutChannels;
         public int Resolution => cfg.ImgResolution;
 
         public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
         {
+            // Per calling thread (OpenMP's thread count is a per-thread setting): the evaluator's thread gets its own
+            // small count instead of inheriting the trainer's, so it neither opens a second full-size OpenMP pool
+            // (which throttles the trainer's for the rest of the run) nor takes both cores from training.
+            torch.set_num_threads(threads);
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var g = new Generator((ulong)seed);

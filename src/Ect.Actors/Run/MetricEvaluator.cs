@@ -5,6 +5,7 @@ using Ect.Actors.Engine;
 using Ect.Actors.Evaluation;
 using Ect.Actors.Output;
 using Ect.Compute.Evaluation;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ect.Actors.Run;
@@ -70,6 +71,9 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         // Created here, not in the constructor: a missing ONNX model must surface as EvaluationFailed, not as an
         // actor that cannot start.
         _extractor ??= _extractorFactory(_s);
+        // OpenMP's thread count is per thread, and a new thread inherits the last count set anywhere (the trainer's):
+        // set this thread's own, so the statistics (and so the metric's bits) never depend on what ran before.
+        torch.set_num_threads(_s.Threads);
         var reference = Reference(model.Channels, model.Resolution);
         var metrics = new Dictionary<string, double>();
         foreach (var n in _s.SamplingSteps)
@@ -107,6 +111,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         var n = Math.Min(_s.Batch, _s.Count - batchIndex * _s.Batch);
         if (n <= 0) throw new InvalidOperationException($"batch {batchIndex} is past the {_s.Count} images requested");
         var pixels = model.Generate(n, samplingSteps, BatchSeed(_s.Seed, batchIndex), _s.TMax, _s.MidT);
+        torch.set_num_threads(_s.Threads); // the EMA model samples with ect.evaluation.threads
         long[] shape = [n, model.Channels, model.Resolution, model.Resolution];
         if (pixels.LongLength != shape.Aggregate(1L, (a, b) => a * b))
             throw new InvalidDataException($"the model returned {pixels.Length} values for {n} images of {model.Channels}x{model.Resolution}x{model.Resolution}");
