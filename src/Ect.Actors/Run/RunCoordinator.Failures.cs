@@ -1,0 +1,93 @@
+using Akka.Actor;
+using Akka.Event;
+using Ect.Actors.Persistence.Events;
+
+namespace Ect.Actors.Run;
+
+/// <summary>
+/// What a failure does to the run: a failed step rolls back to the last committed checkpoint (bounded), a trainer
+/// that cannot start or throws outside a step ends the run with the cause, and a coordinator that stops before the
+/// run completed (recovery failure, journal error) ends `ect train` with exit code 1 instead of leaving it waiting.
+/// </summary>
+public sealed partial class RunCoordinator
+{
+    private void OnStepFailed(StepFailed m)
+    {
+        var to = _state.LastCheckpoint?.Step ?? 0;
+        if (_state.RollbacksInARow >= _settings.MaxRollbacks)
+        {
+            PersistEvent(new RunInterrupted { Step = m.Step, Reason = $"gave up after {_state.RollbacksInARow} rollbacks: {m.Reason}" },
+                _ => Complete(new RunOutcome(1, $"Training failed at step {m.Step}: {m.Reason}; gave up after {_state.RollbacksInARow} rollbacks.", m.Step)));
+            return;
+        }
+        PersistEvent(new RolledBack { FromStep = m.Step, ToStep = to, Reason = m.Reason }, _ =>
+        {
+            _log.Warning("Rolling back from step {0} to the checkpoint at step {1}: {2}", m.Step, to, m.Reason);
+            _pendingRestart = true;
+            Context.Stop(_trainer);
+        });
+    }
+
+    private string? _trainerFailure;
+
+    /// <summary>
+    /// A trainer that throws outside a step (a bug, a checkpoint capture that fails) is stopped, not restarted:
+    /// a restarted trainer would have lost its StartTraining and wait forever. Its Terminated ends the run with
+    /// the cause. The checkpointer and the evaluators keep Akka's default (restart; they hold no run state).
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        if (e is not TrainerFailedException tf) return Akka.Actor.SupervisorStrategy.DefaultDecider.Decide(e);
+        _trainerFailure = $"the trainer failed: {tf.InnerException!.GetType().Name}: {tf.InnerException.GetBaseException().Message}";
+        _log.Error(tf.InnerException, "The trainer failed");
+        return Directive.Stop;
+    });
+
+    /// <summary>Journals why the run cannot go on and ends `ect train` with exit code 1 (a restart resumes it).</summary>
+    private void EndWithError(long step, string reason)
+    {
+        if (_completed || _finishing) return;
+        _finishing = true;
+        _trainer.Tell(new StopTraining(reason));
+        PersistEvent(new RunInterrupted { Step = step, Reason = reason },
+            _ => Complete(new RunOutcome(1, $"The run cannot go on: {reason}. Fix the cause and start `ect train` on the same run directory to resume.", step)));
+    }
+
+    private string? _recoveryFailure;
+
+    /// <summary>
+    /// The journal could not be replayed (a database error, or a recovery slower than
+    /// akka.persistence.journal-plugin-fallback.recovery-event-timeout on an overloaded machine). Akka stops the
+    /// actor after this; keep the reason so PostStop can hand it to `ect train` instead of leaving it waiting.
+    /// </summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _recoveryFailure = $"recovering the run from its journal failed: {reason.GetBaseException().Message}";
+        _log.Error(reason, "Recovery failed");
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    private bool _restarting;
+
+    /// <summary>A restart by the supervisor replays the journal and carries on: not the end of the run.</summary>
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _restarting = true;
+        base.PreRestart(reason, message);
+    }
+
+    protected override void PostStop()
+    {
+        _statsSubscription?.Dispose();
+        // Fail fast: whatever stopped the coordinator before the run completed (recovery failure, journal write
+        // failure, a bug), `ect train` must end with an error rather than wait forever on the outcome.
+        if (!_completed && !_restarting)
+        {
+            _completed = true;
+            _setup.Completion.TrySetResult(new RunOutcome(1,
+                _recoveryFailure ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
+                _state.LastCheckpoint?.Step ?? 0));
+        }
+        base.PostStop();
+    }
+}
