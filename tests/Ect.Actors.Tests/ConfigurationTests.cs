@@ -32,6 +32,7 @@ public class ConfigurationTests
     [InlineData("ema.beta=1.5", "ect.ema.beta")]
     [InlineData("checkpoint.every-steps=abc", "ect.checkpoint.every-steps")]
     [InlineData("data.path=/nonexistent/fashion", "ect.data.path")]
+    [InlineData("evaluation.threads=0", "ect.evaluation.threads")]
     public void Wrong_values_are_refused_before_work_naming_the_key(string set, string key)
     {
         var c = EctConfiguration.Load(null, [set]);
