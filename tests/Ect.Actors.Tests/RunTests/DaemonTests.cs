@@ -136,28 +136,33 @@ public class DaemonTests
         var dir = NewRunDir();
         var replies = new List<RunCommandReply>();
         DateTimeOffset pausedAt = default, resumedAt = default;
-        var s = Settings("fake.step-ms=10", "pretrain.steps=20", "tuning.steps=1000");
+        // Tuning is far longer than the test (the run ends by `stop`, always, in the finally below): with 1,000 steps
+        // of 10 ms, a CI machine under load let the run finish before `stage` arrived (refused: "not training").
+        var s = Settings("fake.step-ms=10", "pretrain.steps=20", "tuning.steps=1000000");
         var outcome = await RunDaemonAsync(dir, s, onStarted: (sys, coord) =>
         {
             _ = Task.Run(async () =>
             {
                 async Task<RunCommandReply> Ask(RunCommand c) { var r = await coord.Ask<RunCommandReply>(c, TimeSpan.FromSeconds(30)); lock (replies) replies.Add(r); return r; }
-                // Wait until tuning runs.
-                for (int i = 0; i < 200; i++) { if ((await Ask(new GetStatus("s"))).Status!.Phase == Phases.Tuning) break; await Task.Delay(20); }
-                await Ask(new SetConfigValue("bad-1", "ect.tuning.lr", "-3"));
-                await Ask(new SetConfigValue("bad-2", "ect.tuning.learning", "1"));
-                await Ask(new SetConfigValue("lr-1", "tuning.lr", "2e-4"));
-                await Ask(new SetConfigValue("lr-1", "tuning.lr", "2e-4")); // a retry
-                await Ask(new SetStage("stage-1", 4));
-                await Ask(new PauseRun("p-1"));
-                // Judged from the trainer's own step times (stats.jsonl) after the run, not from the status, whose
-                // steps come from statistics sampled on the thread pool and lag by seconds when the pool is starved
-                // (seen once in CI beside a training run: two agreeing reads, then a late sample).
-                pausedAt = DateTimeOffset.UtcNow;
-                await Task.Delay(2500);
-                resumedAt = DateTimeOffset.UtcNow;
-                await Ask(new ResumeRun("r-1"));
-                await Ask(new StopRun("stop-1"));
+                try
+                {
+                    // Wait until tuning runs.
+                    for (int i = 0; i < 3000; i++) { if ((await Ask(new GetStatus("s"))).Status!.Phase == Phases.Tuning) break; await Task.Delay(20); }
+                    await Ask(new SetConfigValue("bad-1", "ect.tuning.lr", "-3"));
+                    await Ask(new SetConfigValue("bad-2", "ect.tuning.learning", "1"));
+                    await Ask(new SetConfigValue("lr-1", "tuning.lr", "2e-4"));
+                    await Ask(new SetConfigValue("lr-1", "tuning.lr", "2e-4")); // a retry
+                    await Ask(new SetStage("stage-1", 4));
+                    await Ask(new PauseRun("p-1"));
+                    // Judged from the trainer's own step times (stats.jsonl) after the run, not from the status, whose
+                    // steps come from statistics sampled on the thread pool and lag by seconds when the pool is starved
+                    // (seen once in CI beside a training run: two agreeing reads, then a late sample).
+                    pausedAt = DateTimeOffset.UtcNow;
+                    await Task.Delay(2500);
+                    resumedAt = DateTimeOffset.UtcNow;
+                    await Ask(new ResumeRun("r-1"));
+                }
+                finally { await Ask(new StopRun("stop-1")); }
             });
         });
         outcome.ExitCode.Should().Be(0);
