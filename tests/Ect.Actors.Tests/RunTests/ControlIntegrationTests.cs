@@ -14,8 +14,11 @@ public class ControlIntegrationTests
     public async Task The_control_endpoint_reaches_the_run_coordinator()
     {
         var dir = NewRunDir();
-        var s = Settings("control.enabled=on", "fake.step-ms=20", "pretrain.steps=10", "tuning.steps=400");
-        var run = RunDaemonAsync(dir, s);
+        // The run ends by `stop` (a bounded run could finish first on a loaded machine and refuse the commands);
+        // the token is the guard should the client never get there.
+        var s = Settings("control.enabled=on", "fake.step-ms=20", "pretrain.steps=10", "tuning.steps=1000000");
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var run = RunDaemonAsync(dir, s, stop: guard.Token);
         for (int i = 0; i < 200 && !File.Exists(ControlAddressFile.PathIn(dir)); i++) await Task.Delay(50);
         var address = ControlAddressFile.Read(dir);
         var token = ControlEndpoint.ReadToken(Path.Combine(dir, "control.token"));

@@ -139,7 +139,8 @@ public class DaemonTests
         // Tuning is far longer than the test (the run ends by `stop`, always, in the finally below): with 1,000 steps
         // of 10 ms, a CI machine under load let the run finish before `stage` arrived (refused: "not training").
         var s = Settings("fake.step-ms=10", "pretrain.steps=20", "tuning.steps=1000000");
-        var outcome = await RunDaemonAsync(dir, s, onStarted: (sys, coord) =>
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3)); // should `stop` never arrive
+        var outcome = await RunDaemonAsync(dir, s, stop: guard.Token, onStarted: (sys, coord) =>
         {
             _ = Task.Run(async () =>
             {
