@@ -12,7 +12,7 @@ public sealed class DataVerbTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
+    private static (int Code, string Out, string Err) RunEct(params string[] args) => CliHarness.Run(args);
 
     private string WriteIdx(int images)
     {
@@ -32,7 +32,7 @@ public sealed class DataVerbTests : IDisposable
     {
         var src = WriteIdx(5);
         var dest = Path.Combine(_dir, "out.zip");
-        var (code, output, err) = Main("data", "prepare", "--source", src, "--dest", dest, "--max-images", "3");
+        var (code, output, err) = RunEct("data", "prepare", "--source", src, "--dest", dest, "--max-images", "3");
 
         code.Should().Be(0, err);
         output.Should().Contain("wrote 3 images").And.Contain("1x32x32");
@@ -47,7 +47,7 @@ public sealed class DataVerbTests : IDisposable
     {
         var bad = Path.Combine(_dir, "notes.txt");
         File.WriteAllText(bad, "not a dataset");
-        var (code, _, err) = Main("data", "prepare", "--source", bad, "--dest", Path.Combine(_dir, "o.zip"));
+        var (code, _, err) = RunEct("data", "prepare", "--source", bad, "--dest", Path.Combine(_dir, "o.zip"));
         code.Should().Be(1);
         err.Should().StartWith("ect data prepare:").And.Contain("notes.txt");
         File.Exists(Path.Combine(_dir, "o.zip")).Should().BeFalse();

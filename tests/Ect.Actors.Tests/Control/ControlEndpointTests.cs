@@ -69,7 +69,8 @@ public sealed class ControlEndpointTests : IDisposable
         var token = ControlEndpoint.EnsureToken(ConfigurationFactory.Empty, _dir);
         token.Should().MatchRegex("^[0-9a-f]{64}$");
         var path = Path.Combine(_dir, "control.token");
-        File.GetUnixFileMode(path).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        if (!OperatingSystem.IsWindows())
+            File.GetUnixFileMode(path).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
         ControlEndpoint.EnsureToken(ConfigurationFactory.Empty, _dir).Should().Be(token);
 
         var other = Directory.CreateTempSubdirectory("ect-ctl-").FullName;

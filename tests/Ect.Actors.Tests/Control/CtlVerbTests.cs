@@ -29,12 +29,12 @@ public sealed class CtlVerbTests : TestKit, IDisposable
         base.Dispose();
     }
 
-    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
+    private static (int Code, string Out, string Err) RunEct(params string[] args) => CliHarness.Run(args);
 
     [Fact]
     public async Task Status_prints_a_table_and_exits_0()
     {
-        var run = Task.Run(() => Main("ctl", "status", "--run-dir", _runDir));
+        var run = Task.Run(() => RunEct("ctl", "status", "--run-dir", _runDir));
         var cmd = _coordinator.ExpectMsg<GetStatus>(TimeSpan.FromSeconds(20));
         Guid.TryParseExact(cmd.IdempotencyKey, "N", out _).Should().BeTrue("each invocation makes a new Guid key");
         _coordinator.Reply(new RunCommandReply(cmd.IdempotencyKey, true, "",
@@ -48,7 +48,7 @@ public sealed class CtlVerbTests : TestKit, IDisposable
     [Fact]
     public async Task Set_sends_key_and_value_and_a_refusal_exits_1()
     {
-        var run = Task.Run(() => Main("ctl", "set", "ect.training.lr = 2e-4", "--run-dir", _runDir));
+        var run = Task.Run(() => RunEct("ctl", "set", "ect.training.lr = 2e-4", "--run-dir", _runDir));
         var cmd = _coordinator.ExpectMsg<SetConfigValue>(TimeSpan.FromSeconds(20));
         (cmd.Key, cmd.Value).Should().Be(("ect.training.lr", "2e-4"));
         _coordinator.Reply(new RunCommandReply(cmd.IdempotencyKey, false, "ect.training.lr cannot change during a run", null));
@@ -64,7 +64,7 @@ public sealed class CtlVerbTests : TestKit, IDisposable
         var bad = Path.Combine(_runDir, "bad.token");
         File.WriteAllText(bad, new string('a', 64));
         var port = ControlAddressFile.Read(_runDir).Port;
-        var (code, _, err) = Main("ctl", "pause", "--address", $"127.0.0.1:{port}", "--token-file", bad);
+        var (code, _, err) = RunEct("ctl", "pause", "--address", $"127.0.0.1:{port}", "--token-file", bad);
         code.Should().Be(CtlVerb.ExitRefused);
         err.Should().Contain("refused");
         _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
@@ -73,14 +73,14 @@ public sealed class CtlVerbTests : TestKit, IDisposable
     [Fact]
     public void Missing_run_dir_and_unreachable_daemon_exit_2_with_a_message()
     {
-        var (code, _, err) = Main("ctl", "stop", "--run-dir", Path.Combine(_runDir, "nope"));
+        var (code, _, err) = RunEct("ctl", "stop", "--run-dir", Path.Combine(_runDir, "nope"));
         code.Should().Be(CtlVerb.ExitUnreachable);
         err.Should().Contain("control.json").And.Contain("does not exist");
 
         var dead = Path.Combine(_runDir, "dead");
         ControlAddressFile.Write(dead, new ControlAddress("akka.tcp", "ect", "127.0.0.1", ControlRemotingTests.FreePort(), ControlActor.Path));
         File.Copy(Path.Combine(_runDir, "control.token"), Path.Combine(dead, "control.token"));
-        (code, _, err) = Main("ctl", "status", "--run-dir", dead, "--timeout", "1", "--attempts", "1");
+        (code, _, err) = RunEct("ctl", "status", "--run-dir", dead, "--timeout", "1", "--attempts", "1");
         code.Should().Be(CtlVerb.ExitUnreachable);
         err.Should().Contain("No answer from");
     }

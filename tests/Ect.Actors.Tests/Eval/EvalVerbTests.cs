@@ -71,7 +71,7 @@ public sealed class TinyCheckpointFixture : IDisposable
 [Collection("Console")]
 public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyCheckpointFixture>
 {
-    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
+    private static (int Code, string Out, string Err) RunEct(params string[] args) => CliHarness.Run(args);
 
     private string[] Eval(string outFile, params string[] more) =>
         ["eval", "--checkpoint", f.Checkpoint, "--num", "16", "--threads", "1", "--batch", "8",
@@ -99,7 +99,7 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
     [Fact]
     public void Eval_prints_a_finite_FD_ResNet18_writes_the_json_and_repeats_bit_for_bit_with_the_same_seed()
     {
-        var (code, output, err) = Main(Eval("a.json", "--metric", "fd-resnet18", "--steps", "2", "--seed", "5"));
+        var (code, output, err) = RunEct(Eval("a.json", "--metric", "fd-resnet18", "--steps", "2", "--seed", "5"));
         code.Should().Be(0, err);
         output.Should().Contain("FD-ResNet18 = ").And.NotContain("FID");
         err.Should().Contain("Only 16 feature vectors for dimension 512", "N = 16 < 512 gives the rank warning");
@@ -120,13 +120,13 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         r.GetProperty("reference_images").GetInt32().Should().Be(24, "the dataset path came from the checkpoint and all 24 images are the reference");
         r.GetProperty("seconds").GetDouble().Should().BePositive();
 
-        var (code2, output2, err2) = Main(Eval("b.json", "--steps", "2", "--seed", "5"));
+        var (code2, output2, err2) = RunEct(Eval("b.json", "--steps", "2", "--seed", "5"));
         code2.Should().Be(0, err2);
         output2.Should().Contain("cached");
         using var json2 = JsonDocument.Parse(File.ReadAllText(Path.Combine(f.Dir, "b.json")));
         json2.RootElement.GetProperty("value").GetDouble().Should().Be(value, "same seed, same batch size, same threads");
 
-        var (code3, _, err3) = Main(Eval("c.json", "--steps", "2", "--seed", "6"));
+        var (code3, _, err3) = RunEct(Eval("c.json", "--steps", "2", "--seed", "6"));
         code3.Should().Be(0, err3);
         using var json3 = JsonDocument.Parse(File.ReadAllText(Path.Combine(f.Dir, "c.json")));
         json3.RootElement.GetProperty("value").GetDouble().Should().NotBe(value, "another seed draws other images");
@@ -135,7 +135,7 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
     [Fact]
     public void Teacher_with_heun_nfe_samples_with_the_edm_sampler()
     {
-        var (code, output, err) = Main("eval", "--teacher", f.Checkpoint, "--sampler", "heun", "--nfe", "5", "--num", "8",
+        var (code, output, err) = RunEct("eval", "--teacher", f.Checkpoint, "--sampler", "heun", "--nfe", "5", "--num", "8",
             "--threads", "1", "--cache-dir", f.CacheDir, "--data", f.DataPath, "--out", Path.Combine(f.Dir, "heun.json"));
         code.Should().Be(0, err);
         output.Should().Contain("heun sampler, 3 step(s), 5 NFE").And.Contain("FD-ResNet18 = ");
@@ -149,20 +149,20 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
     public void Bad_input_gives_a_clear_message_and_a_non_zero_exit()
     {
         var missing = Path.Combine(f.Dir, "nope.safetensors");
-        Expect(Main("eval", "--checkpoint", missing, "--num", "16"), missing, "does not exist");
-        Expect(Main(Eval("x.json", "--metric", "inception")), "--metric inception", "unknown metric");
-        Expect(Main(Eval("x.json", "--metric", "fid")), "--inception-weights", "fd-resnet18");
-        Expect(Main("eval", "--checkpoint", f.Checkpoint, "--num", "1"), "--num 1", "at least 2 images");
-        Expect(Main("eval", "--checkpoint", f.Checkpoint), "--num N is required");
-        Expect(Main(Eval("x.json", "--t", "0.8,80")), "times must decrease");
-        Expect(Main("eval", "--checkpoint", f.Checkpoint, "--sampler", "heun", "--num", "4"), "--teacher");
+        Expect(RunEct("eval", "--checkpoint", missing, "--num", "16"), missing, "does not exist");
+        Expect(RunEct(Eval("x.json", "--metric", "inception")), "--metric inception", "unknown metric");
+        Expect(RunEct(Eval("x.json", "--metric", "fid")), "--inception-weights", "fd-resnet18");
+        Expect(RunEct("eval", "--checkpoint", f.Checkpoint, "--num", "1"), "--num 1", "at least 2 images");
+        Expect(RunEct("eval", "--checkpoint", f.Checkpoint), "--num N is required");
+        Expect(RunEct(Eval("x.json", "--t", "0.8,80")), "times must decrease");
+        Expect(RunEct("eval", "--checkpoint", f.Checkpoint, "--sampler", "heun", "--num", "4"), "--teacher");
 
         // A checkpoint from before the network metadata existed.
         var old = Path.Combine(f.Dir, "old.safetensors");
         var c = Safetensors.Read(f.Checkpoint);
         Safetensors.Write(old, c.Tensors, c.Metadata.Where(kv => kv.Key != "user.network-config").ToDictionary());
         foreach (var t in c.Tensors.Values) t.Dispose();
-        Expect(Main("eval", "--checkpoint", old, "--num", "16", "--cache-dir", f.CacheDir), old, "user.network-config", "older version");
+        Expect(RunEct("eval", "--checkpoint", old, "--num", "16", "--cache-dir", f.CacheDir), old, "user.network-config", "older version");
         File.Exists(Path.ChangeExtension(old, ".fd-resnet18-1step.json")).Should().BeFalse();
     }
 

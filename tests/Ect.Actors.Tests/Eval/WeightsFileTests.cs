@@ -16,7 +16,7 @@ namespace Ect.Actors.Tests.Eval;
 [Collection("Console")]
 public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<TinyCheckpointFixture>
 {
-    private static (int Code, string Out, string Err) Main(params string[] args) => CliHarness.Main(args);
+    private static (int Code, string Out, string Err) RunEct(params string[] args) => CliHarness.Run(args);
 
     private string Exported(string name)
     {
@@ -28,7 +28,7 @@ public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<Ti
     [Fact]
     public void Export_keeps_only_the_EMA_under_EDM_keys_with_the_network_description()
     {
-        var (code, output, err) = Main("export", f.Checkpoint, "--out", Path.Combine(f.Dir, "cli.safetensors"));
+        var (code, output, err) = RunEct("export", f.Checkpoint, "--out", Path.Combine(f.Dir, "cli.safetensors"));
         code.Should().Be(0, err);
         output.Should().Contain("wrote").And.Contain("sha256");
 
@@ -49,7 +49,7 @@ public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<Ti
     [Fact]
     public void Export_refuses_a_file_that_is_not_a_training_checkpoint()
     {
-        var (code, _, err) = Main("export", Exported("x.safetensors"), "--out", Path.Combine(f.Dir, "y.safetensors"));
+        var (code, _, err) = RunEct("export", Exported("x.safetensors"), "--out", Path.Combine(f.Dir, "y.safetensors"));
         code.Should().Be(1);
         err.Should().Contain("x.safetensors").And.Contain("not an ECT training checkpoint");
     }
@@ -105,7 +105,7 @@ public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<Ti
     [Fact]
     public void The_teacher_is_sampled_with_the_consistency_sampler_as_a_few_step_baseline()
     {
-        var (code, output, err) = Main("eval", "--teacher", f.Checkpoint, "--sampler", "consistency", "--steps", "2", "--num", "8",
+        var (code, output, err) = RunEct("eval", "--teacher", f.Checkpoint, "--sampler", "consistency", "--steps", "2", "--num", "8",
             "--threads", "1", "--cache-dir", f.CacheDir, "--data", f.DataPath, "--out", Path.Combine(f.Dir, "teacher2.json"),
             "--grid", Path.Combine(f.Dir, "teacher2.png"), "--grid-count", "4");
         code.Should().Be(0, err);

@@ -204,8 +204,6 @@ public class DaemonTests
         }
         RunJournal.Read(dir).Count.Should().BeGreaterThan(10_000);
         var sw = new Stopwatch();
-        TimeSpan recovered = default;
-        var setupDone = new TaskCompletionSource();
         sw.Start();
         var outcome = await RunDaemonAsync(dir, s, onStarted: (_, _) => { });
         sw.Stop();
