@@ -1,30 +1,14 @@
 using System.Text.Json;
+using Ect.Compute.Tests.TestSupport;
 
 namespace Ect.Compute.Tests.Evaluation;
 
-/// <summary>Locates the repository root (folder with Ect.Actors.sln) and the golden data at ../shared/golden.</summary>
+/// <summary>The golden data sets of tests/golden, through <see cref="RepoPaths"/> (one place that knows where they are).</summary>
 internal static class EvalTestPaths
 {
-    public static string RepoRoot
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Ect.Actors.sln"))) dir = dir.Parent;
-            return dir?.FullName ?? throw new InvalidOperationException(
-                $"Could not find Ect.Actors.sln above '{AppContext.BaseDirectory}': run the tests from inside the repository.");
-        }
-    }
+    public static string RepoRoot => RepoPaths.RepoRoot();
 
-    public static string Golden(string name)
-    {
-        var path = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "golden", name));
-        if (!Directory.Exists(path))
-            throw new DirectoryNotFoundException(
-                $"Golden data folder '{path}' is missing: the tests expect ../shared/golden/{name} next to the repository root " +
-                "(the shared golden data set; see docs/architecture.md).");
-        return path;
-    }
+    public static string Golden(string name) => RepoPaths.GoldenDir(name);
 
     public static string FidInception => Golden("fid-inception");
 }

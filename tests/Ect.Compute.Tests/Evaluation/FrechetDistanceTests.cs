@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Ect.Compute.Tests.Evaluation;
 
-/// <summary>FrechetDistance and FeatureStatistics against ../shared/golden/fid-inception (fd/*, meta.json "fd").</summary>
+/// <summary>FrechetDistance and FeatureStatistics against tests/golden/fid-inception (fd/*, meta.json "fd").</summary>
 public class FrechetDistanceTests
 {
     static readonly GoldenFolder Golden = new(EvalTestPaths.FidInception);

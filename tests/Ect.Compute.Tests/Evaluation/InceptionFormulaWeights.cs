@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Ect.Compute.Tests.Evaluation;
 
 /// <summary>
-/// Regenerates the golden "formula weights" of ../shared/golden/fid-inception (README, "Formula weights"):
+/// Regenerates the golden "formula weights" of tests/golden/fid-inception (README, "Formula weights"):
 /// for state-dict entry k and element i, a = 0.7*i + 1.3*k + 0.1 (float64, left to right), s = sin(a), then per kind
 /// conv weight (gain/sqrt(fan_in))*s, fc weight (gain/sqrt(in))*s, fc bias 0.01*s, bn weight 1+0.1*s, bn bias 0.05*s,
 /// running_mean 0.02*s, running_var 1+0.5*(1+s)/2, num_batches_tracked 0; cast to float32 by round-to-nearest.

@@ -1,6 +1,6 @@
 namespace Ect.Compute.Tests.TestSupport;
 
-/// <summary>Locates the repository root (the folder holding Ect.Actors.sln) and the shared golden data.</summary>
+/// <summary>Locates the repository root (the folder holding Ect.Actors.sln) and the golden data kept in it (tests/golden).</summary>
 public static class RepoPaths
 {
     public const string SolutionFile = "Ect.Actors.sln";
@@ -18,15 +18,15 @@ public static class RepoPaths
             $"Could not find {SolutionFile} above '{AppContext.BaseDirectory}' or '{Directory.GetCurrentDirectory()}'. Run the tests from inside the repository.");
     }
 
-    /// <summary>The shared golden data folder: <c>../shared/golden</c> relative to the repository root.</summary>
+    /// <summary>The repository's golden data folder, <c>tests/golden</c> (see its README). Nothing outside the repository is read.</summary>
     public static string GoldenDir()
     {
         var root = RepoRoot();
-        var golden = Path.GetFullPath(Path.Combine(root, "..", "shared", "golden"));
+        var golden = Path.Combine(root, "tests", "golden");
         if (!Directory.Exists(golden))
             throw new DirectoryNotFoundException(
-                $"Golden reference data not found at '{golden}' (expected ../shared/golden next to the repository root '{root}'). " +
-                "Check out or link the shared golden folder there.");
+                $"Golden reference data not found at '{golden}' (it is part of the repository: tests/golden). " +
+                "Restore it with 'git checkout -- tests/golden'.");
         return golden;
     }
 
