@@ -162,8 +162,13 @@ public sealed class EvalVerb : ICliVerb
         if (a.Grid is not null)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(a.Grid))!);
-            Ect.Actors.Output.Png.SaveGrid(a.Grid, gridPixels.ToArray(), gridImages, model.Config.InChannels, model.Config.ImgResolution);
-            Console.Out.WriteLine($"wrote {a.Grid} ({gridImages} images)");
+            // The grid a person looks at (scaled up, captioned) under the given name; the raw-size grid for tools beside it.
+            var raw = Path.ChangeExtension(a.Grid, null) + ".raw.png";
+            Ect.Actors.Output.Png.SaveGrid(raw, gridPixels.ToArray(), gridImages, model.Config.InChannels, model.Config.ImgResolution);
+            var times = sampler is SamplerChoice.Consistency c ? ", t = " + string.Join(", ", c.T.Select(t => t.ToString("0.###", CultureInfo.InvariantCulture))) : "";
+            Ect.Actors.Output.ViewGrid.Save(a.Grid, gridPixels.ToArray(), gridImages, model.Config.InChannels, model.Config.ImgResolution,
+                $"{Path.GetFileName(path)} step {model.Step} | {sampler.Name}, {sampler.Steps} step(s){times} | seed {a.Seed}");
+            Console.Out.WriteLine($"wrote {a.Grid} ({gridImages} images, each scaled to >= {Ect.Actors.Output.ViewGrid.MinTilePixels} px) and {raw} (raw size)");
         }
         var outPath = a.Out ?? Path.ChangeExtension(path, $".{metric}-{sampler.Steps}step.json");
         WriteJson(outPath, label, outcome, model, sampler, a.Seed, num, dataPath);

@@ -59,16 +59,29 @@ public static class RunDaemon
         var completion = new TaskCompletionSource<RunOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         StatsFile? statsFile = null;
         using var writerThread = new EventLoopScheduler(ts => new Thread(ts) { IsBackground = true, Name = "ect-stats" });
-        var display = new ProgressDisplay(settings.DisplayMode, settings.TotalSteps, settings.BatchSize, settings.LogIntervalSeconds, runDir);
+        var display = new ProgressDisplay(settings.DisplayMode, RunBanner.InvocationTarget(settings), settings.TotalSteps, settings.BatchSize,
+            settings.LogIntervalSeconds, runDir);
+        var banner = new RunBanner(log, runDir, settings);
+        banner.Header();
+        // The engine factory runs on the trainer's thread: what it built completes the first screen, and the run's
+        // recorded settings (not the command line's, on a resumed run) set the display's step counts.
+        EngineFactory described = (s, dir) =>
+        {
+            var built = factory(s, dir);
+            display.SetTarget(RunBanner.InvocationTarget(s), s.TotalSteps);
+            banner.Engine(s, built.Item1, built.Item2);
+            return built;
+        };
         var ready = new ManualResetEventSlim();
         IDisposable? fileSub = null;
 
         var setup = new CoordinatorSetup(
-            settings.Config, runDir, factory, stats,
+            settings.Config, runDir, described, stats,
             stats.Sample(TimeSpan.FromMilliseconds(500)),
             completion,
             OnRecovered: state =>
             {
+                banner.Recovered(state);
                 // Steps after the resume point are recomputed: drop their old lines first.
                 statsFile = new StatsFile(runDir, state.LastCheckpoint?.Step ?? 0);
                 fileSub = stats.ObserveOn(writerThread).Subscribe(statsFile.Write);
@@ -83,6 +96,9 @@ public static class RunDaemon
             var (system, coordinator) = await host.StartAsync();
             onStarted?.Invoke(system, coordinator);
             using var displaySub = stats.Sample(TimeSpan.FromMilliseconds(200)).Subscribe(display.OnNext);
+            // The first screen before the live panel (which redraws the terminal); a run that ends before it has a
+            // trainer (refused, already finished) never completes it.
+            await Task.WhenAny(banner.Done, completion.Task);
             display.Start();
             using var reg = stop.Register(() => coordinator.Tell(new StopRequested("interrupted by signal")));
             outcome = await completion.Task;

@@ -6,8 +6,10 @@ namespace Ect.Actors.Engine;
 /// A deterministic stand-in for the dataset: a virtual dataset of <c>size</c> vectors whose values are a hash of
 /// (seed, index); the order within each epoch is a seeded permutation. State "epoch:position".
 /// </summary>
-public sealed class FakeBatchSource(long seed, int batchSize, int width, int size = 1000) : IBatchSource
+public sealed class FakeBatchSource(long seed, int batchSize, int width, int size = 1000) : IBatchSource, IDescribed
 {
+    public string Description => FormattableString.Invariant($"fake data (hashed vectors, no files): {size:N0} items of width {width}");
+
     private int _epoch;
     private int _position;
     private int[]? _order;

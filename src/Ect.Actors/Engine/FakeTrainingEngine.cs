@@ -12,7 +12,7 @@ namespace Ect.Actors.Engine;
 /// EMA, momentum and an RNG that a step updates from the batch, saved and restored bit-exactly. It lets the
 /// daemon's exact-resume, checkpoint and kill behaviour be tested in seconds. Its "loss" decreases.
 /// </summary>
-public sealed class FakeTrainingEngine : ITrainingEngine
+public sealed class FakeTrainingEngine : ITrainingEngine, IDescribed
 {
     private readonly float[] _w, _ema, _m;
     private ulong _rng;
@@ -35,6 +35,9 @@ public sealed class FakeTrainingEngine : ITrainingEngine
         for (int i = 0; i < parameters; i++) _w[i] = _ema[i] = (float)(NextGaussian() * 0.1);
         _beta = emaBeta; _stepMs = stepMs; _nanAtStep = nanAtStep; _writeMs = writeMs; _evalMs = evalMs; _nanFired = nanFired ?? ProcessNanFired;
     }
+
+    public string Description => FormattableString.Invariant(
+        $"the fake engine (arithmetic stand-in for tests, no network): {_w.Length:N0} parameters, {_stepMs} ms per step");
 
     public void SetPhase(string phase) => _phase = phase;
     public void SetStage(int stage) => _stage = stage;

@@ -39,7 +39,7 @@ public sealed record TorchEngineOptions(
 /// safetensors file, written by Capture on the trainer thread to a scratch file in the checkpoint folder, then
 /// moved into place by the checkpointer (a rename).
 /// </summary>
-public sealed class TorchTrainingEngine : ITrainingEngine
+public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
 {
     private readonly TorchEngineOptions _o;
     private readonly EctPrecond _net, _ema;
@@ -61,6 +61,21 @@ public sealed class TorchTrainingEngine : ITrainingEngine
     }
 
     private readonly string? _initSha256;
+
+    public string Description
+    {
+        get
+        {
+            var n = _o.Network;
+            long parameters = _net.parameters().Sum(p => p.numel());
+            var kind = n.EncoderType == EncoderType.Residual ? "NCSN++" : "DDPM++";
+            var attn = n.AttnResolutions.Count == 0 ? "no attention" : $"attention at {string.Join(",", n.AttnResolutions)}";
+            var labels = n.LabelDim > 0 ? $", {n.LabelDim} classes" : "";
+            var from = _o.InitWeights is { } init ? $"; initial weights (the teacher) {init} (sha256 {_initSha256?[..12]}...)" : "; random initial weights (EDM init)";
+            return FormattableString.Invariant(
+                $"{kind} (EDM SongUNet) {n.ModelChannels} ch x [{string.Join(",", n.ChannelMult)}], {n.NumBlocks} block(s)/level, {attn}, dropout {n.Dropout}{labels}, {n.ImgResolution}x{n.ImgResolution}x{n.InChannels}: {parameters:N0} parameters{from}");
+        }
+    }
 
     public void SetPhase(string phase)
     {

@@ -6,7 +6,7 @@ namespace Ect.Actors.Output;
 internal static class PlotFont
 {
     private const string FontName = "ect-plot-sans";
-    private static readonly string[] FontFiles =
+    internal static readonly string[] FontFiles =
         ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"];
     private static bool s_fontAdded;
 
@@ -14,6 +14,9 @@ internal static class PlotFont
     /// The SkiaSharp native build in use (NoDependencies) has no fontconfig: without a font file named here the
     /// plot has no text at all. Uses a common system TTF when present.
     /// </summary>
+    /// <summary>The first of the known system TTF files that exists, or null (then pictures carry no text).</summary>
+    public static string? FontFile => FontFiles.FirstOrDefault(File.Exists);
+
     public static void Use(Plot plot)
     {
         var file = FontFiles.FirstOrDefault(File.Exists);

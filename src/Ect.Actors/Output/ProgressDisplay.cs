@@ -11,7 +11,7 @@ namespace Ect.Actors.Output;
 public sealed class ProgressDisplay : IDisposable
 {
     private readonly string _mode;
-    private readonly long _totalSteps;
+    private long _targetSteps, _totalSteps;
     private readonly int _batch;
     private readonly double _interval;
     private readonly string _runDir;
@@ -19,11 +19,22 @@ public sealed class ProgressDisplay : IDisposable
     private readonly CancellationTokenSource _cts = new();
     private Task? _loop;
 
-    public ProgressDisplay(string mode, long totalSteps, int batchSize, double logIntervalSeconds, string runDir)
+    /// <param name="targetSteps">The step this invocation runs to (`--steps N`), shown as "step S/N".</param>
+    /// <param name="totalSteps">The run's configured total; shown beside N when the invocation stops earlier.</param>
+    public ProgressDisplay(string mode, long targetSteps, long totalSteps, int batchSize, double logIntervalSeconds, string runDir)
     {
         _mode = mode == "auto" ? (Console.IsOutputRedirected ? "plain" : "live") : mode;
-        _totalSteps = totalSteps; _batch = batchSize; _interval = logIntervalSeconds; _runDir = runDir;
+        _targetSteps = targetSteps; _totalSteps = totalSteps; _batch = batchSize; _interval = logIntervalSeconds; _runDir = runDir;
     }
+
+    /// <summary>Updates the step counts (the run's recorded configuration, known once the trainer has started).</summary>
+    public void SetTarget(long targetSteps, long totalSteps)
+    {
+        _targetSteps = targetSteps; _totalSteps = totalSteps;
+    }
+
+    private string StepText(long step) =>
+        _targetSteps < _totalSteps ? $"{step}/{_targetSteps} (run: {_totalSteps})" : $"{step}/{_totalSteps}";
 
     public void OnNext(StepStatistics s) => _latest = s;
 
@@ -40,12 +51,12 @@ public sealed class ProgressDisplay : IDisposable
     private string Eta(StepStatistics s)
     {
         if (s.ImagesPerSecond <= 0) return "?";
-        var secs = (_totalSteps - s.Step) * _batch / s.ImagesPerSecond;
+        var secs = (_targetSteps - s.Step) * _batch / s.ImagesPerSecond;
         return TimeSpan.FromSeconds(Math.Max(0, secs)).ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture);
     }
 
     public string Line(StepStatistics s) => string.Create(CultureInfo.InvariantCulture,
-        $"{s.Time:HH:mm:ss} {s.Phase,-8} step {s.Step}/{_totalSteps} kimg {s.Kimg:F2} img/s {s.ImagesPerSecond:F1} loss {s.Loss:G5} stage {s.Stage} eta {Eta(s)}");
+        $"{s.Time:HH:mm:ss} {s.Phase,-8} step {StepText(s.Step)} kimg {s.Kimg:F2} img/s {s.ImagesPerSecond:F1} loss {s.Loss:G5} stage {s.Stage} eta {Eta(s)}");
 
     private async Task PlainLoop()
     {
@@ -73,7 +84,7 @@ public sealed class ProgressDisplay : IDisposable
                 void Show()
                 {
                     if (_latest is not { } s) return;
-                    table.UpdateCell(0, 0, s.Phase).UpdateCell(0, 1, $"{s.Step}/{_totalSteps}")
+                    table.UpdateCell(0, 0, s.Phase).UpdateCell(0, 1, StepText(s.Step))
                         .UpdateCell(0, 2, s.Kimg.ToString("F2", CultureInfo.InvariantCulture))
                         .UpdateCell(0, 3, s.ImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture))
                         .UpdateCell(0, 4, s.Loss.ToString("G5", CultureInfo.InvariantCulture))

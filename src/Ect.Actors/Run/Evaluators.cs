@@ -68,6 +68,12 @@ public sealed class SampleGridEvaluator : ReceiveActor
                     var name = $"grid-{m.Step:D9}-{n}step.png";
                     Png.SaveGrid(Path.Combine(dir, name), images, s.Count, model.Channels, model.Resolution);
                     files.Add(Path.Combine("samples", name));
+                    // The same images for a person: scaled up, captioned, the sampling times in the name; and the
+                    // newest one under a fixed name to keep open in a viewer.
+                    var view = ViewName(m.Step, n, s);
+                    ViewGrid.Save(Path.Combine(dir, view), images, s.Count, model.Channels, model.Resolution, Caption(m.Step, n, s, m.Final));
+                    File.Copy(Path.Combine(dir, view), Path.Combine(dir, $"latest-{n}step.png"), overwrite: true);
+                    files.Add(Path.Combine("samples", view));
                 }
                 coordinator.Tell(new EvaluationDone("sample-grid", m.Step, files, new Dictionary<string, double>(), m.Final));
             }
@@ -79,4 +85,15 @@ public sealed class SampleGridEvaluator : ReceiveActor
             }
         });
     }
+
+    /// <summary>The consistency sampler's times for n steps (1: t-max; 2: t-max then mid-t).</summary>
+    private static string Times(int n, EvaluatorSettings s) =>
+        n == 1 ? Inv(s.TMax) : $"{Inv(s.TMax)}-{Inv(s.MidT)}";
+
+    public static string ViewName(long step, int n, EvaluatorSettings s) => $"view-{step:D9}-{n}step-t{Times(n, s)}.png";
+
+    private static string Caption(long step, int n, EvaluatorSettings s, bool final) =>
+        $"step {step}{(final ? " (final)" : "")} | EMA, {n}-step consistency sampling, t = {Times(n, s).Replace("-", ", ")} | seed {s.Seed}";
+
+    private static string Inv(double v) => v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
 }

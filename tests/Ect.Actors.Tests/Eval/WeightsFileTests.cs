@@ -109,9 +109,14 @@ public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<Ti
             "--threads", "1", "--cache-dir", f.CacheDir, "--data", f.DataPath, "--out", Path.Combine(f.Dir, "teacher2.json"),
             "--grid", Path.Combine(f.Dir, "teacher2.png"), "--grid-count", "4");
         code.Should().Be(0, err);
-        output.Should().Contain("consistency sampler, 2 step(s)").And.Contain("FD-ResNet18 = ").And.Contain("teacher2.png (4 images)");
+        output.Should().Contain("consistency sampler, 2 step(s)").And.Contain("FD-ResNet18 = ").And.Contain("teacher2.png (4 images");
         var png = File.ReadAllBytes(Path.Combine(f.Dir, "teacher2.png"));
         png.Take(4).Should().Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' });
+        // The named grid is for people (each image >= 64 px), the raw one beside it keeps the network's size.
+        var raw = File.ReadAllBytes(Path.Combine(f.Dir, "teacher2.raw.png"));
+        int resolution = f.Config.ImgResolution;
+        System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(raw.AsSpan(16)).Should().Be(2 * resolution, "2 x 2 raw tiles");
+        System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20)).Should().BeGreaterThanOrEqualTo(2 * 64, "2 rows of >= 64 px tiles");
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(f.Dir, "teacher2.json")));
         json.RootElement.GetProperty("precond").GetString().Should().Be("edm", "the teacher is sampled as the EDM denoiser it is");
         json.RootElement.GetProperty("sampler").GetString().Should().Be("consistency");

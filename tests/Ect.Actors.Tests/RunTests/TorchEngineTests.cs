@@ -36,7 +36,7 @@ public class TorchEngineTests
         (await RunDaemonAsync(a, Settings(), Engines.Torch)).ExitCode.Should().Be(0);
         var reference = Finished(a);
         reference.Step.Should().Be(4);
-        Directory.GetFiles(Path.Combine(a, "samples"), "*.png").Should().HaveCount(2);
+        Directory.GetFiles(Path.Combine(a, "samples"), "grid-*.png").Should().HaveCount(2);
         var journal = RunJournal.Read(a);
         RunJournal.Events<PhaseChanged>(journal).Select(p => p.Phase).Should().Contain("tuning");
         RunJournal.Events<StageAdvanced>(journal).Should().NotBeEmpty("the stage advances every 0.002 kimg = 2 steps of 4... at least once");
