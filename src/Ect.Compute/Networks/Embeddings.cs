@@ -41,7 +41,10 @@ public sealed class FourierEmbedding : nn.Module<Tensor, Tensor>
 {
     public Tensor Freqs { get; }
 
-    public FourierEmbedding(int numChannels, double scale = 16) : base(nameof(FourierEmbedding))
+    /// <summary>The official ECT code's default scale (EDM's own is 16): see <see cref="SongUNetConfig.FourierScale"/>.</summary>
+    public const double EctDefaultScale = 0.02;
+
+    public FourierEmbedding(int numChannels, double scale = EctDefaultScale) : base(nameof(FourierEmbedding))
     {
         using (no_grad())
         {

@@ -219,14 +219,20 @@ public sealed class SongUNet : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Tenso
                 }
                 else if (name.Contains("aux_skip"))
                 {
+                    // The tap is the module's own output, as a forward hook on enc.NxN_aux_skip sees it (the sum with
+                    // the block's state happens in SongUNet.forward, outside the module).
                     using var s = ((Conv2d)block).forward(aux);
+                    sink?.Invoke("enc." + name, s);
                     h = skips[^1] = Own(h + s);
+                    continue;
                 }
                 else if (name.Contains("aux_residual"))
                 {
                     using var s = ((Conv2d)block).forward(aux);
+                    sink?.Invoke("enc." + name, s);
                     using var sum = h + s;
                     h = skips[^1] = aux = Own(sum / Math.Sqrt(2));
+                    continue;
                 }
                 else
                 {

@@ -32,7 +32,13 @@ public sealed record SongUNetConfig
     public EncoderType EncoderType { get; init; } = EncoderType.Standard;
     public DecoderType DecoderType { get; init; } = DecoderType.Standard;
     public IReadOnlyList<int> ResampleFilter { get; init; } = [1, 1];
-    public double FourierScale { get; init; } = 16;
+    /// <summary>
+    /// Scale of the Fourier noise embedding's random frequencies. Deviation from EDM (16): the official ECT code's
+    /// FourierEmbedding defaults to scale=0.02 (training/networks.py) and its SongUNet builds it with that default, so
+    /// an NCSN++ trained from scratch there starts from 0.02; we follow ECT. (An imported EDM checkpoint carries its
+    /// frequencies as the buffer map_noise.freqs, so loading one is unaffected.)
+    /// </summary>
+    public double FourierScale { get; init; } = FourierEmbedding.EctDefaultScale;
 
     /// <summary>EDM's DDPM++: positional embedding, standard encoder/decoder, [1,1] filter, channel_mult_noise 1.</summary>
     public static SongUNetConfig DdpmPP(int imgResolution = 32, int imgChannels = 3, int labelDim = 0,
@@ -49,7 +55,7 @@ public sealed record SongUNetConfig
     /// <summary>EDM's NCSN++: Fourier embedding, residual encoder, standard decoder, [1,3,3,1] filter, channel_mult_noise 2.</summary>
     public static SongUNetConfig NcsnPP(int imgResolution = 32, int imgChannels = 3, int labelDim = 0,
         int modelChannels = 128, IReadOnlyList<int>? channelMult = null, int numBlocks = 4,
-        IReadOnlyList<int>? attnResolutions = null, double dropout = 0.10, double fourierScale = 16) => new()
+        IReadOnlyList<int>? attnResolutions = null, double dropout = 0.10, double fourierScale = FourierEmbedding.EctDefaultScale) => new()
     {
         ImgResolution = imgResolution, InChannels = imgChannels, OutChannels = imgChannels, LabelDim = labelDim,
         ModelChannels = modelChannels, ChannelMult = channelMult ?? [2, 2, 2], NumBlocks = numBlocks,

@@ -11,7 +11,7 @@ namespace Ect.Compute.Preconditioning;
 /// </summary>
 public sealed class EctPrecond : SongUNetPrecond
 {
-    public double SigmaMin { get; }
+    public override double SigmaMin { get; }
 
     public EctPrecond(SongUNetConfig net, double sigmaMin = 0.003, double sigmaData = 0.5)
         : base(nameof(EctPrecond), net, sigmaData)
