@@ -15,6 +15,8 @@ namespace Ect.Actors.Cli;
 public sealed class TrainVerb : ICliVerb
 {
     public int Order => 10;
+    /// <summary>A bad command line (e.g. `--steps abc`) is refused like a bad configuration: exit 2, nothing started.</summary>
+    public int UsageErrorExitCode => 2;
     public const string DefaultRunDir = "runs/default";
 
     public Command Build()

@@ -139,6 +139,7 @@ public sealed record RunSettings
             SnapshotEvery = I("ect.persistence.snapshot-every-events", v => v >= 1, "must be >= 1"),
         };
         S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");
+        I("ect.data.max-images", v => v >= 0, "must be >= 0 (0 = every image of the dataset)");
         I("ect.network.model-channels", v => v > 0, "must be > 0");
         I("ect.network.num-blocks", v => v > 0, "must be > 0");
         D("ect.network.dropout", v => v is >= 0 and < 1, "must be in [0, 1)");

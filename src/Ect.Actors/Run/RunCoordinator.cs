@@ -204,7 +204,15 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         {
             var c = _state.Checkpoints[i];
             var path = Path.Combine(_setup.RunDir, c.Path);
-            if (!File.Exists(path)) continue; // pruned
+            if (!File.Exists(path))
+            {
+                // Pruned files are expected to be gone; a checkpoint the prune keeps was deleted by someone: say so, and
+                // journal the fall-back like a refused file.
+                if (PrunedOnPurpose(i)) continue;
+                _log.Error("Checkpoint {0} (step {1}) is missing: it was deleted outside the run; falling back to an older checkpoint", path, c.Step);
+                refused.Add((c.Step, $"checkpoint {c.Path} is missing (deleted outside the run)"));
+                continue;
+            }
             var sha = Checkpointer.Sha256File(path);
             if (sha != c.Sha256)
             {
@@ -219,6 +227,10 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         // Pretrain first; the trainer's first step boundary moves to tuning (and journals it) when pretrain.steps is 0.
         return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused);
     }
+
+    /// <summary>Whether Prune deletes the i-th committed checkpoint (older than the newest keep-last, not a milestone).</summary>
+    private bool PrunedOnPurpose(int i) =>
+        !_state.Checkpoints[i].Milestone && _state.Checkpoints.Count(c => c.Step > _state.Checkpoints[i].Step) >= _settings.KeepLast;
 
     private void OnCheckpointWritten(CheckpointWritten m)
     {
