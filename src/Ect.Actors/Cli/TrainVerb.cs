@@ -49,7 +49,7 @@ public sealed class TrainVerb : ICliVerb
                 try { config = Postgres.PostgresPersistence.Apply(config); }
                 catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
             }
-            settings = RunSettings.From(config);
+            settings = RunSettings.From(config) with { ExplicitKeys = EctConfiguration.ExplicitKeys(configFile, all) };
             Engines.Check(settings);
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
         }

@@ -56,6 +56,12 @@ public sealed record RunSettings
 
     public long TotalSteps => PretrainSteps + TuningSteps;
 
+    /// <summary>
+    /// The keys the user gave (--config FILE, --set), as opposed to defaults: on resume only an explicitly given
+    /// ect.data.path replaces the journaled one (a plain `ect train` must not move a run back to the default data).
+    /// </summary>
+    public IReadOnlySet<string> ExplicitKeys { get; init; } = new HashSet<string>();
+
     /// <summary>Keys a running run accepts from `ect ctl set` (applied at a step boundary, journaled).</summary>
     public static readonly IReadOnlySet<string> LiveKeys = new HashSet<string>
     {
