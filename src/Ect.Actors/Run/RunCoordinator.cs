@@ -280,7 +280,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             var kimg = h.Step * (double)_settings.BatchSize / 1000;
             _finishing = true;
             PersistEvent(new RunFinished { Step = h.Step, Kimg = kimg, WeightsSha256 = h.WeightsSha256, EmaSha256 = h.EmaSha256 },
-                _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg).", h.Step)));
+                _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg); weights sha256 {h.WeightsSha256}, ema sha256 {h.EmaSha256}.", h.Step)));
         }
         else
         {
