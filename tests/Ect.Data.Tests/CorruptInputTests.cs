@@ -63,6 +63,28 @@ public class CorruptInputTests
     }
 
     [Fact]
+    public void A_png_cut_short_after_its_image_data_is_refused_though_the_decoder_would_take_it()
+    {
+        using var t = new TestFiles();
+        var good = TestFiles.Png(3, 3, 16);
+        var noEnd = good[..^12]; // IEND (length, type, CRC) missing: every pixel is still there
+        var zip = t.WriteZip("cut.zip", [("00000/img00000000.png", good), ("00000/img00000001.png", noEnd)]);
+        var act = () => DatasetSource.Load(zip);
+        act.Should().Throw<DatasetException>().Where(e => e.Entry == "00000/img00000001.png").WithMessage("*does not decode*cut short*no IEND*");
+    }
+
+    [Fact]
+    public void A_png_whose_chunk_fails_its_crc_is_refused_naming_the_chunk()
+    {
+        using var t = new TestFiles();
+        var bad = TestFiles.Png(3, 3, 16);
+        bad[^1] ^= 0x01; // the last byte of IEND's CRC
+        var zip = t.WriteZip("crc.zip", [("00000/img00000000.png", bad)]);
+        var act = () => DatasetSource.Load(zip);
+        act.Should().Throw<DatasetException>().WithMessage("*chunk 'IEND'*damaged*CRC-32*");
+    }
+
+    [Fact]
     public void Truncated_zip_is_refused()
     {
         using var t = new TestFiles();
