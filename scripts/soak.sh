@@ -41,7 +41,6 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ -n $work ]] || work=$(mktemp -d /tmp/ect-soak-XXXXXX)
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-RANDOM=$seed
 summary="$work/summary.txt"
 : >"$summary"
 failures=0
@@ -82,12 +81,23 @@ start() {
   pid=$!
 }
 
+# Waits until the run in log $1 trains (a progress line; start-up and recovery take seconds under load), then $2 s more.
+training() {
+  local t=0
+  until grep -q ' step ' "$1" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    (( t++ < 1200 )) || return 1
+    sleep 0.1
+  done
+  sleep "$2"
+}
+
 # Waits for $pid at most $1 seconds; sets $rc (124 when it did not end in time).
 wait_for() {
   local limit=$1 t=0
   while kill -0 "$pid" 2>/dev/null && (( t < limit * 10 )); do sleep 0.1; t=$((t + 1)); done
   if kill -0 "$pid" 2>/dev/null; then rc=124; return; fi
-  wait "$pid"; rc=$?
+  wait "$pid" 2>/dev/null; rc=$?
 }
 
 # "weights sha256 X, ema sha256 Y" of the last finished run in a log.
@@ -123,16 +133,25 @@ record "reference: $ref_seconds s, $reference"
 #    recovery are hit too), then inside checkpoint writes.
 killed="$work/killed"; klog="$work/killed.log"
 landed=0 ended_first=0 in_write=0 in_write_tried=0
-window_ms=$(( ref_seconds * 1000 / 2 + 1500 ))
+# Each resumed start redoes start-up (~1-3 s) and then makes progress until its kill: the window keeps the sum of the
+# kills' progress well inside one run, so that no kill meets a finished run.
+window_ms=$(( 3000 + ref_seconds * 1000 / (2 * (kills + write_kills + 1)) ))
+
+# Whether the run in $1 has finished (its journal's last event is RunFinished): a kill that came after it hit
+# nothing worth testing. SQLite journals only (`ect runs`).
+finished() { $ECT runs --journal "$1" 2>/dev/null | grep -q 'RunFinished'; }
 for ((i = 1; i <= kills; i++)); do
   start "$killed" "$klog"
-  delay=$(( (RANDOM * 32768 + RANDOM) % window_ms ))
+  # awk's generator, seeded per kill: bash's $RANDOM gives nearly equal values for consecutive draws after a seed.
+  delay=$(awk -v s="$seed" -v i="$i" -v w="$window_ms" 'BEGIN { srand(s * 7919 + i); print int(rand() * w) }')
   sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
   if kill -KILL -- "-$pid" 2>/dev/null; then
-    wait "$pid"; rc=$?
-    if (( rc == 137 )); then landed=$((landed + 1)); say "kill $i: SIGKILL after $delay ms"; else say "kill $i: exit $rc"; fi
+    wait "$pid" 2>/dev/null; rc=$?
+    if finished "$killed"; then ended_first=$((ended_first + 1)); say "kill $i: SIGKILL after $delay ms, but the run had finished"
+    elif (( rc == 137 )); then landed=$((landed + 1)); say "kill $i: SIGKILL after $delay ms"
+    else say "kill $i: exit $rc"; fi
   else
-    wait "$pid"; rc=$?; ended_first=$((ended_first + 1)); say "kill $i: the run ended (exit $rc) before the kill at $delay ms"
+    wait "$pid" 2>/dev/null; rc=$?; ended_first=$((ended_first + 1)); say "kill $i: the run ended (exit $rc) before the kill at $delay ms"
   fi
 done
 for ((i = 1; i <= write_kills; i++)); do
@@ -148,8 +167,10 @@ for ((i = 1; i <= write_kills; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.02
   done
-  wait "$pid"; rc=$?
-  if (( hit == 1 && rc == 137 )) && [[ -e $tmp ]]; then
+  wait "$pid" 2>/dev/null; rc=$?
+  if finished "$killed"; then
+    ended_first=$((ended_first + 1)); say "write-kill $i: the run had finished (exit $rc)"
+  elif (( hit == 1 && rc == 137 )) && [[ -e $tmp ]]; then
     in_write=$((in_write + 1)); landed=$((landed + 1)); say "write-kill $i: SIGKILL while $(basename "$tmp") was being written"
   elif (( rc == 137 )); then
     landed=$((landed + 1)); say "write-kill $i: SIGKILL landed just after the write finished"
@@ -170,7 +191,7 @@ if (( use_pg == 1 )) && command -v pg_ctl >/dev/null; then
     pgrun="$work/pg-run"; plog="$work/pg-run.log"
     pgset=(--set ect.persistence.provider=postgresql --set "ect.persistence.connection-string=\"$cs\"")
     start "$pgrun" "$plog" "${pgset[@]}"
-    sleep 6
+    training "$plog" 2 || fail "PostgreSQL run: no progress line within 120 s (log $plog)"
     t_stop=$SECONDS
     "$repo/scripts/postgres.sh" stop "$pgdir"; say "PostgreSQL stopped"
     # Down for 5 s (or until the run ends), then up again.
@@ -180,11 +201,12 @@ if (( use_pg == 1 )) && command -v pg_ctl >/dev/null; then
     took=$((SECONDS - t_stop))
     if (( rc == 124 )); then
       fail "PostgreSQL stopped mid-run: the run neither continued nor stopped within 120 s of the outage (hang); SIGTERM sent"
-      kill -TERM "$pid"; wait_for 30; (( rc == 124 )) && { kill -KILL -- "-$pid"; wait "$pid"; }
+      kill -TERM "$pid"; wait_for 30; (( rc == 124 )) && { kill -KILL -- "-$pid"; wait "$pid" 2>/dev/null; }
     elif (( rc == 0 )); then
       record "postgres: the run rode out a 5 s outage and finished (exit 0, ${took} s after the stop)"
     else
-      msg=$(grep -m1 -o 'PostgreSQL journal[^.]*\.' "$plog" || tail -n 1 "$plog")
+      msg=$(grep -m1 -o 'the PostgreSQL journal.*' "$plog" | cut -c1-200)
+      [[ -n $msg ]] || msg=$(tail -n 1 "$plog" | cut -c1-200)
       record "postgres: the run stopped cleanly with exit $rc ${took} s after the stop: $msg"
     fi
     if (( rc != 0 )); then finish_and_compare "$pgrun" "$plog" "PostgreSQL outage, restarted" "${pgset[@]}"
@@ -204,7 +226,7 @@ if (( use_disk == 1 )) && [[ $(id -u) -eq 0 ]]; then
   if mount -t tmpfs -o size=8m tmpfs "$disk" 2>/dev/null; then
     drun="$disk/run"; dlog="$work/disk-run.log"
     start "$drun" "$dlog"
-    sleep 6
+    training "$dlog" 2 || fail "full-disk run: no progress line within 120 s (log $dlog)"
     t_full=$SECONDS
     dd if=/dev/zero of="$disk/filler" bs=64k status=none 2>/dev/null; say "disk full ($(df -h --output=avail "$disk" | tail -n 1 | tr -d ' ') left)"
     wait_for 120
@@ -212,7 +234,7 @@ if (( use_disk == 1 )) && [[ $(id -u) -eq 0 ]]; then
     if (( rc == 124 )); then
       fail "full disk: the run neither stopped nor went on within 120 s (hang); SIGTERM sent"
       kill -TERM "$pid"; wait_for 30
-      if (( rc == 124 )); then fail "full disk: SIGTERM did not end the run within 30 s; SIGKILL"; kill -KILL -- "-$pid"; wait "$pid"; fi
+      if (( rc == 124 )); then fail "full disk: SIGTERM did not end the run within 30 s; SIGKILL"; kill -KILL -- "-$pid"; wait "$pid" 2>/dev/null; fi
     else
       msg=$(grep -m1 -iE 'no space|cannot be written|failed' "$dlog" | cut -c1-240)
       record "full disk: the run ended with exit $rc ${took} s after the disk filled: ${msg:-no message}"
