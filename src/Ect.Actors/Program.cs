@@ -10,11 +10,22 @@ public static class Program
         var root = new RootCommand("ect: Easy Consistency Tuning training daemon and tools");
         // Each verb lives in its own file under Cli/ and is discovered here, so verbs can be added
         // without editing this file.
+        var usageExitCodes = new Dictionary<Command, int>();
         foreach (var verb in typeof(Program).Assembly.GetTypes()
                      .Where(t => typeof(ICliVerb).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
                      .Select(t => (ICliVerb)Activator.CreateInstance(t)!)
                      .OrderBy(v => v.Order))
-            root.Subcommands.Add(verb.Build());
-        return root.Parse(args).Invoke();
+        {
+            var command = verb.Build();
+            usageExitCodes[command] = verb.UsageErrorExitCode;
+            root.Subcommands.Add(command);
+        }
+        var parsed = root.Parse(args);
+        var code = parsed.Invoke(); // with parse errors: prints them and the help hint
+        if (parsed.Errors.Count == 0) return code;
+        // A bad command line exits with the code the verb's help promises for bad arguments.
+        for (var r = parsed.CommandResult; r != null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            if (usageExitCodes.TryGetValue(r.Command, out var usage)) return usage;
+        return code;
     }
 }

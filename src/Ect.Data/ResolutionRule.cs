@@ -13,8 +13,12 @@ public static class ResolutionRule
     public static bool IsValid(int resolution, int levels = 1) =>
         resolution >= Min && resolution <= Max && (resolution & (resolution - 1)) == 0 && resolution % (1 << Math.Max(0, levels - 1)) == 0;
 
-    /// <summary>Throws a <see cref="DatasetException"/> naming <paramref name="where"/> when the network cannot take the resolution.</summary>
-    public static void Check(int resolution, string where, int levels = 1)
+    /// <summary>
+    /// Throws a <see cref="DatasetException"/> naming <paramref name="where"/> when the network cannot take the resolution.
+    /// <paramref name="fix"/> turns the resolution to use into the fix for the caller's own interface (default: the
+    /// `ect data prepare --resolution N` option; `ect train` names its configuration key instead).
+    /// </summary>
+    public static void Check(int resolution, string where, int levels = 1, Func<int, string>? fix = null)
     {
         if (IsValid(resolution, levels)) return;
         int up = Min;
@@ -23,6 +27,6 @@ public static class ResolutionRule
         throw new DatasetException(where,
             $"resolution {resolution} is one the network cannot take: the U-Net halves the image at each of its {levels} level(s), so the resolution must be a power of two between {Min} and {Max}" +
             (levels > 1 ? $" and divisible by {1 << (levels - 1)}" : ""),
-            $"Pass --resolution {need} (images are padded or resized to it)");
+            fix?.Invoke(need) ?? $"Pass --resolution {need} (images are padded or resized to it)");
     }
 }

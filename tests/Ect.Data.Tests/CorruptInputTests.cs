@@ -7,15 +7,18 @@ namespace Ect.Data.Tests;
 /// <summary>Damaged files of every kind end in a DatasetException (or load), never in another exception type.</summary>
 public class CorruptInputTests
 {
-    private static void LoadsOrRefusesClearly(string path, string label)
+    /// <summary>True when the file was refused with a DatasetException naming it; false when it loaded. Any other exception fails.</summary>
+    private static bool RefusedClearly(string path, string label)
     {
         try
         {
             using var ds = DatasetSource.Load(path);
+            return false;
         }
         catch (DatasetException e)
         {
             e.Message.Should().Contain(Path.GetFileName(e.FilePath), label);
+            return true;
         }
         catch (Exception e)
         {
@@ -29,14 +32,16 @@ public class CorruptInputTests
         using var t = new TestFiles();
         var good = File.ReadAllBytes(t.WriteIdx("train", 20, 8, 8, gz: false));
         var rng = new SplitMix64(5);
+        var loaded = new List<int>();
         for (int k = 0; k < 40; k++)
         {
             var bad = (byte[])good.Clone();
             if (k % 2 == 0) bad = bad[..(int)rng.NextBelow((uint)bad.Length)];
             else bad[rng.NextBelow(16)] ^= (byte)(1 + rng.NextBelow(255));
             var path = t.WriteFile($"c{k}/train-images-idx3-ubyte" + (k % 4 == 1 ? ".gz" : ""), k % 4 == 1 ? TestFiles.Gzip(bad) : bad);
-            LoadsOrRefusesClearly(path, $"case {k}");
+            if (!RefusedClearly(path, $"case {k}")) loaded.Add(k);
         }
+        loaded.Should().BeEmpty("every damaged IDX file (cut short, or a changed header byte) must be refused");
     }
 
     [Fact]
@@ -45,14 +50,38 @@ public class CorruptInputTests
         using var t = new TestFiles();
         var good = TestFiles.Png(3, 3, 16);
         var rng = new SplitMix64(9);
+        var loaded = new List<int>();
         for (int k = 0; k < 40; k++)
         {
             var bad = (byte[])good.Clone();
             if (k % 2 == 0) bad = bad[..(int)rng.NextBelow((uint)bad.Length)];
             else for (int f = 0; f < 3; f++) bad[rng.NextBelow((uint)bad.Length)] ^= 0x5A;
             var zip = t.WriteZip($"c{k}.zip", [("00000/img00000000.png", good), ("00000/img00000001.png", bad)]);
-            LoadsOrRefusesClearly(zip, $"case {k}");
+            if (!RefusedClearly(zip, $"case {k}")) loaded.Add(k);
         }
+        loaded.Should().BeEmpty("every damaged PNG (cut short, or bytes changed) must be refused");
+    }
+
+    [Fact]
+    public void A_png_cut_short_after_its_image_data_is_refused_though_the_decoder_would_take_it()
+    {
+        using var t = new TestFiles();
+        var good = TestFiles.Png(3, 3, 16);
+        var noEnd = good[..^12]; // IEND (length, type, CRC) missing: every pixel is still there
+        var zip = t.WriteZip("cut.zip", [("00000/img00000000.png", good), ("00000/img00000001.png", noEnd)]);
+        var act = () => DatasetSource.Load(zip);
+        act.Should().Throw<DatasetException>().Where(e => e.Entry == "00000/img00000001.png").WithMessage("*does not decode*cut short*no IEND*");
+    }
+
+    [Fact]
+    public void A_png_whose_chunk_fails_its_crc_is_refused_naming_the_chunk()
+    {
+        using var t = new TestFiles();
+        var bad = TestFiles.Png(3, 3, 16);
+        bad[^1] ^= 0x01; // the last byte of IEND's CRC
+        var zip = t.WriteZip("crc.zip", [("00000/img00000000.png", bad)]);
+        var act = () => DatasetSource.Load(zip);
+        act.Should().Throw<DatasetException>().WithMessage("*chunk 'IEND'*damaged*CRC-32*");
     }
 
     [Fact]

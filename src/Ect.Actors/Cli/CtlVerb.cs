@@ -17,6 +17,9 @@ public sealed class CtlVerb : ICliVerb
     public const int ExitRefused = 1;
     public const int ExitUnreachable = 2;
 
+    /// <summary>Wrong arguments (e.g. `stage 99999999999`, not an int) exit 2 as the help says, never 1 (= refused by the run).</summary>
+    public int UsageErrorExitCode => ExitUnreachable;
+
     private sealed record Common(
         Option<string?> RunDir, Option<string?> Address, Option<string?> TokenFile, Option<string> System,
         Option<double> Timeout, Option<int> Attempts,

@@ -8,4 +8,10 @@ public interface ICliVerb
     /// <summary>Position in `ect --help`.</summary>
     int Order { get; }
     Command Build();
+
+    /// <summary>
+    /// Exit code when the command line itself is wrong (an unknown option, a value that is not a number or
+    /// overflows): the code the verb's help gives for bad arguments. System.CommandLine's own default is 1.
+    /// </summary>
+    int UsageErrorExitCode => 1;
 }

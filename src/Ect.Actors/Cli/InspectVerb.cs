@@ -6,8 +6,9 @@ using Spectre.Console;
 namespace Ect.Actors.Cli;
 
 /// <summary>
-/// `ect inspect CHECKPOINT|RUN_DIR`: phase, step, kimg, stage, config digest of a checkpoint, and SHA-256
-/// digests of its weights and EMA over tensor names and bytes (see <see cref="CheckpointDigest"/>).
+/// `ect inspect CHECKPOINT|RUN_DIR`: phase, step, kimg, stage, config digest of a checkpoint (the daemon writes the
+/// SHA-256 of the configuration its run started with, as journaled in RunStarted: equal digests = the same run
+/// configuration), and SHA-256 digests of its weights and EMA over tensor names and bytes (see <see cref="CheckpointDigest"/>).
 /// For a run directory, the latest checkpoint in it.
 /// </summary>
 public sealed class InspectVerb : ICliVerb

@@ -15,6 +15,8 @@ namespace Ect.Actors.Cli;
 public sealed class TrainVerb : ICliVerb
 {
     public int Order => 10;
+    /// <summary>A bad command line (e.g. `--steps abc`) is refused like a bad configuration: exit 2, nothing started.</summary>
+    public int UsageErrorExitCode => 2;
     public const string DefaultRunDir = "runs/default";
 
     public Command Build()
@@ -47,7 +49,7 @@ public sealed class TrainVerb : ICliVerb
                 try { config = Postgres.PostgresPersistence.Apply(config); }
                 catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
             }
-            settings = RunSettings.From(config);
+            settings = RunSettings.From(config) with { ExplicitKeys = EctConfiguration.ExplicitKeys(configFile, all) };
             Engines.Check(settings);
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
         }

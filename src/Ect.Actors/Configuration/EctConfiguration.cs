@@ -24,7 +24,12 @@ public static class EctConfiguration
         return File.ReadAllText(path);
     }
 
-    public static Config Defaults() => ConfigurationFactory.ParseString(DefaultsText());
+    public static Config Defaults()
+    {
+        var text = DefaultsText();
+        HoconSyntaxCheck.Check(text, DefaultsPath);
+        return ConfigurationFactory.ParseString(text);
+    }
 
     /// <summary>Parses a --set argument "KEY=VALUE" into a one-key HOCON config. KEY may omit the "ect." prefix.</summary>
     public static Config ParseSet(string assignment)
@@ -35,9 +40,10 @@ public static class EctConfiguration
         var key = assignment[..eq].Trim();
         var value = assignment[(eq + 1)..].Trim();
         if (!key.StartsWith("ect.", StringComparison.Ordinal)) key = "ect." + key;
+        Config parsed;
         try
         {
-            return ConfigurationFactory.ParseString($"{key} = {value}");
+            parsed = ConfigurationFactory.ParseString($"{key} = {value}");
         }
         catch (Exception)
         {
@@ -45,6 +51,9 @@ public static class EctConfiguration
             try { return ConfigurationFactory.ParseString($"{key} = {QuoteString(value)}"); }
             catch (Exception e) { throw new ConfigurationException($"--set '{assignment}': cannot parse ({e.Message})"); }
         }
+        // Parsed as HOCON structure: an unclosed '[' or '{' would otherwise be accepted (HoconSyntaxCheck).
+        HoconSyntaxCheck.Check($"{key} = {value}", $"--set '{assignment}'");
+        return parsed;
     }
 
     /// <summary>Resolves the layers and refuses unknown keys. Throws ConfigurationException.</summary>
@@ -57,7 +66,10 @@ public static class EctConfiguration
             if (!File.Exists(configFile))
                 throw new ConfigurationException($"--config {configFile}: file not found.");
             Config file;
-            try { file = ConfigurationFactory.ParseString(File.ReadAllText(configFile)); }
+            var text = File.ReadAllText(configFile);
+            // Akka's parser drops the keys after a '}' too many and accepts an unclosed '{': refuse both first.
+            HoconSyntaxCheck.Check(text, $"--config {configFile}");
+            try { file = ConfigurationFactory.ParseString(text); }
             catch (Exception e) { throw new ConfigurationException($"--config {configFile}: not valid HOCON ({e.Message})."); }
             layers.Add(($"--config {configFile}", file));
         }
@@ -74,6 +86,16 @@ public static class EctConfiguration
         foreach (var (_, layer) in layers) result = layer.WithFallback(result);
         // Flatten the fallback chain so the result renders and compares as one document.
         return ConfigurationFactory.ParseString(Render(result));
+    }
+
+    /// <summary>The leaf keys set by the --config file and the --set arguments (not by the defaults), with the "ect." prefix.</summary>
+    public static IReadOnlySet<string> ExplicitKeys(string? configFile, IEnumerable<string> sets)
+    {
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        if (configFile != null && File.Exists(configFile))
+            keys.UnionWith(LeafKeys(ConfigurationFactory.ParseString(File.ReadAllText(configFile))));
+        foreach (var s in sets) keys.UnionWith(LeafKeys(ParseSet(s)));
+        return keys;
     }
 
     /// <summary>A config from the HOCON text stored in a run's journal (layered over the defaults, for keys added later).</summary>

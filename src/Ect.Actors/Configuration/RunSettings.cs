@@ -56,6 +56,12 @@ public sealed record RunSettings
 
     public long TotalSteps => PretrainSteps + TuningSteps;
 
+    /// <summary>
+    /// The keys the user gave (--config FILE, --set), as opposed to defaults: on resume only an explicitly given
+    /// ect.data.path replaces the journaled one (a plain `ect train` must not move a run back to the default data).
+    /// </summary>
+    public IReadOnlySet<string> ExplicitKeys { get; init; } = new HashSet<string>();
+
     /// <summary>Keys a running run accepts from `ect ctl set` (applied at a step boundary, journaled).</summary>
     public static readonly IReadOnlySet<string> LiveKeys = new HashSet<string>
     {
@@ -139,6 +145,7 @@ public sealed record RunSettings
             SnapshotEvery = I("ect.persistence.snapshot-every-events", v => v >= 1, "must be >= 1"),
         };
         S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");
+        I("ect.data.max-images", v => v >= 0, "must be >= 0 (0 = every image of the dataset)");
         I("ect.network.model-channels", v => v > 0, "must be > 0");
         I("ect.network.num-blocks", v => v > 0, "must be > 0");
         D("ect.network.dropout", v => v is >= 0 and < 1, "must be in [0, 1)");

@@ -51,7 +51,8 @@ public static class RunDaemon
         TextWriter? log = null, Action<ActorSystem, IActorRef>? onStarted = null)
     {
         log ??= Console.Out;
-        Directory.CreateDirectory(runDir);
+        // A read-only run directory or journal is refused by name here, before the lock (issue 12).
+        RunDirectoryCheck.EnsureWritable(runDir, settings.Config);
         // Released (and the file deleted) when RunAsync returns or throws; a SIGKILL leaves a stale, unlocked file.
         using var runLock = RunLock.Acquire(runDir);
 
@@ -86,7 +87,8 @@ public static class RunDaemon
                 statsFile = new StatsFile(runDir, state.LastCheckpoint?.Step ?? 0);
                 fileSub = stats.ObserveOn(writerThread).Subscribe(statsFile.Write);
                 ready.Set();
-            });
+            },
+            ExplicitKeys: settings.ExplicitKeys);
 
         using var host = new DaemonHost(settings.Config, runDir, RunCoordinator.Props(setup));
         RunOutcome outcome;

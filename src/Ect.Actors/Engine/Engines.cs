@@ -49,7 +49,8 @@ public static class Engines
         var c = settings.Config;
         var res = c.GetInt("ect.data.resolution");
         var levels = c.GetIntList("ect.network.channel-mult").Count;
-        try { Ect.Data.ResolutionRule.Check(res, "ect.data.resolution", levels); }
+        // `ect train` has no --resolution option: the fix names the configuration key.
+        try { Ect.Data.ResolutionRule.Check(res, "ect.data.resolution", levels, need => $"Set ect.data.resolution = {need} (e.g. --set ect.data.resolution={need}; images are padded or resized to it)"); }
         catch (Exception e) { throw new ConfigurationException(e.Message); }
         CheckInit(c);
     }

@@ -9,7 +9,10 @@ namespace Ect.Actors.Run;
 public sealed record StepStatistics(long Step, double Kimg, double Loss, string Phase, int Stage, double LearningRate,
     double ImagesPerSecond, double StepSeconds, DateTimeOffset Time);
 
-/// <summary>Where the trainer starts: a committed checkpoint (or none) and the journaled changes to replay.</summary>
+/// <summary>
+/// Where the trainer starts: a committed checkpoint (or none) and the journaled changes to replay. ConfigDigest: SHA-256
+/// of the configuration the run was started with (RunStarted.config_hocon), written into every checkpoint's metadata.
+/// </summary>
 public sealed record ResumeInfo(
     int Generation,
     string? CheckpointPath,
@@ -18,7 +21,8 @@ public sealed record ResumeInfo(
     int Stage,
     IReadOnlyList<(long Step, string Key, string Value)> ConfigChanges,
     IReadOnlyList<(long Step, int Stage)> UserStages,
-    bool Paused);
+    bool Paused,
+    string ConfigDigest = "");
 
 internal sealed record StartTraining(ResumeInfo Resume);
 internal sealed record Tick;

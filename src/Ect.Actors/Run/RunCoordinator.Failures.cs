@@ -85,7 +85,7 @@ public sealed partial class RunCoordinator
         {
             _completed = true;
             _setup.Completion.TrySetResult(new RunOutcome(1,
-                _recoveryFailure ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
+                _recoveryFailure ?? _journalWriteFailure ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
                 _state.LastCheckpoint?.Step ?? 0));
         }
         base.PostStop();

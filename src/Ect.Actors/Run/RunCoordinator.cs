@@ -25,7 +25,8 @@ public sealed record CoordinatorSetup(
     IObservable<StepStatistics> SampledStatistics,
     TaskCompletionSource<RunOutcome> Completion,
     string PersistenceId = "ect-run",
-    Action<RunState>? OnRecovered = null);
+    Action<RunState>? OnRecovered = null,
+    IReadOnlySet<string>? ExplicitKeys = null);
 
 /// <summary>
 /// The run coordinator: a persistent actor that owns the run's state (event sourcing, protobuf events,
@@ -136,23 +137,17 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         // How the run is shown and reached, and the fake engine's timing knobs, follow the new command line.
         foreach (var k in EctConfiguration.LeafKeys(_setup.CliConfig).Where(RestartMutable))
             _config = ConfigurationFactory.ParseString($"{k} = {EctConfiguration.Inline(_setup.CliConfig.GetValue(k))}").WithFallback(_config);
-        // A changed step cap on restart is accepted (it decides when to stop, not what is computed);
+        // A changed step cap and an explicitly given data location are accepted and journaled (RestartChanges);
         // every other difference is reported and ignored: the run continues as it was configured.
-        var cliCap = _setup.CliConfig.GetLong("ect.run.max-steps", 0);
+        var restartChanges = RestartChanges();
+        var effective = EffectiveConfig();
         var diffs = EctConfiguration.LeafKeys(_setup.CliConfig)
-            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k))
-            .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(_config.GetValue(k)))
+            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k) && restartChanges.All(c => c.Key != k))
+            .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(effective.GetValue(k)))
             .ToList();
         if (diffs.Count > 0)
-            _log.Warning("The run continues with its recorded configuration; ignored differences: {0}", string.Join(", ", diffs));
-        if (cliCap != EffectiveConfig().GetLong("ect.run.max-steps", 0))
-        {
-            var step = _state.LastCheckpoint?.Step ?? 0;
-            PersistEvent(new ConfigChanged { Key = "ect.run.max-steps", Value = cliCap.ToString(), Step = step, IdempotencyKey = $"restart-{Guid.NewGuid():N}" },
-                _ => Initialize());
-            return;
-        }
-        Initialize();
+            _log.Warning("The run continues with its recorded configuration; ignored differences: {0}. {1}", string.Join(", ", diffs), ResumeRule);
+        PersistInOrder(restartChanges, Initialize);
     }
 
     private static bool RestartMutable(string key) =>
@@ -204,7 +199,15 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         {
             var c = _state.Checkpoints[i];
             var path = Path.Combine(_setup.RunDir, c.Path);
-            if (!File.Exists(path)) continue; // pruned
+            if (!File.Exists(path))
+            {
+                // Pruned files are expected to be gone; a checkpoint the prune keeps was deleted by someone: say so, and
+                // journal the fall-back like a refused file.
+                if (PrunedOnPurpose(i)) continue;
+                _log.Error("Checkpoint {0} (step {1}) is missing: it was deleted outside the run; falling back to an older checkpoint", path, c.Step);
+                refused.Add((c.Step, $"checkpoint {c.Path} is missing (deleted outside the run)"));
+                continue;
+            }
             var sha = Checkpointer.Sha256File(path);
             if (sha != c.Sha256)
             {
@@ -212,13 +215,17 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
                 refused.Add((c.Step, $"checkpoint {c.Path} refused: its SHA-256 {sha} does not match the journal's {c.Sha256}"));
                 continue;
             }
-            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused);
+            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused, RunConfigDigest(_state));
         }
         if (_state.Checkpoints.Count > 0)
             _log.Error("No intact checkpoint: the run starts again from step 0");
         // Pretrain first; the trainer's first step boundary moves to tuning (and journals it) when pretrain.steps is 0.
-        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused);
+        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused, RunConfigDigest(_state));
     }
+
+    /// <summary>Whether Prune deletes the i-th committed checkpoint (older than the newest keep-last, not a milestone).</summary>
+    private bool PrunedOnPurpose(int i) =>
+        !_state.Checkpoints[i].Milestone && _state.Checkpoints.Count(c => c.Step > _state.Checkpoints[i].Step) >= _settings.KeepLast;
 
     private void OnCheckpointWritten(CheckpointWritten m)
     {
@@ -273,7 +280,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             var kimg = h.Step * (double)_settings.BatchSize / 1000;
             _finishing = true;
             PersistEvent(new RunFinished { Step = h.Step, Kimg = kimg, WeightsSha256 = h.WeightsSha256, EmaSha256 = h.EmaSha256 },
-                _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg).", h.Step)));
+                _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg); weights sha256 {h.WeightsSha256}, ema sha256 {h.EmaSha256}.", h.Step)));
         }
         else
         {

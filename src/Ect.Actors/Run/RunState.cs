@@ -76,7 +76,8 @@ public sealed class RunState
         }
     }
 
-    private long RollbackStep { get; set; }
+    /// <summary>The step the last rollback came from: only a checkpoint committed beyond it resets <see cref="RollbacksInARow"/>.</summary>
+    public long RollbackStep { get; private set; }
 
     // The trim must drop the oldest key, and the same one on every replay. Dictionary enumeration order is not
     // insertion order once entries have been removed (freed slots are reused), so the order is kept explicitly.
@@ -101,7 +102,7 @@ public sealed class RunState
         var s = new RunSnapshot
         {
             RunId = RunId, ConfigHocon = ConfigHocon, Phase = Phase, Stage = Stage, Step = Step, Kimg = Kimg,
-            Paused = Paused, Finished = Finished, RollbacksInARow = RollbacksInARow,
+            Paused = Paused, Finished = Finished, RollbacksInARow = RollbacksInARow, RollbackStep = RollbackStep,
         };
         s.Checkpoints.AddRange(Checkpoints);
         s.ConfigChanges.AddRange(ConfigChanges);
@@ -118,6 +119,9 @@ public sealed class RunState
         {
             RunId = s.RunId, ConfigHocon = s.ConfigHocon, Phase = s.Phase, Stage = s.Stage, Step = s.Step, Kimg = s.Kimg,
             Paused = s.Paused, Finished = s.Finished, RollbacksInARow = s.RollbacksInARow,
+            // A snapshot written before rollback_step existed: the rollback came from no earlier than the last
+            // committed step, so only a checkpoint beyond it resets the count (never a replayed older one).
+            RollbackStep = s.HasRollbackStep ? s.RollbackStep : s.Step,
         };
         r.Checkpoints.AddRange(s.Checkpoints);
         r.ConfigChanges.AddRange(s.ConfigChanges);

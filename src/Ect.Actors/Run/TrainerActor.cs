@@ -228,6 +228,8 @@ public sealed class TrainerActor : ReceiveActor
             ["sampler"] = _samplerState,
             ["format"] = "ect-checkpoint-v1",
         };
+        // Which configuration made this checkpoint (`ect inspect` shows it; equal digests = the same run configuration).
+        if (_resume.ConfigDigest.Length > 0) meta["config-digest"] = _resume.ConfigDigest;
         var image = _engine!.Capture(meta);
         _checkpointer.Tell(new WriteCheckpoint(_resume.Generation, image, _step, Kimg(_step), _phase, _stage, meta), Context.Parent);
         _lastCheckpointStep = _step;

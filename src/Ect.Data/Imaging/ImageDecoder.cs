@@ -22,6 +22,7 @@ public static class ImageDecoder
     /// <summary>Decodes <paramref name="bytes"/>; <paramref name="file"/>/<paramref name="entry"/> name it in errors.</summary>
     public static unsafe (int Channels, int Height, int Width, byte[] Chw) Decode(byte[] bytes, string file, string? entry)
     {
+        if (PngStructure.IsPng(bytes)) PngStructure.Check(bytes, file, entry); // cut short or damaged: refused, not half-decoded
         int? pngChannels = PngChannels(bytes, file, entry);
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data);

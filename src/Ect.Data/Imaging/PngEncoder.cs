@@ -66,7 +66,7 @@ public static class PngEncoder
         s.Write(b4);
     }
 
-    private static uint Crc(uint crc, ReadOnlySpan<byte> data)
+    internal static uint Crc(uint crc, ReadOnlySpan<byte> data)
     {
         foreach (var b in data) crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
         return crc;

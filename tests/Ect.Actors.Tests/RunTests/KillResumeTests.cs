@@ -19,11 +19,11 @@ public class KillResumeTests(ITestOutputHelper output)
         ect {
           run.engine = fake
           pretrain.steps = 60
-          tuning.steps = 60
+          tuning.steps = 180
           checkpoint.every-steps = 15
           evaluation.every-steps = 40
           tuning.kimg-per-tick = 0.1
-          fake { step-ms = 12, write-ms = 150, eval-ms = 250, parameters = 4096 }
+          fake { step-ms = 20, write-ms = 150, eval-ms = 250, parameters = 4096 }
           display { mode = plain, log-interval-seconds = 0.1 }
         }
         """;
@@ -59,7 +59,11 @@ public class KillResumeTests(ITestOutputHelper output)
         return (p.ExitCode, text);
     }
 
-    /// <summary>Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL.</summary>
+    /// <summary>
+    /// Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL. True only when the
+    /// kill landed: the process died of SIGKILL (exit 137) and its journal holds no RunFinished. The random delay
+    /// (at most 0.8 s, ~40 of the 240 steps of 20 ms) keeps several kills inside one run's length.
+    /// </summary>
     private async Task<bool> KillDuringTraining(string configFile, string runDir, Random rng)
     {
         using var p = Start(configFile, runDir);
@@ -69,14 +73,15 @@ public class KillResumeTests(ITestOutputHelper output)
         p.BeginErrorReadLine();
         var started = await Task.WhenAny(firstLine.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
         if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return false; }
-        var delay = rng.Next(0, 1500);
+        var delay = rng.Next(0, 800);
         await Task.Delay(delay);
-        if (p.HasExited) return false;
+        if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return false; }
         p.Kill(); // SIGKILL
         await p.WaitForExitAsync();
-        output.WriteLine($"killed after {delay} ms of training; checkpoints journaled: " +
-            string.Join(",", RunJournal.Events<CheckpointCommitted>(RunJournal.Read(runDir)).Select(c => c.Step)));
-        return true;
+        var journal = RunJournal.Read(runDir);
+        output.WriteLine($"killed after {delay} ms of training (exit {p.ExitCode}); checkpoints journaled: " +
+            string.Join(",", RunJournal.Events<CheckpointCommitted>(journal).Select(c => c.Step)));
+        return p.ExitCode == 128 + 9 && !RunJournal.Events<RunFinished>(journal).Any();
     }
 
     /// <summary>Default suite: one kill; the reference run is in-process (same engine, same bits).</summary>
@@ -108,9 +113,10 @@ public class KillResumeTests(ITestOutputHelper output)
         var lockFile = Path.Combine(killed, Ect.Actors.Daemon.RunLock.FileName);
         for (int i = 0; i < kills; i++)
         {
-            if (await KillDuringTraining(config, killed, rng))
-                File.Exists(lockFile).Should().BeTrue("a SIGKILLed daemon cannot delete its lock file");
+            (await KillDuringTraining(config, killed, rng)).Should().BeTrue($"kill {i + 1} of {kills} landed before the run ended");
+            File.Exists(lockFile).Should().BeTrue("a SIGKILLed daemon cannot delete its lock file");
         }
+        RunJournal.Events<RunFinished>(RunJournal.Read(killed)).Should().BeEmpty("every kill landed before the end");
         // The stale (unlocked) file does not block the restart; the clean exit deletes it.
         var (code, text) = await RunToEnd(config, killed);
         code.Should().Be(0, text);
@@ -119,7 +125,7 @@ public class KillResumeTests(ITestOutputHelper output)
         var got = DaemonHarness.Finished(killed);
         got.WeightsSha256.Should().Be(expected.WeightsSha256, "weights are bit-identical");
         got.EmaSha256.Should().Be(expected.EmaSha256, "EMA weights are bit-identical");
-        DaemonHarness.CheckpointStepsOnce(killed).Should().BeSubsetOf(new long[] { 15, 30, 45, 60, 75, 90, 105, 120 });
+        DaemonHarness.CheckpointStepsOnce(killed).Should().BeSubsetOf(Enumerable.Range(1, 16).Select(i => 15L * i));
         Directory.GetFiles(Path.Combine(killed, "checkpoints"), "*.tmp").Should().BeEmpty();
     }
 
@@ -150,7 +156,7 @@ public class KillResumeTests(ITestOutputHelper output)
         var expected = DaemonHarness.Finished(reference);
         var killed = Path.Combine(dir, "killed");
         var rng = new Random(5);
-        for (int i = 0; i < 2; i++) await KillDuringTraining(config, killed, rng);
+        for (int i = 0; i < 2; i++) (await KillDuringTraining(config, killed, rng)).Should().BeTrue($"kill {i + 1} landed");
         (await RunToEnd(config, killed)).Code.Should().Be(0);
         var got = DaemonHarness.Finished(killed);
         got.WeightsSha256.Should().Be(expected.WeightsSha256);
@@ -171,7 +177,7 @@ public class KillResumeTests(ITestOutputHelper output)
         var config = Path.Combine(dir, "tiny.conf");
         // Long enough that the signal always lands mid-run: under load (three test projects in parallel) the
         // 120-step run of Config could finish before the first progress line reached us, and then exit 0 as finished.
-        File.WriteAllText(config, Config.Replace("tuning.steps = 60", "tuning.steps = 6000"));
+        File.WriteAllText(config, Config.Replace("tuning.steps = 180", "tuning.steps = 6000"));
         var run = Path.Combine(dir, "run");
         using var p = Start(config, run);
         var firstLine = new TaskCompletionSource();
