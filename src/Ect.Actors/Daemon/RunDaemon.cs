@@ -48,12 +48,22 @@ public static class RunDaemon
     }
 
     public static async Task<RunOutcome> RunAsync(RunSettings settings, string runDir, EngineFactory factory, CancellationToken stop,
-        TextWriter? log = null, Action<ActorSystem, IActorRef>? onStarted = null)
+        TextWriter? log = null, Action<ActorSystem, IActorRef>? onStarted = null, bool newRun = false)
     {
         log ??= Console.Out;
         Directory.CreateDirectory(runDir);
         // Released (and the file deleted) when RunAsync returns or throws; a SIGKILL leaves a stale, unlocked file.
         using var runLock = RunLock.Acquire(runDir);
+
+        // Which run this directory holds (run.json), checked against the journal before anything starts: its
+        // persistence id is the run's own, so many runs can share one journal (PostgreSQL).
+        RunIdentityResolver.Resolved run;
+        try { run = RunIdentityResolver.Resolve(settings.Config, runDir, newRun); }
+        catch (Exception e) when (e is IOException or InvalidDataException or System.Data.Common.DbException)
+        {
+            return new RunOutcome(1, $"The run in {runDir} cannot start: its journal cannot be read: {e.Message}", 0);
+        }
+        log.WriteLine($"Run {run.Identity.Name} (id {run.Identity.Id}, {run.How}) in {RunIdentity.FullPath(runDir)}; {run.Journal.Description}");
 
         using var stats = new Subject<StepStatistics>();
         var completion = new TaskCompletionSource<RunOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -67,6 +77,9 @@ public static class RunDaemon
             settings.Config, runDir, factory, stats,
             stats.Sample(TimeSpan.FromMilliseconds(500)),
             completion,
+            PersistenceId: run.Identity.PersistenceId,
+            Identity: run.Identity,
+            Journal: run.Journal.Description,
             OnRecovered: state =>
             {
                 // Steps after the resume point are recomputed: drop their old lines first.

@@ -18,7 +18,8 @@ public sealed record ResumeInfo(
     int Stage,
     IReadOnlyList<(long Step, string Key, string Value)> ConfigChanges,
     IReadOnlyList<(long Step, int Stage)> UserStages,
-    bool Paused);
+    bool Paused,
+    RunIdentity? Identity = null);
 
 internal sealed record StartTraining(ResumeInfo Resume);
 internal sealed record Tick;

@@ -25,7 +25,10 @@ public sealed record CoordinatorSetup(
     IObservable<StepStatistics> SampledStatistics,
     TaskCompletionSource<RunOutcome> Completion,
     string PersistenceId = "ect-run",
-    Action<RunState>? OnRecovered = null);
+    Action<RunState>? OnRecovered = null,
+    // Who the run is (run.json; the daemon passes its PersistenceId too) and how the journal is named in messages.
+    RunIdentity? Identity = null,
+    string Journal = "the journal");
 
 /// <summary>
 /// The run coordinator: a persistent actor that owns the run's state (event sourcing, protobuf events,
@@ -113,6 +116,25 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void OnBegin()
     {
+        // The run directory and the journal must belong together before anything is replayed into a trainer.
+        if (_setup.Identity is { } identity)
+        {
+            if (RunAgreement.Refusal(_state, identity, _setup.RunDir, _setup.Journal) is { } refusal)
+            {
+                Complete(new RunOutcome(2, refusal, _state.Step));
+                return;
+            }
+            var dir = RunIdentity.FullPath(_setup.RunDir);
+            if (_state.Started && _state.RunDirectory != dir)
+            {
+                PersistEvent(new RunDirectoryChanged
+                {
+                    FromDir = _state.RunDirectory, ToDir = dir, Host = Environment.MachineName, Step = _state.Step,
+                    UnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                }, _ => OnBegin());
+                return;
+            }
+        }
         if (_state.Finished)
         {
             Complete(new RunOutcome(0, $"The run in {_setup.RunDir} has already finished (step {_state.Step}).", _state.Step));
@@ -123,7 +145,10 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             _config = _setup.CliConfig;
             var started = new RunStarted
             {
-                RunId = Path.GetFileName(Path.GetFullPath(_setup.RunDir).TrimEnd('/')),
+                RunId = _setup.Identity?.Name ?? Path.GetFileName(Path.GetFullPath(_setup.RunDir).TrimEnd('/')),
+                RunUuid = _setup.Identity?.Id ?? "",
+                RunDir = RunIdentity.FullPath(_setup.RunDir),
+                Host = Environment.MachineName,
                 ConfigHocon = EctConfiguration.Render(_config),
                 StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
                 ProgramVersion = typeof(RunCoordinator).Assembly.GetName().Version?.ToString() ?? "",
@@ -212,12 +237,12 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
                 refused.Add((c.Step, $"checkpoint {c.Path} refused: its SHA-256 {sha} does not match the journal's {c.Sha256}"));
                 continue;
             }
-            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused);
+            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused, _setup.Identity);
         }
         if (_state.Checkpoints.Count > 0)
             _log.Error("No intact checkpoint: the run starts again from step 0");
         // Pretrain first; the trainer's first step boundary moves to tuning (and journals it) when pretrain.steps is 0.
-        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused);
+        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused, _setup.Identity);
     }
 
     private void OnCheckpointWritten(CheckpointWritten m)

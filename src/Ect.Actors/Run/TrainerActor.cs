@@ -228,6 +228,8 @@ public sealed class TrainerActor : ReceiveActor
             ["sampler"] = _samplerState,
             ["format"] = "ect-checkpoint-v1",
         };
+        // Which run wrote it (run-id, run-name, run-journal-id): a run directory and a journal are checked against it.
+        foreach (var (k, v) in _resume.Identity?.Metadata ?? new Dictionary<string, string>()) meta[k] = v;
         var image = _engine!.Capture(meta);
         _checkpointer.Tell(new WriteCheckpoint(_resume.Generation, image, _step, Kimg(_step), _phase, _stage, meta), Context.Parent);
         _lastCheckpointStep = _step;
