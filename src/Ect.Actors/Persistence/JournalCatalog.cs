@@ -118,6 +118,23 @@ public sealed class JournalCatalog
         return s.Events == 0 && s.LastSequenceNr == 0 ? null : s;
     }
 
+    /// <summary>The events of one run stream, oldest first (deleted rows and other serializers' events skipped).</summary>
+    public IReadOnlyList<RunJournal.Entry> Events(string persistenceId)
+    {
+        using var conn = Open(mustExist: false);
+        if (conn == null || !TableExists(conn, "journal")) return [];
+        var list = new List<RunJournal.Entry>();
+        using var cmd = Command(conn, """
+            SELECT sequence_number, manifest, message FROM journal
+            WHERE persistence_id = @p AND identifier = @s AND NOT deleted ORDER BY sequence_number
+            """, ("p", persistenceId), ("s", RunEventSerializerId));
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            list.Add(new RunJournal.Entry(Convert.ToInt64(r.GetValue(0), CultureInfo.InvariantCulture), r.GetString(1),
+                RunEventSerializer.Parse((byte[])r.GetValue(2), r.GetString(1))));
+        return list;
+    }
+
     private RunSummary Summarize(DbConnection conn, string pid, Dictionary<string, long> snapshots)
     {
         var state = new RunState();
