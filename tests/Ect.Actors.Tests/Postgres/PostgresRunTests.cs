@@ -16,6 +16,7 @@ namespace Ect.Actors.Tests.Postgres;
 /// runs at the same time, a SIGKILL and a resume all end with the bits the same runs have on SQLite, and a run
 /// directory that lost its run is refused rather than replayed into.
 /// </summary>
+[Collection("Console")]
 public sealed class PostgresRunTests(PostgresFixture pg, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     // KillResumeTests' run: slow enough steps, writes and evaluations that a random kill lands inside one of them.
@@ -58,9 +59,9 @@ public sealed class PostgresRunTests(PostgresFixture pg, ITestOutputHelper outpu
         var root = Directory.CreateTempSubdirectory("ect-pg-runs-").FullName;
         var config = Path.Combine(root, "tiny.conf");
         File.WriteAllText(config, Config);
-        var expectedA = await SqliteReference(config, 1);
-        var expectedB = await SqliteReference(config, 2);
-        expectedA.WeightsSha256.Should().NotBe(expectedB.WeightsSha256, "two different runs");
+        // The SQLite references run in-process meanwhile.
+        var referenceA = SqliteReference(config, 1);
+        var referenceB = SqliteReference(config, 2);
 
         var a = Path.Combine(root, "a");
         var b = Path.Combine(root, "b");
@@ -75,6 +76,8 @@ public sealed class PostgresRunTests(PostgresFixture pg, ITestOutputHelper outpu
         codeA.Should().Be(0, outA);
         codeB.Should().Be(0, outB);
 
+        var (expectedA, expectedB) = (await referenceA, await referenceB);
+        expectedA.WeightsSha256.Should().NotBe(expectedB.WeightsSha256, "two different runs");
         var idA = RunIdentity.Read(a)!;
         var idB = RunIdentity.Read(b)!;
         outA.Should().Contain(idA.Id, "the run id is printed at start");
@@ -87,8 +90,9 @@ public sealed class PostgresRunTests(PostgresFixture pg, ITestOutputHelper outpu
         commitsA.Should().OnlyHaveUniqueItems("every committed checkpoint of the killed run is journaled once");
 
         // `ect runs --journal postgresql` lists both with id, run directory, phase and step.
-        var (code, listing) = await EctProcess.RunToEnd(output, ["runs", "--journal", "postgresql"], Env);
-        code.Should().Be(0, listing);
+        var (code, listing, err) = CliHarness.Run("runs", "--journal", "postgresql", "--set", $"persistence.connection-string={pg.ConnectionString}");
+        code.Should().Be(0, err);
+        output.WriteLine(listing);
         foreach (var (id, dir) in new[] { (idA, a), (idB, b) })
         {
             var line = listing.Split('\n').Should().ContainSingle(l => l.Contains(id.Id)).Subject;
