@@ -9,7 +9,8 @@ namespace Ect.Actors.Run;
 /// journal directly (<see cref="JournalCatalog"/>):
 /// run.json when present; else the run named by the checkpoints' metadata (run.json lost, re-created);
 /// else a run journaled before identities (persistence id "ect-run": its SQLite journal in the directory,
-/// or the directory's checkpoints without a run id); else, when the journal already holds a run recorded in
+/// or the directory's checkpoints without a run id); else the one run the directory's own SQLite journal records
+/// in it (run.json lost before any checkpoint); else, when the journal already holds a run recorded in
 /// this directory (it was deleted or emptied), a refusal; else a new run. Refusals are ConfigurationExceptions
 /// (exit 2, nothing started).
 /// </summary>
@@ -52,7 +53,15 @@ public static class RunIdentityResolver
             return new Resolved(id, journal, "journaled before run identities (persistence id \"ect-run\")");
         }
 
-        if (!newRun && journal.RunsRecordedIn(dir) is { Count: > 0 } earlier)
+        var earlier = newRun ? [] : journal.RunsRecordedIn(dir);
+        // The directory's own SQLite journal names the one run recorded in it: run.json was lost, re-create it.
+        if (journal.IsInside(dir) && earlier.Count == 1 && earlier[0].RunId.Length > 0)
+        {
+            var id = new RunIdentity(earlier[0].RunId, earlier[0].Name, earlier[0].PersistenceId);
+            id.Write(dir);
+            return new Resolved(id, journal, $"{RunIdentity.FileName} re-created from the run directory's journal");
+        }
+        if (earlier.Count > 0)
             throw new ConfigurationException(
                 $"{journal.Description} already holds {string.Join("; ", earlier.Select(r => r.Describe()))}, but run directory {dir} " +
                 $"has no {RunIdentity.FileName} and none of its checkpoints (deleted or emptied?). Restore the run directory to continue " +

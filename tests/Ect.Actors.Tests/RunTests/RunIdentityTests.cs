@@ -199,6 +199,21 @@ public class RunIdentityTests
         Finished(dir).Step.Should().Be(60);
     }
 
+    [Fact]
+    public async Task A_run_json_lost_before_any_checkpoint_is_recreated_from_the_directorys_own_journal()
+    {
+        var dir = NewRunDir();
+        (await RunDaemonAsync(dir, Settings("run.max-steps=3"))).ExitCode.Should().Be(0);
+        var id = RunIdentity.Read(dir)!;
+        foreach (var f in CheckpointMetadata.FilesIn(dir)) File.Delete(f); // step 3: one checkpoint, the stop's
+        File.Delete(Path.Combine(dir, RunIdentity.FileName));
+        // The identity comes back from the journal; the journal's checkpoint is missing, so the run is refused, not restarted.
+        var outcome = await RunDaemonAsync(dir, Settings());
+        RunIdentity.Read(dir).Should().Be(id);
+        outcome.ExitCode.Should().Be(2);
+        outcome.Message.Should().Contain("none of its checkpoints");
+    }
+
     [Theory]
     [InlineData("{ not json")]
     [InlineData("{\"format\": \"ect-run/1\", \"id\": \"\", \"name\": \"x\", \"persistence-id\": \"p\"}")]
