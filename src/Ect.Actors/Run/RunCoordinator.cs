@@ -116,25 +116,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void OnBegin()
     {
-        // The run directory and the journal must belong together before anything is replayed into a trainer.
-        if (_setup.Identity is { } identity)
-        {
-            if (RunAgreement.Refusal(_state, identity, _setup.RunDir, _setup.Journal) is { } refusal)
-            {
-                Complete(new RunOutcome(2, refusal, _state.Step));
-                return;
-            }
-            var dir = RunIdentity.FullPath(_setup.RunDir);
-            if (_state.Started && _state.RunDirectory != dir)
-            {
-                PersistEvent(new RunDirectoryChanged
-                {
-                    FromDir = _state.RunDirectory, ToDir = dir, Host = Environment.MachineName, Step = _state.Step,
-                    UnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-                }, _ => OnBegin());
-                return;
-            }
-        }
+        if (!RunDirectoryAgrees()) return; // RunCoordinator.Identity.cs
         if (_state.Finished)
         {
             Complete(new RunOutcome(0, $"The run in {_setup.RunDir} has already finished (step {_state.Step}).", _state.Step));
