@@ -237,6 +237,26 @@ public class RunIdentityTests
         (await act.Should().ThrowAsync<ConfigurationException>()).WithMessage($"*--new-run*{RunIdentity.Read(dir)!.Id}*");
     }
 
+    [Fact]
+    public void The_identity_events_round_trip_and_the_snapshot_keeps_where_the_run_lives()
+    {
+        var ser = new RunEventSerializer(null!);
+        var moved = new RunDirectoryChanged { FromDir = "/a", ToDir = "/b", Host = "h2", Step = 25, UnixMs = 1 };
+        ser.Manifest(moved).Should().Be("RunDirectoryChanged.v1");
+        RunEventSerializer.Parse(ser.ToBinary(moved), "RunDirectoryChanged.v1").Should().Be(moved);
+
+        var st = new RunState();
+        st.Apply(new RunStarted { RunId = "r", ConfigHocon = "ect {}", RunUuid = "u-1", RunDir = "/a", Host = "h1" });
+        (st.RunUuid, st.RunDirectory, st.Host).Should().Be(("u-1", "/a", "h1"));
+        st.Apply(moved);
+        var back = RunState.FromSnapshot(RunSnapshot.Parser.ParseFrom(Google.Protobuf.MessageExtensions.ToByteArray(st.ToSnapshot())));
+        (back.RunId, back.RunUuid, back.RunDirectory, back.Host).Should().Be(("r", "u-1", "/b", "h2"));
+
+        // A RunStarted of the old form (fields 1-4 only) reads with the new fields empty.
+        var old = RunStarted.Parser.ParseFrom(Google.Protobuf.MessageExtensions.ToByteArray(new RunStarted { RunId = "old", ConfigHocon = "ect {}" }));
+        (old.RunUuid, old.RunDir, old.Host).Should().Be(("", "", ""));
+    }
+
     private static void CopyDirectory(string from, string to)
     {
         foreach (var f in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
