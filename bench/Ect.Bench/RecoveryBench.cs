@@ -56,17 +56,20 @@ public sealed class RecoveryBench : IBenchmarkVerb
     {
         using var sys = ActorSystem.Create("fill", RunDaemon.SystemConfig(s.Config, dir));
         var done = new TaskCompletionSource();
-        sys.ActorOf(Props.Create(() => new JournalFiller(count, done)));
+        var pid = Ect.Actors.Run.RunIdentity.PersistenceIdOf(dir); // the run's own stream (run.json)
+        sys.ActorOf(Props.Create(() => new JournalFiller(pid, count, done)));
         done.Task.Wait(TimeSpan.FromMinutes(5));
         sys.Terminate().Wait();
     }
 
     private sealed class JournalFiller : ReceivePersistentActor
     {
-        public override string PersistenceId => "ect-run";
+        private readonly string _pid;
+        public override string PersistenceId => _pid;
 
-        public JournalFiller(int count, TaskCompletionSource done)
+        public JournalFiller(string pid, int count, TaskCompletionSource done)
         {
+            _pid = pid;
             Recover<object>(_ => { });
             Command<int>(_ =>
                 PersistAll(Enumerable.Range(0, count).Select(i => new CommandApplied { IdempotencyKey = $"bench-{i}", Accepted = true, Message = "filled" }),

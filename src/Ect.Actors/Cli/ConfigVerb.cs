@@ -3,14 +3,14 @@ using Ect.Actors.Configuration;
 
 namespace Ect.Actors.Cli;
 
-/// <summary>`ect config show [--config FILE] [--set KEY=VALUE]...`: the resolved configuration, every key with its documentation.</summary>
+/// <summary>`ect config show [--config FILE]... [--set KEY=VALUE]...`: the resolved configuration, every key with its documentation.</summary>
 public sealed class ConfigVerb : ICliVerb
 {
     public int Order => 20;
 
     public Command Build()
     {
-        var config = new Option<string?>("--config") { Description = "HOCON file layered over the defaults." };
+        var config = new Option<string[]>("--config") { Description = "HOCON file layered over the defaults (repeatable: later files override earlier ones)." };
         var set = new Option<string[]>("--set") { Description = "KEY=VALUE (repeatable)." };
         var show = new Command("show", "Print the resolved configuration; each key is preceded by its documentation.");
         show.Options.Add(config); show.Options.Add(set);
@@ -18,7 +18,7 @@ public sealed class ConfigVerb : ICliVerb
         {
             try
             {
-                var c = EctConfiguration.Load(r.GetValue(config), r.GetValue(set) ?? []);
+                var c = EctConfiguration.LoadFiles(r.GetValue(config) ?? [], r.GetValue(set) ?? []);
                 Console.Write(EctConfiguration.Show(c));
                 RunSettings.From(c, checkData: false);
                 return 0;

@@ -29,12 +29,14 @@ public sealed class InspectVerb : ICliVerb
     public static int Run(string target, bool showMetadata)
     {
         CheckpointSummary s;
+        Ect.Actors.Run.RunIdentity? runDirIdentity = null;
         try
         {
             var path = Directory.Exists(target) ? CheckpointSummary.LatestIn(target) : target;
             s = CheckpointSummary.Of(path);
+            if (Directory.Exists(target)) runDirIdentity = Ect.Actors.Run.RunIdentity.Read(target);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or Configuration.ConfigurationException)
         {
             Console.Error.WriteLine($"ect inspect: {e.Message}");
             return 1;
@@ -46,6 +48,11 @@ public sealed class InspectVerb : ICliVerb
         var table = new Table().AddColumn("field").AddColumn("value");
         void Row(string k, string? v) => table.AddRow(Markup.Escape(k), Markup.Escape(v ?? "-"));
         Row("checkpoint", s.Path);
+        // The run that wrote it (checkpoint metadata), and for a run directory the run its run.json names.
+        var ckptRun = s.Metadata.TryGetValue("user." + Ect.Actors.Run.RunIdentity.IdKey, out var runId)
+            ? $"{s.Metadata.GetValueOrDefault("user." + Ect.Actors.Run.RunIdentity.NameKey, "?")} ({runId})" : null;
+        Row("run", ckptRun);
+        if (runDirIdentity != null) Row("run directory's run", $"{runDirIdentity} (journal stream {runDirIdentity.PersistenceId})");
         Row("phase", s.Phase);
         Row("step", s.Step?.ToString(CultureInfo.InvariantCulture));
         Row("kimg", s.Kimg?.ToString("0.###", CultureInfo.InvariantCulture));

@@ -1,121 +1,108 @@
 using System.CommandLine;
 using System.Globalization;
+using Ect.Actors.Configuration;
+using Ect.Actors.Persistence;
 using Microsoft.Data.Sqlite;
 using Spectre.Console;
 
 namespace Ect.Actors.Cli;
 
 /// <summary>
-/// `ect runs --journal PATH|RUN_DIR`: the runs (persistence ids) in a SQLite event journal written by
-/// Akka.Persistence.Sql (default table mapping: table `journal`), each with its last sequence number, event count,
-/// last event's serializer manifest and time, and the latest snapshot. Reads the file read-only.
+/// `ect runs --journal PATH|RUN_DIR|postgresql|CONNECTION_STRING`: the runs in an event journal written by
+/// Akka.Persistence.Sql (a SQLite file, or a PostgreSQL database shared by many runs), each with its id, name,
+/// run directory, phase, step and last event (<see cref="JournalCatalog"/>). Reads only.
 /// </summary>
 public sealed class RunsVerb : ICliVerb
 {
     public int Order => 50;
 
     /// <summary>The journal file name in a run directory (ect.persistence.sqlite-file's default).</summary>
-    public const string DefaultJournalFile = "journal.db";
+    public const string DefaultJournalFile = RunJournal.DefaultFile;
 
-    public sealed record RunInfo(
-        string PersistenceId, long LastSequenceNr, long Events, string LastManifest, DateTime? LastEventUtc, long? LastSnapshotSequenceNr);
+    /// <summary>The --journal value that selects the PostgreSQL journal of the configuration (ECT_PG_CONNECTION, --config, --set).</summary>
+    public const string PostgresKeyword = "postgresql";
 
     public Command Build()
     {
-        var journal = new Option<string>("--journal") { Description = "A SQLite journal file, or a run directory holding journal.db.", Required = true };
-        var cmd = new Command("runs", "List the runs in a SQLite journal with their last state.");
-        cmd.Options.Add(journal);
-        cmd.SetAction(r => Run(r.GetValue(journal)!));
+        var journal = new Option<string>("--journal")
+        {
+            Description = "A SQLite journal file, a run directory holding journal.db, `postgresql` (the database of ECT_PG_CONNECTION, " +
+                          "or of --config/--set's ect.persistence.connection-string), or a PostgreSQL connection string (Host=...;Database=...).",
+            Required = true,
+        };
+        var config = new Option<string[]>("--config") { Description = "HOCON files layered over the defaults (repeatable), for --journal postgresql." };
+        var set = new Option<string[]>("--set") { Description = "KEY=VALUE (repeatable), for --journal postgresql." };
+        var cmd = new Command("runs", "List the runs in a journal (SQLite file or PostgreSQL database) with their last state.");
+        cmd.Options.Add(journal); cmd.Options.Add(config); cmd.Options.Add(set);
+        cmd.SetAction(r => Run(r.GetValue(journal)!, r.GetValue(config) ?? [], r.GetValue(set) ?? []));
         return cmd;
     }
 
-    public static int Run(string journal)
+    public static int Run(string journal, IReadOnlyList<string>? configFiles = null, IReadOnlyList<string>? sets = null)
     {
-        IReadOnlyList<RunInfo> runs;
-        string file;
+        IReadOnlyList<JournalCatalog.RunSummary> runs;
+        JournalCatalog catalog;
         try
         {
-            file = Directory.Exists(journal) ? Path.Combine(journal, DefaultJournalFile) : journal;
-            runs = Read(file);
+            catalog = CatalogFor(journal, configFiles ?? [], sets ?? []);
+            catalog.RequireJournalTable();
+            runs = catalog.Runs();
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or SqliteException)
+        catch (Exception e) when (e is IOException or InvalidDataException or SqliteException or ConfigurationException
+                                      or ArgumentException or System.Data.Common.DbException)
         {
             Console.Error.WriteLine($"ect runs: {e.Message}");
             return 1;
         }
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
-        if (Console.IsOutputRedirected) console.Profile.Width = 240;
+        if (Console.IsOutputRedirected) console.Profile.Width = 320;
         if (runs.Count == 0)
         {
-            console.WriteLine($"{file}: no runs (the journal is empty).");
+            console.WriteLine($"{catalog.Description}: no runs (the journal is empty).");
             return 0;
         }
-        var table = new Table().AddColumn("persistence id").AddColumn("last seq").AddColumn("events")
-            .AddColumn("last event").AddColumn("last event time (UTC)").AddColumn("last snapshot seq");
+        console.WriteLine(catalog.Description);
+        var table = new Table().AddColumn("run").AddColumn("id").AddColumn("run directory").AddColumn("phase").AddColumn("step")
+            .AddColumn("events").AddColumn("last event").AddColumn("last event time (UTC)").AddColumn("persistence id");
+        static string Dash(string s) => s.Length > 0 ? s : "-";
         foreach (var r in runs)
-            table.AddRow(Markup.Escape(r.PersistenceId), r.LastSequenceNr.ToString(CultureInfo.InvariantCulture),
+            table.AddRow(Markup.Escape(Dash(r.Name)), Markup.Escape(Dash(r.RunId)),
+                Markup.Escape(Dash(r.RunDirectory) + (r.Host.Length > 0 && r.Host != Environment.MachineName ? $" (on {r.Host})" : "")),
+                Markup.Escape(r.IsRun ? r.Phase : "(not a run)"), r.IsRun ? r.Step.ToString(CultureInfo.InvariantCulture) : "-",
                 r.Events.ToString(CultureInfo.InvariantCulture), Markup.Escape(r.LastManifest),
-                r.LastEventUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "-",
-                r.LastSnapshotSequenceNr?.ToString(CultureInfo.InvariantCulture) ?? "-");
+                r.LastEventUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "-", Markup.Escape(r.PersistenceId));
         console.Write(table);
         return 0;
     }
 
-    /// <summary>Reads the runs from a journal file (read-only; the daemon may be writing it).</summary>
-    public static IReadOnlyList<RunInfo> Read(string file)
+    /// <summary>The journal a --journal value names (see <see cref="Build"/>).</summary>
+    public static JournalCatalog CatalogFor(string journal, IReadOnlyList<string> configFiles, IReadOnlyList<string> sets)
     {
-        if (!File.Exists(file))
-            throw new FileNotFoundException($"Journal '{file}' does not exist (a run directory holds {DefaultJournalFile} once `ect train` has started there).", file);
-        var cs = new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadOnly }.ToString();
-        using var conn = new SqliteConnection(cs);
-        conn.Open();
-        if (!TableExists(conn, "journal"))
-            throw new InvalidDataException($"'{file}' has no `journal` table: not an Akka.Persistence.Sql journal (default table mapping)?");
-        var snapshots = TableExists(conn, "snapshot") ? LastSnapshots(conn) : new Dictionary<string, long>();
-
-        using var cmd = conn.CreateCommand();
-        // The last row per persistence id by sequence number; deleted rows still count for the highest number
-        // (Akka keeps sequence numbers monotonic across deletes) but not as events.
-        cmd.CommandText = """
-            SELECT j.persistence_id, j.sequence_number, j.manifest, j.created,
-                   (SELECT COUNT(*) FROM journal c WHERE c.persistence_id = j.persistence_id AND c.deleted = 0)
-            FROM journal j
-            JOIN (SELECT persistence_id, MAX(sequence_number) AS seq FROM journal GROUP BY persistence_id) m
-              ON m.persistence_id = j.persistence_id AND m.seq = j.sequence_number
-            ORDER BY j.persistence_id
-            """;
-        var list = new List<RunInfo>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
+        if (journal.Equals(PostgresKeyword, StringComparison.OrdinalIgnoreCase) || journal.Equals("postgres", StringComparison.OrdinalIgnoreCase))
         {
-            var pid = r.GetString(0);
-            list.Add(new RunInfo(pid, r.GetInt64(1), r.GetInt64(4), r.IsDBNull(2) ? "" : r.GetString(2),
-                r.IsDBNull(3) ? null : FromCreated(r.GetInt64(3)), snapshots.TryGetValue(pid, out var s) ? s : null));
+            var c = EctConfiguration.LoadFiles(configFiles, sets.Append("ect.persistence.provider=postgresql"));
+            try { c = Postgres.PostgresPersistence.Apply(c); }
+            catch (InvalidOperationException e) { throw new ConfigurationException($"--journal {journal}: {e.Message}"); }
+            return JournalCatalog.Postgres(c.GetString(Postgres.PostgresPersistence.ConnectionStringPath));
         }
-        return list;
+        if (journal.Contains("Host=", StringComparison.OrdinalIgnoreCase) || journal.Contains("Server=", StringComparison.OrdinalIgnoreCase))
+            return JournalCatalog.Postgres(journal);
+        if (Directory.Exists(journal))
+        {
+            var file = Path.Combine(journal, DefaultJournalFile);
+            if (!File.Exists(file) && File.Exists(Path.Combine(journal, Ect.Actors.Run.RunIdentity.FileName)))
+                throw new FileNotFoundException(
+                    $"Run directory '{journal}' has no {DefaultJournalFile}: its run is journaled elsewhere (PostgreSQL? `ect runs --journal postgresql`).", file);
+            return JournalCatalog.Sqlite(file);
+        }
+        return JournalCatalog.Sqlite(journal);
     }
 
-    private static Dictionary<string, long> LastSnapshots(SqliteConnection conn)
+    /// <summary>Reads the runs from a SQLite journal file (read-only; the daemon may be writing it).</summary>
+    public static IReadOnlyList<JournalCatalog.RunSummary> Read(string file)
     {
-        using var cmd = conn.CreateCommand();
-        cmd.CommandText = "SELECT persistence_id, MAX(sequence_number) FROM snapshot GROUP BY persistence_id";
-        using var r = cmd.ExecuteReader();
-        var d = new Dictionary<string, long>(StringComparer.Ordinal);
-        while (r.Read()) d[r.GetString(0)] = r.GetInt64(1);
-        return d;
+        var catalog = JournalCatalog.Sqlite(file);
+        catalog.RequireJournalTable();
+        return catalog.Runs();
     }
-
-    private static bool TableExists(SqliteConnection conn, string name)
-    {
-        using var cmd = conn.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $n";
-        cmd.Parameters.AddWithValue("$n", name);
-        return (long)cmd.ExecuteScalar()! > 0;
-    }
-
-    /// <summary>Akka.Persistence.Sql stores `created` as DateTime ticks (UTC); older plugins used Unix milliseconds.</summary>
-    private static DateTime? FromCreated(long v) =>
-        v > 100_000_000_000_000_000L && v <= DateTime.MaxValue.Ticks ? new DateTime(v, DateTimeKind.Utc)
-        : v > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(v).UtcDateTime
-        : null;
 }

@@ -8,7 +8,7 @@ using Ect.Actors.Engine;
 namespace Ect.Actors.Cli;
 
 /// <summary>
-/// `ect train [--config FILE] [--set KEY=VALUE]... [--steps N] [--run-dir DIR]`: runs (or continues) a
+/// `ect train [--config FILE]... [--set KEY=VALUE]... [--steps N] [--run-dir DIR] [--new-run]`: runs (or continues) a
 /// training run. Exit 0 when the run finished or was stopped cleanly (SIGTERM, Ctrl-C, ect ctl stop, the step
 /// cap), 1 when training failed, 2 when the configuration was refused (nothing started).
 /// </summary>
@@ -21,17 +21,18 @@ public sealed class TrainVerb : ICliVerb
 
     public Command Build()
     {
-        var config = new Option<string?>("--config") { Description = "HOCON file layered over the defaults (see `ect config show`)." };
+        var config = new Option<string[]>("--config") { Description = "HOCON file layered over the defaults (see `ect config show`); repeatable: later files override earlier ones, --set overrides all." };
         var set = new Option<string[]>("--set") { Description = "KEY=VALUE for any configuration key (repeatable), e.g. --set ect.data.batch-size=64.", AllowMultipleArgumentsPerToken = false };
         var steps = new Option<long?>("--steps") { Description = "Stop the run after N steps in total (a later `ect train` with a larger N continues it)." };
         var runDir = new Option<string>("--run-dir") { Description = "Run directory (journal, checkpoints, stats, samples). Started again on the same directory, the run continues.", DefaultValueFactory = _ => DefaultRunDir };
         var cmd = new Command("train", "Train (or continue) a run: diffusion pretraining, ECT tuning, sample grids.");
-        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir);
-        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir));
+        var newRun = new Option<bool>("--new-run") { Description = "Start a new run in a run directory without run.json although the journal holds an earlier run recorded there (deleted or emptied)." };
+        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir); cmd.Options.Add(newRun);
+        cmd.SetAction(r => Run(r.GetValue(config) ?? [], r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir, r.GetValue(newRun)));
         return cmd;
     }
 
-    public static int Run(string? configFile, string[] sets, long? steps, string runDir)
+    public static int Run(IReadOnlyList<string> configFiles, string[] sets, long? steps, string runDir, bool newRun = false)
     {
         RunSettings settings;
         try
@@ -42,7 +43,7 @@ public sealed class TrainVerb : ICliVerb
                 if (n <= 0) throw new ConfigurationException($"--steps {n}: must be > 0");
                 all.Add($"ect.run.max-steps={n}");
             }
-            var config = EctConfiguration.Load(configFile, all);
+            var config = EctConfiguration.LoadFiles(configFiles, all);
             // PostgreSQL (hocon/postgres.conf): the connection string may come from ECT_PG_CONNECTION.
             if (config.GetString("ect.persistence.provider", "sqlite") == "postgresql")
             {
@@ -65,7 +66,7 @@ public sealed class TrainVerb : ICliVerb
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         try
         {
-            var outcome = RunDaemon.RunAsync(settings, runDir, Engines.ForSettings(settings), stop.Token).GetAwaiter().GetResult();
+            var outcome = RunDaemon.RunAsync(settings, runDir, Engines.ForSettings(settings), stop.Token, newRun: newRun).GetAwaiter().GetResult();
             (outcome.ExitCode == 0 ? Console.Out : Console.Error).WriteLine(outcome.Message);
             return outcome.ExitCode;
         }

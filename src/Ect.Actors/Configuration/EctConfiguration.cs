@@ -9,7 +9,7 @@ namespace Ect.Actors.Configuration;
 public sealed class ConfigurationException(string message) : Exception(message);
 
 /// <summary>
-/// Loads the run configuration: hocon/default.conf (next to the binary) &lt; --config FILE &lt; --set KEY=VALUE.
+/// Loads the run configuration: hocon/default.conf (next to the binary) &lt; --config FILE... (in order) &lt; --set KEY=VALUE.
 /// Keys that the defaults do not know are refused, so a typo cannot silently fall back to a default.
 /// </summary>
 public static class EctConfiguration
@@ -57,11 +57,18 @@ public static class EctConfiguration
     }
 
     /// <summary>Resolves the layers and refuses unknown keys. Throws ConfigurationException.</summary>
-    public static Config Load(string? configFile, IEnumerable<string> sets)
+    public static Config Load(string? configFile, IEnumerable<string> sets) =>
+        LoadFiles(configFile == null ? [] : [configFile], sets);
+
+    /// <summary>
+    /// default.conf &lt; each --config file in order (a later file overrides an earlier one) &lt; each --set.
+    /// Refuses unknown keys. Throws ConfigurationException.
+    /// </summary>
+    public static Config LoadFiles(IReadOnlyList<string> configFiles, IEnumerable<string> sets)
     {
         var defaults = Defaults();
         var layers = new List<(string Origin, Config Config)>();
-        if (configFile != null)
+        foreach (var configFile in configFiles)
         {
             if (!File.Exists(configFile))
                 throw new ConfigurationException($"--config {configFile}: file not found.");

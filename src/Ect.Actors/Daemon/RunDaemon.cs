@@ -48,13 +48,22 @@ public static class RunDaemon
     }
 
     public static async Task<RunOutcome> RunAsync(RunSettings settings, string runDir, EngineFactory factory, CancellationToken stop,
-        TextWriter? log = null, Action<ActorSystem, IActorRef>? onStarted = null)
+        TextWriter? log = null, Action<ActorSystem, IActorRef>? onStarted = null, bool newRun = false)
     {
         log ??= Console.Out;
         // A read-only run directory or journal is refused by name here, before the lock (issue 12).
         RunDirectoryCheck.EnsureWritable(runDir, settings.Config);
         // Released (and the file deleted) when RunAsync returns or throws; a SIGKILL leaves a stale, unlocked file.
         using var runLock = RunLock.Acquire(runDir);
+
+        // Which run this directory holds (run.json), checked against the journal before anything starts: its
+        // persistence id is the run's own, so many runs can share one journal (PostgreSQL).
+        RunIdentityResolver.Resolved run;
+        try { run = RunIdentityResolver.Resolve(settings.Config, runDir, newRun); }
+        catch (Exception e) when (e is IOException or InvalidDataException or System.Data.Common.DbException)
+        {
+            return new RunOutcome(1, $"The run in {runDir} cannot start: its journal cannot be read: {e.Message}", 0);
+        }
 
         using var stats = new Subject<StepStatistics>();
         var completion = new TaskCompletionSource<RunOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -63,7 +72,7 @@ public static class RunDaemon
         var display = new ProgressDisplay(settings.DisplayMode, RunBanner.InvocationTarget(settings), settings.TotalSteps, settings.BatchSize,
             settings.LogIntervalSeconds, runDir);
         var banner = new RunBanner(log, runDir, settings);
-        banner.Header();
+        banner.Header(run.Identity, run.How, run.Journal.Description);
         // The engine factory runs on the trainer's thread: what it built completes the first screen, and the run's
         // recorded settings (not the command line's, on a resumed run) set the display's step counts.
         EngineFactory described = (s, dir) =>
@@ -80,6 +89,9 @@ public static class RunDaemon
             settings.Config, runDir, described, stats,
             stats.Sample(TimeSpan.FromMilliseconds(500)),
             completion,
+            PersistenceId: run.Identity.PersistenceId,
+            Identity: run.Identity,
+            Journal: run.Journal.Description,
             OnRecovered: state =>
             {
                 banner.Recovered(state);

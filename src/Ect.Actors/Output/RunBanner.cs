@@ -32,14 +32,12 @@ public sealed class RunBanner
     public static long InvocationTarget(RunSettings s) =>
         s.MaxSteps > 0 && s.MaxSteps < s.TotalSteps ? s.MaxSteps : s.TotalSteps;
 
-    public void Header()
+    /// <summary>Which run (its identity from run.json, and how it was found) in which directory, and its journal.</summary>
+    public void Header(RunIdentity identity, string how, string journal)
     {
         var full = Path.GetFullPath(_runDir);
-        var journal = _cli.Config.GetString("ect.persistence.provider", "sqlite") == "postgresql"
-            ? "PostgreSQL (ect.persistence.connection-string)"
-            : $"SQLite {Path.Combine(_runDir, "journal.db")}";
-        Write($"ect train: run directory {_runDir}" + (full.TrimEnd('/') != _runDir.TrimEnd('/') ? $" ({full})" : ""));
-        Write($"  journal    {journal}");
+        Write($"ect train: run {identity.Name} (id {identity.Id}, {how}) in {_runDir}" + (full.TrimEnd('/') != _runDir.TrimEnd('/') ? $" ({full})" : ""));
+        Write($"  journal    {journal} (stream {identity.PersistenceId})");
     }
 
     /// <summary>Called when the journal has been replayed (before the trainer starts).</summary>

@@ -27,6 +27,7 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
         [typeof(RunFinished)] = "RunFinished.v1",
         [typeof(CommandApplied)] = "CommandApplied.v1",
         [typeof(RunSnapshot)] = "RunSnapshot.v1",
+        [typeof(RunDirectoryChanged)] = "RunDirectoryChanged.v1",
     };
 
     private static readonly Dictionary<string, MessageParser> Parsers = new()
@@ -44,6 +45,7 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
         ["RunFinished.v1"] = RunFinished.Parser,
         ["CommandApplied.v1"] = CommandApplied.Parser,
         ["RunSnapshot.v1"] = RunSnapshot.Parser,
+        ["RunDirectoryChanged.v1"] = RunDirectoryChanged.Parser,
     };
 
     /// <summary>The HOCON that binds every journal type to this serializer.</summary>

@@ -9,8 +9,15 @@ public static class RunJournal
 {
     public sealed record Entry(long SequenceNr, string Manifest, IMessage Event);
 
-    public static IReadOnlyList<Entry> Read(string runDir, string file = "journal.db", string persistenceId = "ect-run")
+    public const string DefaultFile = "journal.db";
+
+    /// <summary>
+    /// The events of one run, oldest first: by default the run that <paramref name="runDir"/> holds (its run.json's
+    /// persistence id; "ect-run" for a directory without one), read from the SQLite <paramref name="file"/> in it.
+    /// </summary>
+    public static IReadOnlyList<Entry> Read(string runDir, string file = DefaultFile, string? persistenceId = null)
     {
+        persistenceId ??= Run.RunIdentity.PersistenceIdOf(runDir);
         var path = Path.Combine(runDir, file);
         if (!File.Exists(path)) throw new FileNotFoundException($"No journal at {path}", path);
         try { return ReadWith(path, "ReadOnly", persistenceId); }

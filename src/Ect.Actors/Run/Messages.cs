@@ -22,7 +22,8 @@ public sealed record ResumeInfo(
     IReadOnlyList<(long Step, string Key, string Value)> ConfigChanges,
     IReadOnlyList<(long Step, int Stage)> UserStages,
     bool Paused,
-    string ConfigDigest = "");
+    string ConfigDigest = "",
+    RunIdentity? Identity = null);
 
 internal sealed record StartTraining(ResumeInfo Resume);
 internal sealed record Tick;

@@ -26,7 +26,10 @@ public sealed record CoordinatorSetup(
     TaskCompletionSource<RunOutcome> Completion,
     string PersistenceId = "ect-run",
     Action<RunState>? OnRecovered = null,
-    IReadOnlySet<string>? ExplicitKeys = null);
+    IReadOnlySet<string>? ExplicitKeys = null,
+    // Who the run is (run.json; the daemon passes its PersistenceId too) and how the journal is named in messages.
+    RunIdentity? Identity = null,
+    string Journal = "the journal");
 
 /// <summary>
 /// The run coordinator: a persistent actor that owns the run's state (event sourcing, protobuf events,
@@ -114,6 +117,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void OnBegin()
     {
+        if (!RunDirectoryAgrees()) return; // RunCoordinator.Identity.cs
         if (_state.Finished)
         {
             Complete(new RunOutcome(0, $"The run in {_setup.RunDir} has already finished (step {_state.Step}).", _state.Step));
@@ -124,7 +128,10 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             _config = _setup.CliConfig;
             var started = new RunStarted
             {
-                RunId = Path.GetFileName(Path.GetFullPath(_setup.RunDir).TrimEnd('/')),
+                RunId = _setup.Identity?.Name ?? Path.GetFileName(Path.GetFullPath(_setup.RunDir).TrimEnd('/')),
+                RunUuid = _setup.Identity?.Id ?? "",
+                RunDir = RunIdentity.FullPath(_setup.RunDir),
+                Host = Environment.MachineName,
                 ConfigHocon = EctConfiguration.Render(_config),
                 StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
                 ProgramVersion = typeof(RunCoordinator).Assembly.GetName().Version?.ToString() ?? "",
@@ -215,12 +222,12 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
                 refused.Add((c.Step, $"checkpoint {c.Path} refused: its SHA-256 {sha} does not match the journal's {c.Sha256}"));
                 continue;
             }
-            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused, RunConfigDigest(_state));
+            return new ResumeInfo(_generation, path, c.Step, c.Phase, c.Stage, changes, stages, _state.Paused, RunConfigDigest(_state), _setup.Identity);
         }
         if (_state.Checkpoints.Count > 0)
             _log.Error("No intact checkpoint: the run starts again from step 0");
         // Pretrain first; the trainer's first step boundary moves to tuning (and journals it) when pretrain.steps is 0.
-        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused, RunConfigDigest(_state));
+        return new ResumeInfo(_generation, null, 0, Phases.Pretrain, 0, changes, stages, _state.Paused, RunConfigDigest(_state), _setup.Identity);
     }
 
     /// <summary>Whether Prune deletes the i-th committed checkpoint (older than the newest keep-last, not a milestone).</summary>

@@ -10,7 +10,13 @@ namespace Ect.Actors.Run;
 /// </summary>
 public sealed class RunState
 {
+    /// <summary>The run's readable name (RunStarted.run_id: the run directory's name when it began).</summary>
     public string RunId { get; private set; } = "";
+    /// <summary>The run's UUID (RunIdentity.Id); empty for runs journaled before identities.</summary>
+    public string RunUuid { get; private set; } = "";
+    /// <summary>The absolute run directory the journal records (RunStarted, then RunDirectoryChanged), and its host.</summary>
+    public string RunDirectory { get; private set; } = "";
+    public string Host { get; private set; } = "";
     public string ConfigHocon { get; private set; } = "";
     public bool Started => ConfigHocon.Length > 0;
     public string Phase { get; private set; } = Phases.Pretrain;
@@ -40,7 +46,8 @@ public sealed class RunState
     {
         switch (e)
         {
-            case RunStarted s: RunId = s.RunId; ConfigHocon = s.ConfigHocon; break;
+            case RunStarted s: RunId = s.RunId; ConfigHocon = s.ConfigHocon; RunUuid = s.RunUuid; RunDirectory = s.RunDir; Host = s.Host; break;
+            case RunDirectoryChanged d: RunDirectory = d.ToDir; Host = d.Host; break;
             case PhaseChanged p:
                 Phase = p.Phase;
                 ScheduleEvents.Add($"phase:{p.Phase}:{p.Step}");
@@ -103,6 +110,7 @@ public sealed class RunState
         {
             RunId = RunId, ConfigHocon = ConfigHocon, Phase = Phase, Stage = Stage, Step = Step, Kimg = Kimg,
             Paused = Paused, Finished = Finished, RollbacksInARow = RollbacksInARow, RollbackStep = RollbackStep,
+            RunUuid = RunUuid, RunDir = RunDirectory, Host = Host,
         };
         s.Checkpoints.AddRange(Checkpoints);
         s.ConfigChanges.AddRange(ConfigChanges);
@@ -122,6 +130,7 @@ public sealed class RunState
             // A snapshot written before rollback_step existed: the rollback came from no earlier than the last
             // committed step, so only a checkpoint beyond it resets the count (never a replayed older one).
             RollbackStep = s.HasRollbackStep ? s.RollbackStep : s.Step,
+            RunUuid = s.RunUuid, RunDirectory = s.RunDir, Host = s.Host,
         };
         r.Checkpoints.AddRange(s.Checkpoints);
         r.ConfigChanges.AddRange(s.ConfigChanges);

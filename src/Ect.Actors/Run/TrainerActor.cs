@@ -230,6 +230,8 @@ public sealed class TrainerActor : ReceiveActor
         };
         // Which configuration made this checkpoint (`ect inspect` shows it; equal digests = the same run configuration).
         if (_resume.ConfigDigest.Length > 0) meta["config-digest"] = _resume.ConfigDigest;
+        // Which run wrote it (run-id, run-name, run-journal-id): a run directory and a journal are checked against it.
+        foreach (var (k, v) in _resume.Identity?.Metadata ?? new Dictionary<string, string>()) meta[k] = v;
         var image = _engine!.Capture(meta);
         _checkpointer.Tell(new WriteCheckpoint(_resume.Generation, image, _step, Kimg(_step), _phase, _stage, meta), Context.Parent);
         _lastCheckpointStep = _step;

@@ -29,8 +29,9 @@ public class FirstScreenTests
     {
         var dir = DaemonHarness.NewRunDir();
         var first = await Train(dir, "run.max-steps=15");
-        first.Should().Contain($"ect train: run directory {dir}")
-            .And.Contain("journal    SQLite " + Path.Combine(dir, "journal.db"))
+        var id = Ect.Actors.Run.RunIdentity.Read(dir)!;
+        first.Should().Contain($"ect train: run {Path.GetFileName(dir)} (id {id.Id}, ").And.Contain($" in {dir}")
+            .And.Contain("journal    SQLite journal " + Path.Combine(dir, "journal.db")).And.Contain($"(stream {id.PersistenceId})")
             .And.Contain("state      new run, starting at step 0")
             .And.Contain("trains     the fake engine").And.Contain("1,024 parameters")
             .And.Contain("data       fake data").And.Contain("batch 32")
@@ -38,7 +39,7 @@ public class FirstScreenTests
             .And.Contain("compute    fake engine on the CPU")
             .And.Contain("control    off");
         // Printed once, before anything else: the banner's lines are the first ones of the log.
-        first.Split('\n')[0].Should().StartWith("ect train: run directory");
+        first.Split('\n')[0].Should().StartWith("ect train: run ");
 
         var last = RunJournal.Events<CheckpointCommitted>(RunJournal.Read(dir)).Last();
         var second = await Train(dir, "run.max-steps=25");

@@ -26,9 +26,9 @@ internal static class DaemonHarness
     public static string NewRunDir() => Directory.CreateTempSubdirectory("ect-run-").FullName;
 
     public static async Task<RunOutcome> RunDaemonAsync(string runDir, RunSettings s, EngineFactory? factory = null,
-        CancellationToken stop = default, Action<ActorSystem, IActorRef>? onStarted = null)
+        CancellationToken stop = default, Action<ActorSystem, IActorRef>? onStarted = null, bool newRun = false)
     {
-        var task = RunDaemon.RunAsync(s, runDir, factory ?? Engines.Fake, stop, TextWriter.Null, onStarted);
+        var task = RunDaemon.RunAsync(s, runDir, factory ?? Engines.Fake, stop, TextWriter.Null, onStarted, newRun);
         return await task.WaitAsync(TimeSpan.FromMinutes(10));
     }
 

@@ -201,7 +201,8 @@ public class DaemonTests
         using (var sys = ActorSystem.Create("fill", Ect.Actors.Daemon.RunDaemon.SystemConfig(s.Config, dir)))
         {
             var done = new TaskCompletionSource();
-            sys.ActorOf(Props.Create(() => new Filler(10_000, done)));
+            var pid = Ect.Actors.Run.RunIdentity.PersistenceIdOf(dir); // the run's own stream (run.json)
+            sys.ActorOf(Props.Create(() => new Filler(pid, 10_000, done)));
             await done.Task.WaitAsync(TimeSpan.FromSeconds(60));
             await sys.Terminate();
         }
@@ -218,9 +219,11 @@ public class DaemonTests
 
     private sealed class Filler : Akka.Persistence.ReceivePersistentActor
     {
-        public override string PersistenceId => "ect-run";
-        public Filler(int n, TaskCompletionSource done)
+        private readonly string _pid;
+        public override string PersistenceId => _pid;
+        public Filler(string pid, int n, TaskCompletionSource done)
         {
+            _pid = pid;
             Recover<object>(_ => { });
             Command<string>(_ =>
             {

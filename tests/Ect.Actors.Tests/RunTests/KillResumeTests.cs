@@ -28,61 +28,14 @@ public class KillResumeTests(ITestOutputHelper output)
         }
         """;
 
-    private static string EctDll
-    {
-        get
-        {
-            var dll = Path.Combine(AppContext.BaseDirectory, "ect.dll");
-            File.Exists(dll).Should().BeTrue($"the ect program is built next to the tests ({dll})");
-            return dll;
-        }
-    }
+    private static Process Start(string configFile, string runDir) => EctProcess.Start(EctProcess.TrainArgs(runDir, [configFile]));
 
-    private static Process Start(string configFile, string runDir)
-    {
-        // Through `env --default-signal=INT` (GNU coreutils, exec's dotnet in place: same PID): a test run started in the
-        // background of a non-interactive shell (CI wrappers, nohup) inherits SIGINT as ignored, exec keeps it ignored,
-        // and .NET then leaves it ignored (the Unix convention for background jobs), so a Ctrl-C test would see nothing.
-        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--default-signal=INT", "dotnet", EctDll, "train", "--config", configFile, "--run-dir", runDir }) psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
-    }
+    private Task<(int Code, string Out)> RunToEnd(string configFile, string runDir) =>
+        EctProcess.RunToEnd(output, EctProcess.TrainArgs(runDir, [configFile]));
 
-    private async Task<(int Code, string Out)> RunToEnd(string configFile, string runDir)
-    {
-        using var p = Start(configFile, runDir);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
-        var text = await stdout + await stderr;
-        output.WriteLine(text.Length > 2000 ? text[^2000..] : text);
-        return (p.ExitCode, text);
-    }
-
-    /// <summary>
-    /// Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL. True only when the
-    /// kill landed: the process died of SIGKILL (exit 137) and its journal holds no RunFinished. The random delay
-    /// (at most 0.8 s, ~40 of the 240 steps of 20 ms) keeps several kills inside one run's length.
-    /// </summary>
-    private async Task<bool> KillDuringTraining(string configFile, string runDir, Random rng)
-    {
-        using var p = Start(configFile, runDir);
-        var firstLine = new TaskCompletionSource();
-        p.OutputDataReceived += (_, e) => { if (e.Data?.Contains(" step ") == true) firstLine.TrySetResult(); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        var started = await Task.WhenAny(firstLine.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
-        if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return false; }
-        var delay = rng.Next(0, 800);
-        await Task.Delay(delay);
-        if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return false; }
-        p.Kill(); // SIGKILL
-        await p.WaitForExitAsync();
-        var journal = RunJournal.Read(runDir);
-        output.WriteLine($"killed after {delay} ms of training (exit {p.ExitCode}); checkpoints journaled: " +
-            string.Join(",", RunJournal.Events<CheckpointCommitted>(journal).Select(c => c.Step)));
-        return p.ExitCode == 128 + 9 && !RunJournal.Events<RunFinished>(journal).Any();
-    }
+    /// <summary>Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL.</summary>
+    private Task<bool> KillDuringTraining(string configFile, string runDir, Random rng) =>
+        EctProcess.KillDuringTraining(output, EctProcess.TrainArgs(runDir, [configFile]), rng, journal: EctProcess.SqliteCheckpoints(runDir));
 
     /// <summary>Default suite: one kill; the reference run is in-process (same engine, same bits).</summary>
     [Fact]
