@@ -50,7 +50,7 @@ public sealed class TrainVerb : ICliVerb
                 try { config = Postgres.PostgresPersistence.Apply(config); }
                 catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
             }
-            settings = RunSettings.From(config) with { ExplicitKeys = EctConfiguration.ExplicitKeys(configFile, all) };
+            settings = RunSettings.From(config) with { ExplicitKeys = EctConfiguration.ExplicitKeys(configFiles, all) };
             Engines.Check(settings);
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
         }

@@ -95,11 +95,11 @@ public static class EctConfiguration
         return ConfigurationFactory.ParseString(Render(result));
     }
 
-    /// <summary>The leaf keys set by the --config file and the --set arguments (not by the defaults), with the "ect." prefix.</summary>
-    public static IReadOnlySet<string> ExplicitKeys(string? configFile, IEnumerable<string> sets)
+    /// <summary>The leaf keys set by the --config files and the --set arguments (not by the defaults), with the "ect." prefix.</summary>
+    public static IReadOnlySet<string> ExplicitKeys(IReadOnlyList<string> configFiles, IEnumerable<string> sets)
     {
         var keys = new HashSet<string>(StringComparer.Ordinal);
-        if (configFile != null && File.Exists(configFile))
+        foreach (var configFile in configFiles.Where(File.Exists))
             keys.UnionWith(LeafKeys(ConfigurationFactory.ParseString(File.ReadAllText(configFile))));
         foreach (var s in sets) keys.UnionWith(LeafKeys(ParseSet(s)));
         return keys;

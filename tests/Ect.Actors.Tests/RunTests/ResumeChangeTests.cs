@@ -14,7 +14,7 @@ public class ResumeChangeTests
 {
     /// <summary>Settings as `ect train` builds them: the given keys are marked explicit.</summary>
     private static RunSettings Cli(params string[] sets) =>
-        Settings(sets) with { ExplicitKeys = EctConfiguration.ExplicitKeys(null, Tiny.Concat(sets)) };
+        Settings(sets) with { ExplicitKeys = EctConfiguration.ExplicitKeys([], Tiny.Concat(sets)) };
 
     /// <summary>The fake engine behind a data check like the real one's: a missing data folder fails the trainer's start.</summary>
     private static readonly EngineFactory NeedsData = (s, dir) =>
