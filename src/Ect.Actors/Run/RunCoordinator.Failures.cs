@@ -48,12 +48,30 @@ public sealed partial class RunCoordinator
     {
         if (_completed || _finishing) return;
         _finishing = true;
+        _endReason = reason; // PostStop's message if even the journal cannot take RunInterrupted (a full disk)
         _trainer.Tell(new StopTraining(reason));
         PersistEvent(new RunInterrupted { Step = step, Reason = reason },
             _ => Complete(new RunOutcome(1, $"The run cannot go on: {reason}. Fix the cause and start `ect train` on the same run directory to resume.", step)));
     }
 
-    private string? _recoveryFailure;
+    private string? _recoveryFailure, _endReason, _journalFailure;
+
+    /// <summary>A journal write failed (Akka stops the actor next): keep the cause, naming the journal, for PostStop.</summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _journalFailure = $"the journal ({JournalName}) could not record {@event.GetType().Name}: {cause.GetBaseException().Message}";
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _journalFailure = $"the journal ({JournalName}) refused {@event.GetType().Name}: {cause.GetBaseException().Message}";
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    private string JournalName => _setup.CliConfig.GetString("ect.persistence.provider", "sqlite") == "sqlite"
+        ? Path.Combine(_setup.RunDir, _setup.CliConfig.GetString("ect.persistence.sqlite-file", "journal.db"))
+        : "PostgreSQL";
 
     /// <summary>
     /// The journal could not be replayed (a database error, or a recovery slower than
@@ -85,7 +103,10 @@ public sealed partial class RunCoordinator
         {
             _completed = true;
             _setup.Completion.TrySetResult(new RunOutcome(1,
-                _recoveryFailure ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
+                _recoveryFailure
+                ?? (_endReason is { } r ? $"The run cannot go on: {r}" + (_journalFailure is { } j ? $"; then {j}" : "") + ". Fix the cause and start `ect train` on the same run directory to resume." : null)
+                ?? (_journalFailure is { } jf ? $"The run cannot go on: {jf}. Fix the cause and start `ect train` on the same run directory to resume from its last committed checkpoint." : null)
+                ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
                 _state.LastCheckpoint?.Step ?? 0));
         }
         base.PostStop();
