@@ -59,6 +59,9 @@ public static class RunDaemon
         // A damaged journal fails here, in seconds, naming the file (Akka's recovery would retry for 30 s and never
         // say which file); --rebuild-journal rebuilds it from the checkpoint files first.
         if (await JournalPreflight.CheckAsync(settings, runDir, rebuildJournal, log) is { } refused) return refused;
+        // The control token before anything starts: a disk too full for 64 bytes fails here, naming the file,
+        // instead of in the middle of the actor system's start-up (ControlHook.Start reads this same token).
+        if (ControlHook.Enabled(settings.Config)) Control.ControlEndpoint.EnsureToken(settings.Config, runDir);
 
         using var stats = new Subject<StepStatistics>();
         var completion = new TaskCompletionSource<RunOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -108,7 +111,10 @@ public static class RunDaemon
         finally
         {
             display.Dispose();
-            await host.StopAsync(TimeSpan.FromSeconds(20));
+            // After a stop that timed out the actor system cannot stop cleanly either (a step still runs): do not
+            // wait for its coordinated shutdown's own 10 s phase timeouts.
+            bool forced = stop.IsCancellationRequested && !completion.Task.IsCompleted;
+            await host.StopAsync(TimeSpan.FromSeconds(forced ? 2 : 20));
             // Close the file on the writer thread, after the lines it still holds. Nothing scheduled there may
             // throw: an exception on that thread would end the process (SIGABRT) with the run half shut down.
             var closed = new TaskCompletionSource();

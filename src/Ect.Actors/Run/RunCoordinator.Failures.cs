@@ -59,13 +59,13 @@ public sealed partial class RunCoordinator
     /// <summary>A journal write failed (Akka stops the actor next): keep the cause, naming the journal, for PostStop.</summary>
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        _journalFailure = $"the journal ({JournalName}) could not record {@event.GetType().Name}: {cause.GetBaseException().Message}";
+        _journalFailure = $"the journal ({JournalName}) could not record {@event.GetType().Name}: {cause.GetBaseException().Message.TrimEnd('.')}";
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
-        _journalFailure = $"the journal ({JournalName}) refused {@event.GetType().Name}: {cause.GetBaseException().Message}";
+        _journalFailure = $"the journal ({JournalName}) refused {@event.GetType().Name}: {cause.GetBaseException().Message.TrimEnd('.')}";
         base.OnPersistRejected(cause, @event, sequenceNr);
     }
 
