@@ -78,7 +78,7 @@ public static partial class JournalPreflight
         }
         catch (SqliteException e)
         {
-            return new Health($"SQLite error {e.SqliteErrorCode} ({e.Message.TrimEnd('.')})", 0);
+            return new Health(e.Message.TrimEnd('.'), 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -128,6 +128,7 @@ public class CheckpointFailureTests(ITestOutputHelper output)
     }
 
     [SmallDiskFact]
+    [Trait("Category", "Slow")] // ~30 s: two `ect` processes, one to the end of the run
     public async Task A_disk_that_fills_mid_run_ends_ect_train_with_exit_1_not_an_abort_and_the_run_resumes_once_space_is_free()
     {
         using var disk = new SmallDisk(16);
@@ -178,6 +179,7 @@ public class CheckpointFailureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Slow")] // ~25 s: the bounded stop waits out its timeout and the actor system's
     public async Task SIGTERM_ends_ect_train_within_the_stop_timeout_even_when_the_step_in_flight_never_returns()
     {
         var work = Directory.CreateTempSubdirectory("ect-term-").FullName;
