@@ -19,7 +19,8 @@ namespace Ect.Actors.Persistence;
 /// the damaged journal: pass the run's own --config/--set), and a RunInterrupted that says what happened. The
 /// coordinator then recovers that journal as any other and resumes from the last checkpoint, bit for bit as a
 /// resume after a kill. The damaged file is kept beside it (journal.db.damaged-TIME). What only the old journal knew
-/// (evaluations recorded, commands applied, live changes made with `ect ctl`) is not in the rebuilt one.
+/// (evaluations recorded, command replies) is not in the rebuilt one; the live changes in effect (`ect ctl set`, `stage`)
+/// are, from the last checkpoint's metadata.
 /// </summary>
 public static class JournalRebuilder
 {
@@ -78,6 +79,30 @@ public static class JournalRebuilder
             },
             new PhaseChanged { Phase = Phases.Pretrain, Step = 0 },
         };
+        // Live changes (`ect ctl set`, `ect ctl stage`) in effect at the last checkpoint, as its metadata records them;
+        // the step cap is left to the command line (it decides when to stop, not what is computed).
+        try
+        {
+            var lastMeta = ReadMetadata(files.First(f => f.Step == last.Step).Path);
+            if (lastMeta.TryGetValue("config-changes", out var changesJson))
+            {
+                int i = 0;
+                foreach (var c in System.Text.Json.JsonSerializer.Deserialize<string[][]>(changesJson) ?? [])
+                    if (c is [var step, var key, var value] && key != "ect.run.max-steps")
+                        events.Add(new ConfigChanged { Step = long.Parse(step, CultureInfo.InvariantCulture), Key = key, Value = value, IdempotencyKey = $"rebuilt-config-{i++}" });
+            }
+            if (lastMeta.TryGetValue("user-stages", out var stagesJson))
+            {
+                int i = 0;
+                foreach (var u in System.Text.Json.JsonSerializer.Deserialize<long[][]>(stagesJson) ?? [])
+                    if (u is [var step, var stage])
+                        events.Add(new StageAdvanced { Step = step, Stage = checked((int)stage), ByUser = true, IdempotencyKey = $"rebuilt-stage-{i++}" });
+            }
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or OverflowException)
+        {
+            log.WriteLine($"warning: --rebuild-journal: the live changes recorded in the last checkpoint cannot be read ({e.Message}); the run resumes without them");
+        }
         bool tuning = false;
         foreach (var f in found)
         {

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Akka.Actor;
+using Ect.Actors.Control;
 using Ect.Actors.Daemon;
 using Ect.Actors.Engine;
 using Ect.Actors.Persistence;
@@ -129,6 +131,61 @@ public class JournalCorruptionTests(ITestOutputHelper output)
         log.ToString().Should().Contain("resumes at step 40");
         var kept = Directory.GetFiles(dir, "journal.db.damaged-*").Where(f => !f.EndsWith("-wal") && !f.EndsWith("-shm")).Should().ContainSingle().Subject;
         File.ReadAllBytes(kept).Should().Equal(damaged, "the damaged journal is kept as it was");
+    }
+
+    private static void CopyDir(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        foreach (var d in Directory.GetDirectories(from)) CopyDir(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
+    [Fact]
+    public async Task Rebuild_journal_keeps_the_live_changes_in_effect_so_the_run_ends_with_the_bits_of_a_resume_on_the_intact_journal()
+    {
+        var dir = NewRunDir();
+        var replies = new TaskCompletionSource<(RunCommandReply, RunCommandReply)>();
+        (await RunDaemonAsync(dir, Settings("run.max-steps=40", "fake.step-ms=60"), onStarted: (sys, coord) => _ = Task.Run(async () =>
+        {
+            // Refused while the run starts up ("try again"): asked again, each time with a new key.
+            async Task<RunCommandReply> Until(Func<int, RunCommand> make)
+            {
+                RunCommandReply r = null!;
+                for (int i = 0; i < 200; i++)
+                {
+                    r = await coord.Ask<RunCommandReply>(make(i), TimeSpan.FromSeconds(30));
+                    if (r.Accepted) break;
+                    await Task.Delay(20);
+                }
+                return r;
+            }
+            var lr = await Until(i => new SetConfigValue($"lr-{i}", "ect.tuning.lr", "0.003"));
+            var stage = await Until(i => new SetStage($"stage-{i}", 3));
+            replies.TrySetResult((lr, stage));
+        }))).Step.Should().Be(40);
+        var (lrReply, stageReply) = await replies.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        lrReply.Accepted.Should().BeTrue(lrReply.Message);
+        stageReply.Accepted.Should().BeTrue(stageReply.Message);
+        var journal = RunJournal.Read(dir);
+        RunJournal.Events<ConfigChanged>(journal).Where(c => c.Key == "ect.tuning.lr").Should().ContainSingle().Which.Step.Should().BeLessThan(40);
+        RunJournal.Events<StageAdvanced>(journal).Where(s => s.ByUser).Should().ContainSingle().Which.Step.Should().BeLessThan(40);
+
+        var copy = dir + "-copy";
+        CopyDir(dir, copy);
+        (await RunDaemonAsync(dir, Settings())).ExitCode.Should().Be(0);
+        var intact = Finished(dir);
+
+        Truncate(copy);
+        var log = new StringWriter();
+        var outcome = await RunDaemon.RunAsync(Settings(), copy, Engines.Fake, CancellationToken.None, log, rebuildJournal: true).WaitAsync(TimeSpan.FromMinutes(5));
+        outcome.ExitCode.Should().Be(0, outcome.Message + log);
+        var rebuilt = Finished(copy);
+        rebuilt.WeightsSha256.Should().Be(intact.WeightsSha256, "the live changes were carried into the rebuilt journal");
+        rebuilt.EmaSha256.Should().Be(intact.EmaSha256);
+
+        var plain = NewRunDir();
+        (await RunDaemonAsync(plain, Settings())).ExitCode.Should().Be(0);
+        Finished(plain).WeightsSha256.Should().NotBe(intact.WeightsSha256, "the changes matter, or this test proves nothing");
     }
 
     [Fact]
