@@ -46,7 +46,11 @@ public sealed unsafe class ImageDataset : IDisposable
         ClassCount = labels is null ? 0 : classCount;
         ClassNames = classNames;
         ImageNames = imageNames;
-        _byteCount = (long)count * channels * height * width;
+        // One image's bytes must fit a span (ImageBytes is an int); the whole set is a 64-bit count.
+        if (count <= 0 || channels <= 0 || height <= 0 || width <= 0 || checked((long)channels * height * width) > Array.MaxLength)
+            throw new DatasetException(source, $"{count} images of {channels}x{height}x{width} is not a dataset shape this program can hold",
+                "The source or its cache is corrupt: recreate it");
+        _byteCount = checked((long)count * channels * height * width);
     }
 
     /// <summary>Allocates an empty (zeroed) in-memory dataset to be filled through <see cref="GetImageForWrite"/>.</summary>
@@ -145,6 +149,14 @@ public sealed unsafe class ImageDataset : IDisposable
                     throw new DatasetException(path, $"not an ECT raw cache (magic '{magic}', expected '{RawMagic}')", "Recreate the cache with ImageDataset.SaveRaw");
                 count = r.ReadInt32(); c = r.ReadInt32(); h = r.ReadInt32(); wd = r.ReadInt32(); classes = r.ReadInt32();
                 hasLabels = r.ReadBoolean();
+                // Every size below comes from the file: checked against limits and the file's length before any allocation.
+                if (count <= 0 || c is not (1 or 3) || h is <= 0 or > Imaging.ImageDecoder.MaxSide || wd is <= 0 or > Imaging.ImageDecoder.MaxSide || classes < 0)
+                    throw new DatasetException(path, $"the raw cache header is corrupt: {count} images of {c}x{h}x{wd}, {classes} classes",
+                        "Delete the cache file; it is rewritten from the dataset");
+                long needed = checked(RawPixelOffset(hasLabels, count) + (long)count * c * h * wd);
+                if (fileLength < needed)
+                    throw new DatasetException(path, $"the raw cache is truncated: {fileLength} bytes, its header ({count} images of {c}x{h}x{wd}) needs {needed}",
+                        "Delete the cache file; it is rewritten from the dataset");
                 if (hasLabels) { labels = new int[count]; for (int i = 0; i < count; i++) labels[i] = r.ReadInt32(); }
             }
             catch (EndOfStreamException e)
@@ -153,7 +165,7 @@ public sealed unsafe class ImageDataset : IDisposable
             }
         }
         long offset = RawPixelOffset(hasLabels, count);
-        long need = offset + (long)count * c * h * wd;
+        long need = checked(offset + (long)count * c * h * wd);
         if (fileLength < need)
             throw new DatasetException(path, $"the raw cache is truncated: {fileLength} bytes, header needs {need}", "Recreate the cache with ImageDataset.SaveRaw");
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);

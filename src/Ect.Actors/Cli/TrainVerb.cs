@@ -25,14 +25,16 @@ public sealed class TrainVerb : ICliVerb
         var set = new Option<string[]>("--set") { Description = "KEY=VALUE for any configuration key (repeatable), e.g. --set ect.data.batch-size=64.", AllowMultipleArgumentsPerToken = false };
         var steps = new Option<long?>("--steps") { Description = "Stop the run after N steps in total (a later `ect train` with a larger N continues it)." };
         var runDir = new Option<string>("--run-dir") { Description = "Run directory (journal, checkpoints, stats, samples). Started again on the same directory, the run continues.", DefaultValueFactory = _ => DefaultRunDir };
+        var rebuild = new Option<bool>("--rebuild-journal") { Description = "Rebuild a damaged or missing journal.db from the run's checkpoint files (the damaged file is kept), then resume from the last one. Give the run's own --config/--set." };
         var cmd = new Command("train", "Train (or continue) a run: diffusion pretraining, ECT tuning, sample grids.");
         var newRun = new Option<bool>("--new-run") { Description = "Start a new run in a run directory without run.json although the journal holds an earlier run recorded there (deleted or emptied)." };
-        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir); cmd.Options.Add(newRun);
-        cmd.SetAction(r => Run(r.GetValue(config) ?? [], r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir, r.GetValue(newRun)));
+        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir); cmd.Options.Add(newRun); cmd.Options.Add(rebuild);
+        cmd.SetAction(r => Run(r.GetValue(config) ?? [], r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir,
+            r.GetValue(newRun), r.GetValue(rebuild)));
         return cmd;
     }
 
-    public static int Run(IReadOnlyList<string> configFiles, string[] sets, long? steps, string runDir, bool newRun = false)
+    public static int Run(IReadOnlyList<string> configFiles, string[] sets, long? steps, string runDir, bool newRun = false, bool rebuildJournal = false)
     {
         RunSettings settings;
         try
@@ -62,11 +64,12 @@ public sealed class TrainVerb : ICliVerb
 
         using var stop = new CancellationTokenSource();
         // Our own handlers (Cancel = true): the run checkpoints and records before the process ends.
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        // A second signal gets the default action (the process ends at once): the journal names only committed checkpoints.
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = !stop.IsCancellationRequested; stop.Cancel(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = !stop.IsCancellationRequested; stop.Cancel(); });
         try
         {
-            var outcome = RunDaemon.RunAsync(settings, runDir, Engines.ForSettings(settings), stop.Token, newRun: newRun).GetAwaiter().GetResult();
+            var outcome = RunDaemon.RunAsync(settings, runDir, Engines.ForSettings(settings), stop.Token, newRun: newRun, rebuildJournal: rebuildJournal).GetAwaiter().GetResult();
             (outcome.ExitCode == 0 ? Console.Out : Console.Error).WriteLine(outcome.Message);
             return outcome.ExitCode;
         }

@@ -53,6 +53,10 @@ public sealed record RunSettings
     public required string DisplayMode { get; init; }
     public required double LogIntervalSeconds { get; init; }
     public required int SnapshotEvery { get; init; }
+    /// <summary>Tries of a failed checkpoint write and the wait between them (ect.checkpoint.write-*).</summary>
+    public Run.CheckpointWritePolicy CheckpointWrite { get; init; } = Run.CheckpointWritePolicy.Default;
+    /// <summary>How long `ect train` waits after SIGTERM/SIGINT for the clean stop before it ends anyway (ect.run.stop-timeout-seconds).</summary>
+    public double StopTimeoutSeconds { get; init; } = 60;
 
     public long TotalSteps => PretrainSteps + TuningSteps;
 
@@ -143,6 +147,11 @@ public sealed record RunSettings
             DisplayMode = S("ect.display.mode", v => v is "auto" or "live" or "plain" or "off", "must be auto, live, plain or off"),
             LogIntervalSeconds = D("ect.display.log-interval-seconds", v => v > 0, "must be > 0"),
             SnapshotEvery = I("ect.persistence.snapshot-every-events", v => v >= 1, "must be >= 1"),
+        };
+        s = s with
+        {
+            CheckpointWrite = Run.CheckpointWritePolicy.From(c, errors),
+            StopTimeoutSeconds = D("ect.run.stop-timeout-seconds", v => v is > 0 and <= 86400, "must be in (0, 86400]"),
         };
         S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");
         I("ect.data.max-images", v => v >= 0, "must be >= 0 (0 = every image of the dataset)");

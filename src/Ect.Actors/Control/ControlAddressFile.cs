@@ -35,8 +35,16 @@ public static class ControlAddressFile
         Directory.CreateDirectory(runDir);
         var path = PathIn(runDir);
         var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(address, Json));
-        File.Move(tmp, path, overwrite: true);
+        try
+        {
+            File.WriteAllText(tmp, JsonSerializer.Serialize(address, Json));
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(tmp); } catch { /* best effort */ }
+            throw new ControlException($"'{path}' cannot be written: {Run.IoError.Describe(e, tmp)}. Free disk space or fix the permissions of the run directory, then start again.", e);
+        }
     }
 
     public static ControlAddress Read(string runDir)

@@ -128,31 +128,54 @@ public static class ControlEndpoint
     }
 
     /// <summary>
-    /// Reads the run's control token, creating it first (32 random bytes, hex, file mode 0600) when missing.
+    /// Reads the run's control token, creating it first (32 random bytes, hex, file mode 0600) when missing, or
+    /// when an earlier start left it empty or corrupt (a full disk used to leave an empty file that refused every
+    /// later start). Written to a temporary file, flushed to disk and renamed: the token file is whole or absent.
     /// </summary>
     public static string EnsureToken(Config ectConfig, string runDir)
     {
         var path = ResolvePath(ControlSettings.From(ectConfig).TokenFile, runDir);
-        if (!File.Exists(path))
+        if (File.Exists(path))
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-            // Create with 0600 from the start (no window where the secret is world-readable).
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            try
+            var text = SafeRead(path);
+            // Unreadable: ReadToken says why. Empty or torn: replaced below.
+            if (text is null || IsUsableToken(text)) return ReadToken(path);
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var tmp = $"{path}.{Environment.ProcessId}.tmp";
+        // Create with 0600 from the start (no window where the secret is world-readable).
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        try
+        {
+            using (var f = new FileStream(tmp, options))
             {
-                using var w = new StreamWriter(new FileStream(path, options));
-                w.Write(token);
+                f.Write(System.Text.Encoding.ASCII.GetBytes(token));
+                f.Flush(flushToDisk: true);
             }
-            catch (IOException) when (File.Exists(path))
-            {
-                // Another process created it first: use theirs.
-            }
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(tmp); } catch { /* best effort */ }
+            throw new ControlException($"Control token file '{path}' cannot be written: {Run.IoError.Describe(e, tmp)}. " +
+                "Free disk space or fix the permissions of the run directory, then start again.", e);
         }
         return ReadToken(path);
+    }
+
+    /// <summary>A token as the daemon writes one or a user may: non-empty printable ASCII (no NULs from a torn write).</summary>
+    private static bool IsUsableToken(string? text)
+    {
+        var t = text?.Trim();
+        return !string.IsNullOrEmpty(t) && t.All(c => c is >= ' ' and <= '~');
+    }
+
+    private static string? SafeRead(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>Reads a token file (what `ect ctl --token-file` uses).</summary>

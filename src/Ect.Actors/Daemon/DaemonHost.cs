@@ -82,7 +82,16 @@ internal sealed class DaemonHost : IDisposable
         await _host.StopAsync(cts.Token).WaitAsync(timeout).ContinueWith(_ => { });
     }
 
-    public void Dispose() => _host.Dispose();
+    /// <summary>
+    /// Disposes the host, waiting at most a few seconds: after a stop that timed out (a step that never returns) the
+    /// actor system cannot terminate, and its disposal would hold `ect train` past the bounded stop.
+    /// </summary>
+    public void Dispose()
+    {
+        var disposing = Task.Run(_host.Dispose);
+        try { disposing.Wait(TimeSpan.FromSeconds(3)); }
+        catch (AggregateException) { /* shutting down anyway */ }
+    }
 
     /// <summary>A lifetime that neither waits for nor listens to anything: the daemon decides when it stops.</summary>
     internal sealed class DaemonLifetime : IHostLifetime

@@ -99,6 +99,16 @@ public sealed class FakeTrainingEngine : ITrainingEngine, IDescribed
         return meta;
     }
 
+    /// <summary>The metadata of a fake-engine checkpoint without loading it, or null when the file is not one.</summary>
+    public static IReadOnlyDictionary<string, string>? ReadMetadata(string path)
+    {
+        using var f = File.OpenRead(path);
+        using var r = new BinaryReader(f);
+        if (f.Length < 4 || r.ReadUInt32() != 0xEC7FA4E1) return null;
+        return JsonSerializer.Deserialize<Dictionary<string, string>>(r.ReadString())
+            ?? throw new InvalidDataException($"{path}: empty metadata");
+    }
+
     private sealed record Image(float[] W, float[] Ema, float[] M, ulong Rng, long Steps, int WriteMs, Dictionary<string, string> Metadata) : ICheckpointImage
     {
         public void WriteTo(string path)

@@ -33,7 +33,34 @@ public sealed class StatsFile : IDisposable
         File.Move(path + ".tmp", path, overwrite: true);
     }
 
+    private string? _failure;
+
+    /// <summary>Why the file stopped taking lines (a full disk...), or null while it writes.</summary>
+    public string? Failure => _failure;
+
+    /// <summary>Called once, with the reason, when a write fails (then lines are dropped: the run goes on).</summary>
+    public Action<string>? OnFailure { get; init; }
+
+    /// <summary>
+    /// Appends a line. Never throws: it runs on the stats writer's own thread, where an exception would end the
+    /// process. stats.jsonl is a by-product (a resumed run rewrites its lines from the resume step); a full disk
+    /// also fails the next checkpoint, and that ends the run cleanly.
+    /// </summary>
     public void Write(StepStatistics s)
+    {
+        if (_failure is not null) return;
+        try { WriteLine(s); }
+        catch (Exception e) { Fail(e); }
+    }
+
+    private void Fail(Exception e)
+    {
+        if (_failure is not null) return;
+        _failure = $"{Name} stops taking lines: {Run.IoError.Describe(e)}";
+        try { OnFailure?.Invoke(_failure); } catch { /* a reporter must not end the process either */ }
+    }
+
+    private void WriteLine(StepStatistics s)
     {
         _w.Write(string.Create(CultureInfo.InvariantCulture,
             $"{{\"step\":{s.Step},\"kimg\":{s.Kimg:R},\"loss\":{Num(s.Loss)},\"phase\":\"{s.Phase}\",\"stage\":{s.Stage},\"lr\":{s.LearningRate:R},\"images_per_s\":{s.ImagesPerSecond:F2},\"step_s\":{s.StepSeconds:F4},\"time\":\"{s.Time:O}\"}}\n"));
@@ -42,7 +69,16 @@ public sealed class StatsFile : IDisposable
 
     private static string Num(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";
 
-    public void Dispose() => _w.Dispose();
+    /// <summary>Flushes and closes; never throws (see <see cref="Write"/>).</summary>
+    public void Dispose()
+    {
+        try { _w.Dispose(); }
+        catch (Exception e)
+        {
+            Fail(e);
+            try { _w.BaseStream.Dispose(); } catch { /* the buffered lines are lost; the descriptor is closed */ }
+        }
+    }
 
     /// <summary>Reads (step, loss, phase) back for plots.</summary>
     public static List<(long Step, double Loss, string Phase)> Read(string runDir)

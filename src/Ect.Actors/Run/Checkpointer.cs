@@ -15,35 +15,66 @@ public sealed class Checkpointer : ReceiveActor
     public const string Folder = "checkpoints";
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public static Props Props(string runDir) =>
-        Akka.Actor.Props.Create(() => new Checkpointer(runDir)).WithDispatcher("ect.io-dispatcher");
+    public static Props Props(string runDir, CheckpointWritePolicy? policy = null) =>
+        Akka.Actor.Props.Create(() => new Checkpointer(runDir, policy ?? CheckpointWritePolicy.Default)).WithDispatcher("ect.io-dispatcher");
 
-    public Checkpointer(string runDir)
+    public Checkpointer(string runDir, CheckpointWritePolicy policy)
     {
         var dir = Path.Combine(runDir, Folder);
-        Directory.CreateDirectory(dir);
-        // Leftovers of a write that a kill interrupted: never journaled, never read.
-        foreach (var tmp in Directory.EnumerateFiles(dir, "*.tmp").Concat(Directory.EnumerateFiles(dir, ".capture-*"))) File.Delete(tmp);
+        // Never throw here: a checkpointer that fails to start is stopped by its supervisor, and the coordinator
+        // would wait for the reply to every later write. A folder that cannot be made fails each write instead,
+        // which is retried, reported with its errno and ends the run.
+        try
+        {
+            Directory.CreateDirectory(dir);
+            // Leftovers of a write that a kill interrupted: never journaled, never read.
+            foreach (var tmp in Directory.EnumerateFiles(dir, "*.tmp").Concat(Directory.EnumerateFiles(dir, ".capture-*"))) File.Delete(tmp);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("The checkpoint folder {0} cannot be prepared: {1}", dir, IoError.Describe(e, Path.Combine(dir, ".startup")));
+        }
 
         Receive<WriteCheckpoint>(m =>
         {
             var name = $"ckpt-{m.Step:D9}.ckpt";
             var final = Path.Combine(dir, name);
             var tmp = final + ".tmp";
-            try
+            var replyTo = Sender;
+            using (m.Image)
             {
-                using (m.Image) m.Image.WriteTo(tmp);
-                FsyncFile(tmp);
-                var sha = Sha256File(tmp);
-                File.Move(tmp, final, overwrite: true);
-                FsyncDirectory(dir);
-                Sender.Tell(new CheckpointWritten(m.Generation, Path.Combine(Folder, name), m.Step, m.Kimg, sha, m.Phase, m.Stage));
-            }
-            catch (Exception e)
-            {
-                _log.Error(e, "Checkpoint at step {0} failed", m.Step);
-                try { File.Delete(tmp); } catch { /* best effort */ }
-                Sender.Tell(new CheckpointWriteFailed(m.Generation, m.Step, e.Message));
+                // A failed write (full disk, a folder turned read-only or immutable, an I/O error) is tried again a
+                // bounded number of times; then the coordinator ends the run with the file and the errno. Blocking
+                // here is this actor's job (its own thread): the trainer and the coordinator go on meanwhile.
+                for (int attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        m.Image.WriteTo(tmp);
+                        FsyncFile(tmp);
+                        var sha = Sha256File(tmp);
+                        File.Move(tmp, final, overwrite: true);
+                        FsyncDirectory(dir);
+                        replyTo.Tell(new CheckpointWritten(m.Generation, Path.Combine(Folder, name), m.Step, m.Kimg, sha, m.Phase, m.Stage));
+                        return;
+                    }
+                    catch (Exception e)
+                    {
+                        var cause = IoError.Describe(e, tmp);
+                        try { File.Delete(tmp); } catch { /* best effort: the folder may refuse this too */ }
+                        if (attempt < policy.Attempts)
+                        {
+                            _log.Warning("Checkpoint {0} not written (attempt {1} of {2}): {3}; trying again in {4:F1} s",
+                                tmp, attempt, policy.Attempts, cause, policy.RetryDelay.TotalSeconds);
+                            Thread.Sleep(policy.RetryDelay);
+                            continue;
+                        }
+                        _log.Error("Checkpoint {0} not written after {1} attempt(s): {2}", tmp, attempt, cause);
+                        replyTo.Tell(new CheckpointWriteFailed(m.Generation, m.Step,
+                            $"checkpoint {tmp} could not be written ({attempt} attempt(s)): {cause}"));
+                        return;
+                    }
+                }
             }
         });
         Receive<DeleteCheckpoints>(m =>

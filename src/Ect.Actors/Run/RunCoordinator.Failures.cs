@@ -48,12 +48,14 @@ public sealed partial class RunCoordinator
     {
         if (_completed || _finishing) return;
         _finishing = true;
+        _endReason = reason; // PostStop's message if even the journal cannot take RunInterrupted (a full disk)
         _trainer.Tell(new StopTraining(reason));
         PersistEvent(new RunInterrupted { Step = step, Reason = reason },
             _ => Complete(new RunOutcome(1, $"The run cannot go on: {reason}. Fix the cause and start `ect train` on the same run directory to resume.", step)));
     }
 
-    private string? _recoveryFailure;
+    // The journal's own write failures: RunCoordinator.JournalFailure.cs (_journalWriteFailure).
+    private string? _recoveryFailure, _endReason;
 
     /// <summary>
     /// The journal could not be replayed (a database error, or a recovery slower than
@@ -85,7 +87,10 @@ public sealed partial class RunCoordinator
         {
             _completed = true;
             _setup.Completion.TrySetResult(new RunOutcome(1,
-                _recoveryFailure ?? _journalWriteFailure ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
+                _recoveryFailure
+                ?? (_endReason is { } r ? $"The run cannot go on: {r}" + (_journalWriteFailure is { } j ? $"; then {j}" : ". Fix the cause and start `ect train` on the same run directory to resume.") : null)
+                ?? _journalWriteFailure
+                ?? "the run coordinator stopped unexpectedly; the run directory keeps every committed checkpoint, start `ect train` again to resume",
                 _state.LastCheckpoint?.Step ?? 0));
         }
         base.PostStop();

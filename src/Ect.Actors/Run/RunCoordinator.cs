@@ -77,7 +77,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         Command<ConfigApplied>(m => Current(m.Generation), OnConfigApplied);
         Command<StageApplied>(m => Current(m.Generation), OnStageApplied);
         Command<CheckpointWritten>(m => Current(m.Generation), OnCheckpointWritten);
-        Command<CheckpointWriteFailed>(m => _log.Error("Checkpoint at step {0} not written: {1}", m.Step, m.Reason));
+        // The checkpointer has already tried again: without checkpoints the run must not go on (nor wait for a commit).
+        Command<CheckpointWriteFailed>(m => EndWithError(m.Step, m.Reason));
         Command<EvaluationRequest>(r =>
         {
             if (r.Final) _finalEvaluationsPending = r.Models.Count;
@@ -159,7 +160,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private static bool RestartMutable(string key) =>
         key.StartsWith("ect.display.", StringComparison.Ordinal) || key.StartsWith("ect.control.", StringComparison.Ordinal)
-        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms";
+        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms"
+        || key is "ect.checkpoint.write-attempts" or "ect.checkpoint.write-retry-delay-ms" or "ect.run.stop-timeout-seconds";
 
     private Config EffectiveConfig()
     {
@@ -171,7 +173,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     private void Initialize()
     {
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
-        _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir), "checkpointer");
+        _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir, _settings.CheckpointWrite), "checkpointer");
         _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");
         var self = Self;
         _statsSubscription = _setup.SampledStatistics.Subscribe(s => self.Tell(new StatsSample(s)));

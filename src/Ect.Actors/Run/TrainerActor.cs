@@ -31,6 +31,8 @@ public sealed class TrainerActor : ReceiveActor
     private readonly Dictionary<string, string> _overrides = new();
     private readonly List<(long Step, string Key, string Value)> _futureConfig = new();
     private readonly List<(long Step, int Stage)> _userStages = new();
+    /// <summary>The journaled live changes in effect (step, key, value): recorded in each checkpoint for --rebuild-journal.</summary>
+    private readonly List<(long Step, string Key, string Value)> _appliedConfig = new();
     private ITrainingEngine? _engine;
     private BatchPrefetcher? _loader;
     private long _step;
@@ -71,6 +73,7 @@ public sealed class TrainerActor : ReceiveActor
         Receive<ApplyConfig>(m =>
         {
             Apply(m.Key, m.Value);
+            _appliedConfig.Add((_step, m.Key, m.Value));
             Context.Parent.Tell(new ConfigApplied(_resume.Generation, m.Key, m.Value, _step, m.CommandKey));
         });
         Receive<ApplyStage>(m =>
@@ -98,7 +101,7 @@ public sealed class TrainerActor : ReceiveActor
     private void Begin()
     {
         foreach (var c in _resume.ConfigChanges.OrderBy(c => c.Step))
-            if (c.Step <= _resume.Step) _overrides[c.Key] = c.Value;
+            if (c.Step <= _resume.Step) { _overrides[c.Key] = c.Value; _appliedConfig.Add(c); }
             else _futureConfig.Add(c);
         Rebuild();
         _userStages.AddRange(_resume.UserStages.OrderBy(u => u.Step));
@@ -146,7 +149,7 @@ public sealed class TrainerActor : ReceiveActor
     {
         if (_halted || _engine == null) return;
         // Journaled changes that took effect at this boundary in an earlier incarnation of the run.
-        foreach (var c in _futureConfig.Where(c => c.Step == _step).ToList()) { Apply(c.Key, c.Value); _futureConfig.Remove(c); }
+        foreach (var c in _futureConfig.Where(c => c.Step == _step).ToList()) { Apply(c.Key, c.Value); _appliedConfig.Add(c); _futureConfig.Remove(c); }
 
         bool capped = _s.MaxSteps > 0 && _step >= _s.MaxSteps;
         if (_step >= _s.TotalSteps || capped || _stopReason != null)
@@ -227,6 +230,9 @@ public sealed class TrainerActor : ReceiveActor
             ["stage"] = _stage.ToString(CultureInfo.InvariantCulture),
             ["sampler"] = _samplerState,
             ["format"] = "ect-checkpoint-v1",
+            // What only the journal knew and the steps after this one depend on: lets --rebuild-journal resume exactly.
+            ["config-changes"] = System.Text.Json.JsonSerializer.Serialize(_appliedConfig.Select(c => new[] { c.Step.ToString(CultureInfo.InvariantCulture), c.Key, c.Value })),
+            ["user-stages"] = System.Text.Json.JsonSerializer.Serialize(_userStages.Where(u => u.Step <= _step).Select(u => new[] { u.Step, u.Stage })),
         };
         // Which configuration made this checkpoint (`ect inspect` shows it; equal digests = the same run configuration).
         if (_resume.ConfigDigest.Length > 0) meta["config-digest"] = _resume.ConfigDigest;

@@ -11,6 +11,18 @@ namespace Ect.Data.Imaging;
 /// </summary>
 public static class ImageDecoder
 {
+    /// <summary>The largest image side the decoder accepts (a header may claim up to 2^31 - 1).</summary>
+    public const int MaxSide = 16384;
+
+    /// <summary>
+    /// The most pixels one image may have: 2^27 (e.g. 16384 x 8192, 11585 x 11585). Decoding takes 4 bytes a pixel
+    /// (RGBA) plus 3 for the CHW copy, on each of the two decoding threads: about 1.9 GB at this limit.
+    /// </summary>
+    public const long MaxPixels = 1L << 27;
+
+    /// <summary>Largest encoded image file read into memory (a zip entry's or a file's size, checked before reading).</summary>
+    public const long MaxFileBytes = 1L << 30;
+
     public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"];
 
     public static bool IsImageName(string name)
@@ -24,6 +36,9 @@ public static class ImageDecoder
     {
         if (PngStructure.IsPng(bytes)) PngStructure.Check(bytes, file, entry); // cut short or damaged: refused, not half-decoded
         int? pngChannels = PngChannels(bytes, file, entry);
+        // The PNG header's own size, before any decoder sees (or allocates for) it.
+        if (pngChannels is not null)
+            CheckSize(BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(16)), BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(20)), file, entry);
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data);
         if (codec is null)
@@ -33,8 +48,13 @@ public static class ImageDecoder
         int w = info.Width, h = info.Height;
         if (w <= 0 || h <= 0)
             throw new DatasetException(file, entry, $"has an empty image size {w}x{h}", "Re-export the image or delete it");
+        // JPEG, WebP, GIF, BMP: the size the codec read from the header, checked before the pixel buffers exist.
+        CheckSize(w, h, file, entry);
         int channels = pngChannels ?? (info.ColorType == SKColorType.Gray8 ? 1 : 3);
-        var chw = GC.AllocateUninitializedArray<byte>(channels * h * w);
+        // Within the limits these products are < 2^31; checked all the same, in 64 bits, so a change of limits
+        // cannot bring back an overflow that hands the native decoder a short buffer.
+        int plane = checked((int)((long)h * w));
+        var chw = GC.AllocateUninitializedArray<byte>(checked(channels * plane));
         SKCodecResult result;
         if (channels == 1)
         {
@@ -44,9 +64,8 @@ public static class ImageDecoder
         else
         {
             var ri = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-            var rgba = new byte[4 * h * w];
+            var rgba = GC.AllocateUninitializedArray<byte>(checked(4 * plane));
             fixed (byte* p = rgba) result = codec.GetPixels(ri, (IntPtr)p);
-            int plane = h * w;
             for (int i = 0; i < plane; i++)
             {
                 chw[i] = rgba[4 * i];
@@ -58,6 +77,19 @@ public static class ImageDecoder
             throw new DatasetException(file, entry, $"does not decode completely (decoder says {result}; the file is probably truncated or corrupt)",
                 "Re-export the image or delete it from the dataset");
         return (channels, h, w, chw);
+    }
+
+    /// <summary>
+    /// Refuses an image whose header claims more than <see cref="MaxSide"/> per side or <see cref="MaxPixels"/>
+    /// in all, naming the file and the size (the decoder would otherwise allocate, or overflow, for it).
+    /// </summary>
+    public static void CheckSize(long width, long height, string file, string? entry)
+    {
+        if (width <= MaxSide && height <= MaxSide && width * height <= MaxPixels) return;
+        throw new DatasetException(file, entry,
+            $"claims an image size of {width}x{height} ({(double)width * height:N0} pixels); images may be at most {MaxSide} pixels a side and {MaxPixels:N0} pixels in all " +
+            "(a header this large is corrupt or crafted, or the image is far larger than training needs)",
+            "Shrink the image first (e.g. ImageMagick: mogrify -resize 4096x4096 FILE) or delete it from the dataset");
     }
 
     /// <summary>Channel count from a PNG's IHDR, null when the bytes are not a PNG.</summary>

@@ -16,8 +16,12 @@ public static class Resample
     /// <summary>Brings CHW uint8 pixels to target x target: unchanged, padded with 0, or centre-cropped and resized.</summary>
     public static byte[] ToSquare(byte[] chw, int channels, int height, int width, int target)
     {
+        // Sizes in checked 64-bit arithmetic: the pixel array's length equals C*H*W, so every int offset below is
+        // smaller than an array length and cannot overflow.
+        if (channels <= 0 || height <= 0 || width <= 0 || checked((long)channels * height * width) != chw.Length)
+            throw new ArgumentException($"{chw.Length} pixel bytes for a {channels}x{height}x{width} image", nameof(chw));
         if (height == target && width == target) return chw;
-        var output = new byte[channels * target * target];
+        var output = new byte[checked((long)channels * target * target)];
         if (PadsTo(height, width, target))
         {
             int top = (target - height) / 2, left = (target - width) / 2;
@@ -29,7 +33,7 @@ public static class Resample
         int crop = Math.Min(height, width);
         int y0 = (height - crop) / 2, x0 = (width - crop) / 2;
         var hTaps = Taps(crop, target);
-        var tmp = new float[crop * target];
+        var tmp = new float[checked((long)crop * target)];
         for (int c = 0; c < channels; c++)
         {
             int plane = c * height * width;

@@ -14,6 +14,12 @@ public enum DatasetSplit { Train, Test }
 public sealed class Cifar10Source : IImageSource
 {
     public const int RecordBytes = 1 + 3 * 32 * 32;
+
+    /// <summary>
+    /// Largest batch file read: 100,000 records (a CIFAR-10 batch holds 10,000, 30.7 MB). Checked against the file's
+    /// or the tar header's size before anything is read or allocated.
+    /// </summary>
+    public const long MaxBatchBytes = 100_000L * RecordBytes;
     public static readonly string[] TrainFiles = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
     public static readonly string[] TestFiles = ["test_batch.bin"];
     private static readonly string[] DefaultClassNames = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
@@ -44,6 +50,7 @@ public sealed class Cifar10Source : IImageSource
                 if (!File.Exists(f))
                     throw new DatasetException(f, $"CIFAR-10 batch file missing (the {split.ToString().ToLowerInvariant()} split needs {string.Join(", ", wanted)})",
                         "Re-extract cifar-10-binary.tar.gz so all batch files are present");
+                CheckBatchSize(f, null, new FileInfo(f).Length);
                 _files.Add((f, File.ReadAllBytes(f)));
             }
             var meta = System.IO.Path.Combine(dir, "batches.meta.txt");
@@ -69,9 +76,9 @@ public sealed class Cifar10Source : IImageSource
                 if (data[r] > 9)
                     throw new DatasetException(name, $"record {r / RecordBytes} has label {data[r]}, CIFAR-10 labels are 0-9",
                         "The file is not a CIFAR-10 binary batch (CIFAR-100 has 2 label bytes): use cifar-10-binary.tar.gz");
-            total += data.Length / RecordBytes;
+            total = checked(total + data.Length / RecordBytes);
         }
-        Count = (int)total;
+        Count = checked((int)total);
     }
 
     /// <summary>The folder holding the batch files: <paramref name="path"/> itself or its cifar-10-batches-bin/ child.</summary>
@@ -102,8 +109,10 @@ public sealed class Cifar10Source : IImageSource
                 if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || entry.DataStream is null) continue;
                 var name = System.IO.Path.GetFileName(entry.Name);
                 if (Array.IndexOf(wanted, name) < 0 && name != "batches.meta.txt") continue;
+                // The tar header's size, checked before reading; the copy stops there whatever the stream holds.
+                CheckBatchSize(path, entry.Name, entry.Length);
                 using var ms = new MemoryStream();
-                try { entry.DataStream.CopyTo(ms); }
+                try { CopyAtMost(entry.DataStream, ms, MaxBatchBytes, path, entry.Name); }
                 catch (EndOfStreamException e)
                 {
                     throw new DatasetException(path, entry.Name, "the archive ends inside this entry (truncated download)", "Re-download cifar-10-binary.tar.gz", e);
@@ -130,6 +139,27 @@ public sealed class Cifar10Source : IImageSource
                 throw new DatasetException(path, name, "this CIFAR-10 batch is missing from the archive (or the archive is truncated before it)",
                     "Re-download cifar-10-binary.tar.gz (the binary version)");
             _files.Add(($"{path}!{name}", data));
+        }
+    }
+
+    private static void CheckBatchSize(string file, string? entry, long bytes)
+    {
+        if (bytes <= MaxBatchBytes) return;
+        throw new DatasetException(file, entry,
+            $"is {bytes:N0} bytes; a CIFAR-10 batch file holds 10,000 records of {RecordBytes} bytes ({10_000L * RecordBytes:N0}) and at most {MaxBatchBytes:N0} bytes are read",
+            "The file or the archive is corrupt or not CIFAR-10: re-download cifar-10-binary.tar.gz");
+    }
+
+    private static void CopyAtMost(Stream from, Stream to, long limit, string file, string entry)
+    {
+        var buf = new byte[1 << 16];
+        long copied = 0;
+        int n;
+        while ((n = from.Read(buf)) > 0)
+        {
+            copied += n;
+            if (copied > limit) CheckBatchSize(file, entry, copied);
+            to.Write(buf, 0, n);
         }
     }
 

@@ -103,13 +103,28 @@ public sealed class IdxSource : IImageSource
                 dims[i] = BinaryPrimitives.ReadInt32BigEndian(dimBytes.AsSpan(4 * i));
                 if (dims[i] < 0 || (i > 0 && dims[i] == 0))
                     throw new DatasetException(path, $"IDX dimension {i} is {dims[i]}", "The header is corrupt: re-download the file");
-                total *= dims[i];
-                // Checked per dimension so the product cannot overflow (each factor < 2^31, running total <= 2^31).
+                if (i > 0 && dims[i] > Imaging.ImageDecoder.MaxSide)
+                    throw new DatasetException(path, $"the IDX header gives an image {(i == 1 ? "height" : "width")} of {dims[i]} pixels; at most {Imaging.ImageDecoder.MaxSide} a side are read",
+                        "The header is corrupt or crafted: re-download the file");
+                // Checked 64-bit product, tested per dimension so it stays below 2^31 * 2^31.
+                total = checked(total * dims[i]);
                 if (total > Array.MaxLength)
                     throw new DatasetException(path, $"the IDX header's dimensions [{string.Join(", ", dims[..(i + 1)])}...] ask for more than {Array.MaxLength} bytes",
                         "The header is corrupt (or the set too large for one file): re-download the file");
             }
-            var data = GC.AllocateUninitializedArray<byte>((int)total);
+            // The header's claim against what the file can hold, before allocating for it: the bytes after the header
+            // (plain file), or deflate's best ratio of 1032:1 (gzip), so a 100-byte file cannot ask for 2 GB.
+            long header = 4 + 4L * nd;
+            long available = gz ? checked(raw.Length * 1032) : raw.Length - header;
+            if (total > available)
+            {
+                long per = nd > 1 ? total / Math.Max(1, dims[0]) : 1;
+                throw new DatasetException(path,
+                    gz ? $"the IDX header says {dims[0]} {what} ({total:N0} data bytes), more than a {raw.Length:N0}-byte gzip file can hold"
+                       : $"truncated: the header says {dims[0]} {what} ({total} data bytes) but the file holds only {available} ({available / per} whole {what})",
+                    gz ? "The header is corrupt or the download cut short: re-download the file" : "The download was cut short: re-download the file");
+            }
+            var data = GC.AllocateUninitializedArray<byte>(checked((int)total));
             got = ReadFully(s, data);
             if (got < total)
             {
@@ -148,10 +163,10 @@ public sealed class IdxSource : IImageSource
     public IEnumerable<SourceImage> Read(int? max = null)
     {
         int n = Math.Min(Count, max ?? Count);
-        int size = _height * _width;
+        int size = _height * _width; // <= the file's data length (checked when read)
         for (int i = 0; i < n; i++)
         {
-            var px = _images.AsSpan(i * size, size).ToArray();
+            var px = _images.AsSpan(checked(i * size), size).ToArray();
             yield return new SourceImage($"{System.IO.Path.GetFileName(Path)}[{i}]", 1, _height, _width, px, _labels is null ? -1 : _labels[i]);
         }
     }

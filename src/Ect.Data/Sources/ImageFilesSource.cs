@@ -46,7 +46,11 @@ public sealed partial class ImageFilesSource : IImageSource
                 .Select(f => System.IO.Path.GetRelativePath(path, f).Replace('\\', '/'))
                 .Where(ImageDecoder.IsImageName).ToList();
             var jsonPath = System.IO.Path.Combine(path, "dataset.json");
-            if (File.Exists(jsonPath)) json = File.ReadAllText(jsonPath);
+            if (File.Exists(jsonPath))
+            {
+                CheckJsonSize(jsonPath, null, new FileInfo(jsonPath).Length);
+                json = File.ReadAllText(jsonPath);
+            }
             bool rootImages = names.Any(n => !n.Contains('/'));
             var topFolders = names.Where(n => n.Contains('/')).Select(n => n[..n.IndexOf('/')]).Distinct().ToList();
             if (json is null && !rootImages && topFolders.Count > 0 && !topFolders.All(f => EdmShardFolder().IsMatch(f)))
@@ -79,11 +83,7 @@ public sealed partial class ImageFilesSource : IImageSource
             {
                 if (e.FullName.EndsWith('/')) continue;
                 var n = e.FullName.Replace('\\', '/');
-                if (n == "dataset.json")
-                {
-                    using var r = new StreamReader(e.Open());
-                    json = r.ReadToEnd();
-                }
+                if (n == "dataset.json") json = ReadJsonEntry(path, e);
                 else if (ImageDecoder.IsImageName(n)) _entries[n] = e;
             }
             names = _entries.Keys.ToList();
@@ -96,6 +96,48 @@ public sealed partial class ImageFilesSource : IImageSource
         _names = names.ToArray();
         CheckNotEmpty();
         if (json is not null) (_labels, ClassNames) = ParseLabels(json);
+    }
+
+    /// <summary>
+    /// Largest dataset.json read: 1 GiB, about 25 million labels as dataset_tool writes them (ImageNet's 1.28 million
+    /// take 50 MB). The size is checked before reading, and a zip entry is read no further than it (a zip's sizes are
+    /// the archive's own claims).
+    /// </summary>
+    public const long MaxJsonBytes = 1L << 30;
+
+    private static void CheckJsonSize(string file, string? entry, long bytes)
+    {
+        if (bytes <= MaxJsonBytes) return;
+        throw new DatasetException(file, entry, $"dataset.json is {bytes:N0} bytes (the zip or file system says so); at most {MaxJsonBytes:N0} are read",
+            "The archive is corrupt or crafted: recreate it with 'ect data prepare'");
+    }
+
+    private static string ReadJsonEntry(string zipPath, ZipArchiveEntry e)
+    {
+        CheckJsonSize(zipPath, "dataset.json", e.Length);
+        try
+        {
+            using var s = e.Open();
+            var buf = ReadBounded(s, e.Length, zipPath, "dataset.json");
+            return System.Text.Encoding.UTF8.GetString(buf);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or IOException)
+        {
+            throw new DatasetException(zipPath, "dataset.json", $"cannot be read from the zip ({ex.Message})", "The zip is corrupt: recreate it with 'ect data prepare'", ex);
+        }
+    }
+
+    /// <summary>
+    /// Reads exactly <paramref name="length"/> bytes (a size the archive claims, already checked against a limit)
+    /// and refuses a stream that holds more: a lying size never makes us allocate or read beyond it.
+    /// </summary>
+    private static byte[] ReadBounded(Stream s, long length, string file, string entry)
+    {
+        var buf = GC.AllocateUninitializedArray<byte>(checked((int)length));
+        s.ReadExactly(buf);
+        if (s.ReadByte() >= 0)
+            throw new DatasetException(file, entry, $"holds more data than the {length:N0} bytes the zip directory says", "The zip is corrupt or crafted: recreate it with 'ect data prepare'");
+        return buf;
     }
 
     private void CheckNotEmpty()
@@ -149,19 +191,31 @@ public sealed partial class ImageFilesSource : IImageSource
     public byte[] ReadBytes(int index)
     {
         var name = _names[index];
-        if (_zip is null) return File.ReadAllBytes(System.IO.Path.Combine(_root!, name));
+        if (_zip is null)
+        {
+            var file = System.IO.Path.Combine(_root!, name);
+            CheckFileSize(file, null, new FileInfo(file).Length);
+            return File.ReadAllBytes(file);
+        }
+        var e = _entries![name];
+        // The zip directory's claim, checked before anything is allocated for it.
+        CheckFileSize(Path, name, e.Length);
         try
         {
-            var e = _entries![name];
             using var s = e.Open();
-            var buf = new byte[e.Length];
-            s.ReadExactly(buf);
-            return buf;
+            return ReadBounded(s, e.Length, Path, name);
         }
         catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or IOException)
         {
             throw new DatasetException(Path, name, $"cannot be read from the zip ({ex.Message})", "The zip is corrupt: recreate it with 'ect data prepare'", ex);
         }
+    }
+
+    private static void CheckFileSize(string file, string? entry, long bytes)
+    {
+        if (bytes <= ImageDecoder.MaxFileBytes) return;
+        throw new DatasetException(file, entry, $"is {bytes:N0} bytes; image files of more than {ImageDecoder.MaxFileBytes:N0} bytes are not read",
+            "Shrink the image (e.g. ImageMagick: mogrify -resize 4096x4096 FILE) or delete it; in a zip, a size this large means the archive is corrupt");
     }
 
     public int LabelOf(int index) => _labels is null ? -1 : _labels[index];
