@@ -141,6 +141,7 @@ public sealed record RunSettings
         S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");
         I("ect.network.model-channels", v => v > 0, "must be > 0");
         I("ect.network.num-blocks", v => v > 0, "must be > 0");
+        I("ect.network.augment-dim", v => v >= 0, "must be >= 0 (0 = no map_augment layer; EDM's augmented checkpoints: 9)");
         D("ect.network.dropout", v => v is >= 0 and < 1, "must be in [0, 1)");
         D("ect.tuning.q", v => v > 1, "must be > 1");
         S("ect.tuning.mapping", v => v is "sigmoid" or "const", "must be \"sigmoid\" or \"const\"");
