@@ -47,8 +47,8 @@ public sealed class TrainVerb : ICliVerb
                 try { config = Postgres.PostgresPersistence.Apply(config); }
                 catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
             }
-            settings = RunSettings.From(config);
-            Engines.Check(settings);
+            settings = RunSettings.From(config) with { RequestedKeys = EctConfiguration.RequestedKeys(configFile, all) };
+            Engines.Check(settings, runDir); // ect.network.init of a continued run: checked against its recorded configuration
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
         }
         catch (Exception e) when (e is ConfigurationException or ControlException)

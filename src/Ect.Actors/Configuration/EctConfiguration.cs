@@ -76,6 +76,19 @@ public static class EctConfiguration
         return ConfigurationFactory.ParseString(Render(result));
     }
 
+    /// <summary>The leaf keys that --config FILE and the --set assignments give (full "ect." names), without the defaults.</summary>
+    public static IReadOnlySet<string> RequestedKeys(string? configFile, IEnumerable<string> sets)
+    {
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        if (configFile != null && File.Exists(configFile))
+        {
+            try { keys.UnionWith(LeafKeys(ConfigurationFactory.ParseString(File.ReadAllText(configFile)))); }
+            catch (Exception) { } // Load has refused an unreadable file already
+        }
+        foreach (var s in sets) keys.UnionWith(LeafKeys(ParseSet(s)));
+        return keys;
+    }
+
     /// <summary>A config from the HOCON text stored in a run's journal (layered over the defaults, for keys added later).</summary>
     public static Config FromJournal(string hocon) =>
         ConfigurationFactory.ParseString(hocon).WithFallback(Defaults());

@@ -56,6 +56,12 @@ public sealed record RunSettings
 
     public long TotalSteps => PretrainSteps + TuningSteps;
 
+    /// <summary>
+    /// The keys the user gave (--config file, --set, --steps), as opposed to defaults. A continued run compares only
+    /// these with its recorded configuration (a finished run is lengthened only when ect.tuning.steps was asked for).
+    /// </summary>
+    public IReadOnlySet<string> RequestedKeys { get; init; } = new HashSet<string>();
+
     /// <summary>Keys a running run accepts from `ect ctl set` (applied at a step boundary, journaled).</summary>
     public static readonly IReadOnlySet<string> LiveKeys = new HashSet<string>
     {

@@ -67,6 +67,7 @@ public static class RunDaemon
             settings.Config, runDir, factory, stats,
             stats.Sample(TimeSpan.FromMilliseconds(500)),
             completion,
+            RequestedKeys: settings.RequestedKeys,
             OnRecovered: state =>
             {
                 // Steps after the resume point are recomputed: drop their old lines first.

@@ -63,6 +63,19 @@ public static class Engines
     }
 
     /// <summary>
+    /// <see cref="Check(RunSettings, bool)"/> for `ect train` on <paramref name="runDir"/>: the initial weights are checked
+    /// here only for a new run directory. A run directory that may hold a run (a journal or checkpoints) is continued
+    /// with its recorded configuration, not the command line's, so the run coordinator checks ect.network.init against that.
+    /// </summary>
+    public static void Check(RunSettings settings, string runDir)
+    {
+        var sqlite = settings.Config.GetString("ect.persistence.sqlite-file", "journal.db");
+        bool mayHoldRun = File.Exists(Path.Combine(runDir, string.IsNullOrEmpty(sqlite) ? "journal.db" : sqlite))
+            || Directory.Exists(Path.Combine(runDir, Run.Checkpointer.Folder));
+        Check(settings, checkInit: !mayHoldRun);
+    }
+
+    /// <summary>
     /// The file named by ect.network.init as a full path, or null when the run starts from random weights. A relative
     /// path is looked up in the current directory, then in the folders above the program (so a checkout's
     /// `teachers/...` is found from anywhere inside it, e.g. `dotnet run` or the tests' bin folder).

@@ -25,7 +25,8 @@ public sealed record CoordinatorSetup(
     IObservable<StepStatistics> SampledStatistics,
     TaskCompletionSource<RunOutcome> Completion,
     string PersistenceId = "ect-run",
-    Action<RunState>? OnRecovered = null);
+    Action<RunState>? OnRecovered = null,
+    IReadOnlySet<string>? RequestedKeys = null);
 
 /// <summary>
 /// The run coordinator: a persistent actor that owns the run's state (event sourcing, protobuf events,
@@ -63,6 +64,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         Recover<RecoveryCompleted>(_ => { });
 
         Command<Begin>(_ => OnBegin());
+        Command<InitChecked>(OnInitChecked);
         Command<StatsSample>(s => _lastStats = s.Stats);
         Command<RunCommand>(OnRunCommand);
         Command<StopRequested>(m => StopTrainer(m.Reason));
@@ -113,11 +115,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void OnBegin()
     {
-        if (_state.Finished)
-        {
-            Complete(new RunOutcome(0, $"The run in {_setup.RunDir} has already finished (step {_state.Step}).", _state.Step));
-            return;
-        }
+        if (_state.Finished) { BeginFinishedRun(); return; } // RunCoordinator.Extension.cs: lengthen it, or say how
+        if (!_initChecked) { CheckInitThenBegin(); return; }
         if (!_state.Started)
         {
             _config = _setup.CliConfig;
@@ -140,7 +139,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         // every other difference is reported and ignored: the run continues as it was configured.
         var cliCap = _setup.CliConfig.GetLong("ect.run.max-steps", 0);
         var diffs = EctConfiguration.LeafKeys(_setup.CliConfig)
-            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k))
+            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k) && (_setup.RequestedKeys?.Contains(k) ?? true))
             .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(_config.GetValue(k)))
             .ToList();
         if (diffs.Count > 0)
