@@ -90,7 +90,7 @@ public sealed class RunsVerb : ICliVerb
         {
             var pid = r.GetString(0);
             list.Add(new RunInfo(pid, r.GetInt64(1), r.GetInt64(4), r.IsDBNull(2) ? "" : r.GetString(2),
-                r.IsDBNull(3) ? null : FromCreated(r.GetInt64(3)), snapshots.TryGetValue(pid, out var s) ? s : null));
+                r.IsDBNull(3) ? null : Persistence.RunJournal.FromCreated(r.GetInt64(3)), snapshots.TryGetValue(pid, out var s) ? s : null));
         }
         return list;
     }
@@ -112,10 +112,4 @@ public sealed class RunsVerb : ICliVerb
         cmd.Parameters.AddWithValue("$n", name);
         return (long)cmd.ExecuteScalar()! > 0;
     }
-
-    /// <summary>Akka.Persistence.Sql stores `created` as DateTime ticks (UTC); older plugins used Unix milliseconds.</summary>
-    private static DateTime? FromCreated(long v) =>
-        v > 100_000_000_000_000_000L && v <= DateTime.MaxValue.Ticks ? new DateTime(v, DateTimeKind.Utc)
-        : v > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(v).UtcDateTime
-        : null;
 }

@@ -140,7 +140,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         var cliCap = _setup.CliConfig.GetLong("ect.run.max-steps", 0);
         var diffs = EctConfiguration.LeafKeys(_setup.CliConfig)
             .Where(k => k != "ect.run.max-steps" && !RestartMutable(k) && (_setup.RequestedKeys?.Contains(k) ?? true))
-            .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(_config.GetValue(k)))
+            .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(EffectiveConfig().GetValue(k)))
             .ToList();
         if (diffs.Count > 0)
             _log.Warning("The run continues with its recorded configuration; ignored differences: {0}", string.Join(", ", diffs));
