@@ -5,7 +5,10 @@ namespace Ect.Actors;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+
+    /// <summary>The `ect` command tree (every verb), for Main and for tests that parse documented commands.</summary>
+    public static RootCommand BuildRoot()
     {
         var root = new RootCommand("ect: Easy Consistency Tuning training daemon and tools");
         // Each verb lives in its own file under Cli/ and is discovered here, so verbs can be added
@@ -15,6 +18,6 @@ public static class Program
                      .Select(t => (ICliVerb)Activator.CreateInstance(t)!)
                      .OrderBy(v => v.Order))
             root.Subcommands.Add(verb.Build());
-        return root.Parse(args).Invoke();
+        return root;
     }
 }
