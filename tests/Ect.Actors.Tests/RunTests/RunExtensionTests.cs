@@ -120,4 +120,36 @@ public sealed class RunExtensionTests
         continued.Code.Should().Be(0, continued.Err);
         continued.Out.Should().Contain("Run finished at step 4");
     }
+
+    /// <summary>The same on the real engine (a tiny network tuned from random weights): 3 steps lengthened to 6 end with the bits of 6 steps.</summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void A_lengthened_torch_run_ends_with_the_bits_of_a_run_that_long_from_the_start()
+    {
+        var root = NewRunDir();
+        var data = Path.Combine(root, "train-images-idx3-ubyte");
+        Eval.TinyCheckpointFixture.WriteIdx(data, 16);
+        string[] Torch(string dir, int tuning) => ["train", "--run-dir", dir, "--set", "run.engine=torch", "--set", "run.threads=1",
+            "--set", $"data.path={data}", "--set", "data.batch-size=4", "--set", "display.mode=off", "--set", "control.enabled=off",
+            "--set", "evaluation.evaluators=[]", "--set", "network.init=\"\"", "--set", "network.model-channels=8",
+            "--set", "network.channel-mult=[1,2]", "--set", "network.num-blocks=1", "--set", "checkpoint.every-steps=2",
+            "--set", "tuning.kimg-per-tick=0.004", "--set", "tuning.double-ticks=1", "--set", $"tuning.steps={tuning}"];
+
+        var straight = Path.Combine(root, "straight");
+        var s = CliHarness.Run(Torch(straight, 6));
+        s.Code.Should().Be(0, s.Err);
+        var reference = RunJournal.Events<RunFinished>(RunJournal.Read(straight)).Should().ContainSingle().Subject;
+
+        var dir = Path.Combine(root, "extended");
+        CliHarness.Run(Torch(dir, 3)).Code.Should().Be(0);
+        var e = CliHarness.Run(Torch(dir, 6));
+        e.Code.Should().Be(0, e.Err);
+        var journal = RunJournal.Read(dir);
+        RunJournal.Events<RunExtended>(journal).Should().ContainSingle().Which.TotalSteps.Should().Be(6);
+        RunJournal.Events<StageAdvanced>(journal).Should().Contain(st => st.Step > 3, "the extension reached a later stage (a stage per step here)");
+        var last = RunJournal.Events<RunFinished>(journal).Last();
+        last.Step.Should().Be(6);
+        last.WeightsSha256.Should().Be(reference.WeightsSha256);
+        last.EmaSha256.Should().Be(reference.EmaSha256);
+    }
 }
