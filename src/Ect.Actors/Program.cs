@@ -7,6 +7,21 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        var (root, usageExitCodes) = Build();
+        var parsed = root.Parse(args);
+        var code = parsed.Invoke(); // with parse errors: prints them and the help hint
+        if (parsed.Errors.Count == 0) return code;
+        // A bad command line exits with the code the verb's help promises for bad arguments.
+        for (var r = parsed.CommandResult; r != null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            if (usageExitCodes.TryGetValue(r.Command, out var usage)) return usage;
+        return code;
+    }
+
+    /// <summary>The `ect` command tree (every verb), for Main and for tests that parse documented commands.</summary>
+    public static RootCommand BuildRoot() => Build().Root;
+
+    private static (RootCommand Root, Dictionary<Command, int> UsageExitCodes) Build()
+    {
         var root = new RootCommand("ect: Easy Consistency Tuning training daemon and tools");
         // Each verb lives in its own file under Cli/ and is discovered here, so verbs can be added
         // without editing this file.
@@ -20,12 +35,6 @@ public static class Program
             usageExitCodes[command] = verb.UsageErrorExitCode;
             root.Subcommands.Add(command);
         }
-        var parsed = root.Parse(args);
-        var code = parsed.Invoke(); // with parse errors: prints them and the help hint
-        if (parsed.Errors.Count == 0) return code;
-        // A bad command line exits with the code the verb's help promises for bad arguments.
-        for (var r = parsed.CommandResult; r != null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
-            if (usageExitCodes.TryGetValue(r.Command, out var usage)) return usage;
-        return code;
+        return (root, usageExitCodes);
     }
 }

@@ -42,7 +42,7 @@ public sealed class CtlVerb : ICliVerb
         stage.SetAction((r, ct) => RunAsync(r, stageCommon, key => new SetStage(key, r.GetValue(stageArg)), ct));
         ctl.Subcommands.Add(stage);
 
-        var kvArg = new Argument<string>("KEY=VALUE") { Description = "A configuration key (e.g. ect.training.lr) and its new value." };
+        var kvArg = new Argument<string>("KEY=VALUE") { Description = "A configuration key (a live key of `ect config show`, e.g. ect.tuning.lr) and its new value." };
         var set = new Command("set", "Change a run-time configuration value.");
         set.Arguments.Add(kvArg);
         var setCommon = AddCommon(set);
@@ -52,7 +52,7 @@ public sealed class CtlVerb : ICliVerb
             var eq = kv.IndexOf('=');
             if (eq <= 0)
             {
-                Console.Error.WriteLine($"ect ctl set: '{kv}' is not KEY=VALUE (e.g. `ect ctl set ect.training.lr=1e-4 --run-dir runs/x`).");
+                Console.Error.WriteLine($"ect ctl set: '{kv}' is not KEY=VALUE (e.g. `ect ctl set ect.tuning.lr=1e-4 --run-dir runs/x`).");
                 return Task.FromResult(ExitUnreachable);
             }
             return RunAsync(r, setCommon, key => new SetConfigValue(key, kv[..eq].Trim(), kv[(eq + 1)..].Trim()), ct);

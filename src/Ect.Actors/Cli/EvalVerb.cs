@@ -45,7 +45,7 @@ public sealed class EvalVerb : ICliVerb
 
     public Command Build()
     {
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint (.safetensors) of `ect train`; its EMA network is sampled with the consistency sampler." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint of `ect train` (RUN_DIR/checkpoints/ckpt-*.ckpt) or `ect export` weights (.safetensors); its EMA network is sampled with the consistency sampler." };
         var teacher = new Option<string?>("--teacher") { Description = "Checkpoint whose EMA network is sampled as an EDM denoiser (use with --sampler heun)." };
         var metric = new Option<string>("--metric") { Description = "fd-resnet18 (cheap, not FID) or fid (Inception-v3, needs --inception-weights).", DefaultValueFactory = _ => "fd-resnet18" };
         var steps = new Option<int?>("--steps") { Description = "Sampling steps (consistency: 1 -> t=[80], 2 -> [80, 0.821], more: EDM rho=7 schedule; heun: N steps = 2N-1 evaluations)." };
@@ -56,13 +56,13 @@ public sealed class EvalVerb : ICliVerb
         var seed = new Option<int>("--seed") { Description = "Noise seed.", DefaultValueFactory = _ => 0 };
         var data = new Option<string?>("--data") { Description = "Reference dataset (default: the checkpoint's data-path)." };
         var weights = new Option<string?>("--inception-weights") { Description = "pytorch-fid weights (pt_inception-2015-12-05-6726825d.pth or .safetensors); fid only." };
-        var output = new Option<string?>("--out") { Description = "JSON result file (default: <checkpoint>.<metric>.json beside the checkpoint)." };
+        var output = new Option<string?>("--out") { Description = "JSON result file (default: beside the checkpoint, its name with the extension replaced by .<metric>-<N>step.json, e.g. ckpt-000000800.fd-resnet18-2step.json)." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for TorchSharp and ONNX Runtime.", DefaultValueFactory = _ => 2 };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Reference statistics cache folder (default ~/.cache/ect/stats)." };
         var refNum = new Option<int?>("--ref-num") { Description = "Reference images: the first K of the dataset (default: all)." };
         var batch = new Option<int>("--batch") { Description = "Images per generation batch.", DefaultValueFactory = _ => 32 };
         var grid = new Option<string?>("--grid") { Description = "Also save the first --grid-count generated images (the ones measured) as a PNG grid." };
-        var gridCount = new Option<int>("--grid-count") { Description = "Images in the --grid PNG (a square number looks best).", DefaultValueFactory = _ => 64 };
+        var gridCount = new Option<int?>("--grid-count") { Description = "Images in the --grid PNG (a square number looks best; default 64, or --num when smaller)." };
         var cmd = new Command("eval", "FD-ResNet18 or FID of a checkpoint's few-step (or Heun) samples against a dataset.");
         foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, threads, cacheDir, refNum, batch, grid, gridCount })
             cmd.Options.Add(o);
@@ -72,7 +72,7 @@ public sealed class EvalVerb : ICliVerb
             Sampler = r.GetValue(sampler), Nfe = r.GetValue(nfe), T = r.GetValue(t), Num = r.GetValue(num), Seed = r.GetValue(seed),
             Data = r.GetValue(data), InceptionWeights = r.GetValue(weights), Out = r.GetValue(output), Threads = r.GetValue(threads),
             CacheDir = r.GetValue(cacheDir), RefNum = r.GetValue(refNum), Batch = r.GetValue(batch),
-            Grid = r.GetValue(grid), GridCount = r.GetValue(gridCount),
+            Grid = r.GetValue(grid), GridCount = r.GetValue(gridCount) ?? Math.Min(64, Math.Max(1, r.GetValue(num) ?? 64)),
         }, ct), ct));
         return cmd;
     }

@@ -17,7 +17,7 @@ public sealed class InspectVerb : ICliVerb
 
     public Command Build()
     {
-        var target = new Argument<string>("CHECKPOINT|RUN_DIR") { Description = "A .safetensors checkpoint, or a run directory (its latest checkpoint)." };
+        var target = new Argument<string>("CHECKPOINT|RUN_DIR") { Description = "A checkpoint (RUN_DIR/checkpoints/ckpt-*.ckpt, a safetensors file), an `ect export` weights file, or a run directory (its latest checkpoint)." };
         var showMeta = new Option<bool>("--metadata") { Description = "Also list every __metadata__ entry." };
         var cmd = new Command("inspect", "Show a checkpoint's counters and weight/EMA digests.");
         cmd.Arguments.Add(target);
@@ -67,11 +67,38 @@ public sealed class InspectVerb : ICliVerb
 
         if (showMetadata && s.Metadata.Count > 0)
         {
-            var meta = new Table().AddColumn("metadata key").AddColumn("value");
+            var meta = new Table().AddColumn("metadata key").AddColumn("value").AddColumn("meaning");
             foreach (var (k, v) in s.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                meta.AddRow(Markup.Escape(k), Markup.Escape(v.Length > 200 ? v[..200] + "..." : v));
+                meta.AddRow(Markup.Escape(k), Markup.Escape(v.Length > 200 ? v[..200] + "..." : v), Markup.Escape(MetadataMeaning(k)));
             console.Write(meta);
         }
         return 0;
     }
+
+    /// <summary>
+    /// What a checkpoint metadata key means. TrainState writes its TrainStep's own counters as ect.* (they restart at 0
+    /// when tuning begins: a fresh TrainStep), the daemon writes the run's as user.* (counted over pretraining and tuning).
+    /// </summary>
+    public static string MetadataMeaning(string key) => key switch
+    {
+        "ect.format" => "file format",
+        "ect.step" => "steps of the current phase's optimizer (restarts at 0 when tuning begins)",
+        "ect.images" => "images seen in the current phase",
+        "ect.stage" => "ECT stage of the loss",
+        "ect.lr" => "learning rate",
+        "user.step" => "the run's step (pretraining + tuning; what --steps and the journal count)",
+        "user.kimg" => "the run's thousands of images (pretraining + tuning)",
+        "user.phase" => "phase of the run",
+        "user.stage" => "the run's ECT stage",
+        "user.sampler" => "data sampler position (exact resume)",
+        "user.network-config" => "the network's architecture",
+        "user.precond" => "preconditioning the network was trained with",
+        "user.data-path" => "the dataset it was trained on",
+        "user.init-weights" or "user.init-sha256" => "the weights the run started from",
+        "user.source-sha256" => "SHA-256 of the checkpoint this was exported from",
+        _ when key.StartsWith("user.sigma", StringComparison.Ordinal) => "noise level of the preconditioning",
+        _ when key.StartsWith("user.", StringComparison.Ordinal) => "the run's (written by the daemon)",
+        _ when key.StartsWith("ect.", StringComparison.Ordinal) => "the current phase's TrainStep (written by TrainState)",
+        _ => "",
+    };
 }

@@ -53,7 +53,7 @@ public sealed class TrainVerb : ICliVerb
                 catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
             }
             settings = RunSettings.From(config) with { ExplicitKeys = EctConfiguration.ExplicitKeys(configFiles, all) };
-            Engines.Check(settings);
+            Engines.Check(settings, runDir); // ect.network.init of a continued run: checked against its recorded configuration
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
         }
         catch (Exception e) when (e is ConfigurationException or ControlException)

@@ -61,8 +61,10 @@ public sealed record RunSettings
     public long TotalSteps => PretrainSteps + TuningSteps;
 
     /// <summary>
-    /// The keys the user gave (--config FILE, --set), as opposed to defaults: on resume only an explicitly given
-    /// ect.data.path replaces the journaled one (a plain `ect train` must not move a run back to the default data).
+    /// The keys the user gave (--config files, --set, --steps), as opposed to defaults: on resume only an explicitly
+    /// given ect.data.path replaces the journaled one (a plain `ect train` must not move a run back to the default
+    /// data); a continued run compares only these with its recorded configuration (a finished run is lengthened only
+    /// when ect.tuning.steps was asked for).
     /// </summary>
     public IReadOnlySet<string> ExplicitKeys { get; init; } = new HashSet<string>();
 
@@ -157,6 +159,7 @@ public sealed record RunSettings
         I("ect.data.max-images", v => v >= 0, "must be >= 0 (0 = every image of the dataset)");
         I("ect.network.model-channels", v => v > 0, "must be > 0");
         I("ect.network.num-blocks", v => v > 0, "must be > 0");
+        I("ect.network.augment-dim", v => v >= 0, "must be >= 0 (0 = no map_augment layer; EDM's augmented checkpoints: 9)");
         D("ect.network.dropout", v => v is >= 0 and < 1, "must be in [0, 1)");
         D("ect.tuning.q", v => v > 1, "must be > 1");
         S("ect.tuning.mapping", v => v is "sigmoid" or "const", "must be \"sigmoid\" or \"const\"");

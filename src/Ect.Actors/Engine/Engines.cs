@@ -37,13 +37,21 @@ public static class Engines
         var attn = c.GetIntList("ect.network.attn-resolutions").ToList();
         int mc = c.GetInt("ect.network.model-channels"), nb = c.GetInt("ect.network.num-blocks");
         double dropout = c.GetDouble("ect.network.dropout");
-        return c.GetString("ect.network.type") == "ncsnpp"
+        // EDM's augment_dim (9 in its train.py when augmentation is on): only the mapping layer map_augment. We train
+        // without augmentation labels, which equals EDM's zero labels (map_augment has no bias), as does sampling.
+        int augmentDim = c.GetInt("ect.network.augment-dim", 0);
+        var net = c.GetString("ect.network.type") == "ncsnpp"
             ? SongUNetConfig.NcsnPP(resolution, channels, labelDim, mc, mult, nb, attn, dropout)
             : SongUNetConfig.DdpmPP(resolution, channels, labelDim, mc, mult, nb, attn, dropout);
+        return net with { AugmentDim = augmentDim };
     }
 
-    /// <summary>Refuses, before any work, an engine this build cannot run.</summary>
-    public static void Check(RunSettings settings)
+    /// <summary>
+    /// Refuses, before any work, an engine this build cannot run. <paramref name="checkInit"/> false leaves
+    /// ect.network.init to the run coordinator, which checks it against the configuration the run really uses
+    /// (a continued run's recorded one, not the command line's).
+    /// </summary>
+    public static void Check(RunSettings settings, bool checkInit = true)
     {
         if (settings.Engine != "torch") return;
         var c = settings.Config;
@@ -52,7 +60,20 @@ public static class Engines
         // `ect train` has no --resolution option: the fix names the configuration key.
         try { Ect.Data.ResolutionRule.Check(res, "ect.data.resolution", levels, need => $"Set ect.data.resolution = {need} (e.g. --set ect.data.resolution={need}; images are padded or resized to it)"); }
         catch (Exception e) { throw new ConfigurationException(e.Message); }
-        CheckInit(c);
+        if (checkInit) CheckInit(c);
+    }
+
+    /// <summary>
+    /// <see cref="Check(RunSettings, bool)"/> for `ect train` on <paramref name="runDir"/>: the initial weights are checked
+    /// here only for a new run directory. A run directory that may hold a run (a journal or checkpoints) is continued
+    /// with its recorded configuration, not the command line's, so the run coordinator checks ect.network.init against that.
+    /// </summary>
+    public static void Check(RunSettings settings, string runDir)
+    {
+        var sqlite = settings.Config.GetString("ect.persistence.sqlite-file", "journal.db");
+        bool mayHoldRun = File.Exists(Path.Combine(runDir, string.IsNullOrEmpty(sqlite) ? "journal.db" : sqlite))
+            || Directory.Exists(Path.Combine(runDir, Run.Checkpointer.Folder));
+        Check(settings, checkInit: !mayHoldRun);
     }
 
     /// <summary>
@@ -73,9 +94,14 @@ public static class Engines
         return Path.GetFullPath(init);
     }
 
-    /// <summary>Refuses a missing or unreadable ect.network.init, or one made for another architecture, before any work.</summary>
-    private static void CheckInit(Akka.Configuration.Config c)
+    /// <summary>
+    /// Refuses a missing or unreadable ect.network.init, or one made for another architecture, before any work (torch
+    /// engine only). The file's header decides: its network description when it has one, and its tensors' names and
+    /// shapes in any case (a plain EDM state dict describes itself only by them), so the message names the key to set.
+    /// </summary>
+    public static void CheckInit(Akka.Configuration.Config c)
     {
+        if (c.GetString("ect.run.engine", "torch") != "torch") return;
         var path = ResolveInit(c);
         if (path is null) return;
         var given = c.GetString("ect.network.init");
@@ -87,13 +113,18 @@ public static class Engines
         try
         {
             var header = Inspection.SafetensorsFile.Open(path);
-            if (header.Metadata.TryGetValue("user." + Evaluation.CheckpointModel.NetworkConfigKey, out var json))
+            // The dataset is not opened here: its channels and classes are taken to be the file's (the trainer's strict load checks the data).
+            int channels, labels;
+            bool described = header.Metadata.TryGetValue("user." + Evaluation.CheckpointModel.NetworkConfigKey, out var json);
+            if (described)
             {
-                var found = Evaluation.CheckpointModel.DeserializeConfig(json);
-                var expected = NetworkConfig(c, c.GetInt("ect.data.resolution"), found.InChannels,
-                    c.GetBoolean("ect.data.use-labels") ? found.LabelDim : 0);
-                Evaluation.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
+                var found = Evaluation.CheckpointModel.DeserializeConfig(json!);
+                (channels, labels) = (found.InChannels, found.LabelDim);
             }
+            else (channels, labels) = Evaluation.InitWeightsCheck.ImageChannelsAndLabels(header);
+            var expected = NetworkConfig(c, c.GetInt("ect.data.resolution"), channels, c.GetBoolean("ect.data.use-labels") ? labels : 0);
+            if (described) Evaluation.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
+            Evaluation.InitWeightsCheck.Check(header, expected);
         }
         catch (InvalidDataException e) { throw new ConfigurationException($"ect.network.init: {e.Message}"); }
         catch (System.Text.Json.JsonException e) { throw new ConfigurationException($"ect.network.init: '{path}' has an unreadable network description ({e.Message})."); }

@@ -113,12 +113,12 @@ public static class WeightsFile
         if (Key(found) != Key(expected))
             throw new InvalidDataException(
                 $"initial weights '{path}' are for another network: the file has {Describe(found)}, the configuration asks for {Describe(expected)}. " +
-                "Set ect.network.* (and ect.data.resolution) to the file's architecture, or set ect.network.init = \"\" to start from random weights.");
+                "Set ect.network.* (and ect.data.resolution) to the file's architecture (ect.network.augment-dim for augment-dim), or set ect.network.init = \"\" to start from random weights.");
     }
 
     private static string Describe(SongUNetConfig c) => string.Create(CultureInfo.InvariantCulture,
         $"{c.ImgResolution}x{c.ImgResolution}x{c.InChannels}, model-channels {c.ModelChannels}, channel-mult [{string.Join(", ", c.ChannelMult)}], " +
-        $"num-blocks {c.NumBlocks}, attn-resolutions [{string.Join(", ", c.AttnResolutions)}], labels {c.LabelDim}, encoder {c.EncoderType}, decoder {c.DecoderType}, embedding {c.EmbeddingType}");
+        $"num-blocks {c.NumBlocks}, attn-resolutions [{string.Join(", ", c.AttnResolutions)}], labels {c.LabelDim}, encoder {c.EncoderType}, decoder {c.DecoderType}, embedding {c.EmbeddingType}, augment-dim {c.AugmentDim}");
 
     public static string Sha256(string path)
     {

@@ -26,6 +26,7 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
         [typeof(RolledBack)] = "RolledBack.v1",
         [typeof(RunFinished)] = "RunFinished.v1",
         [typeof(CommandApplied)] = "CommandApplied.v1",
+        [typeof(RunExtended)] = "RunExtended.v1",
         [typeof(RunSnapshot)] = "RunSnapshot.v1",
         [typeof(RunDirectoryChanged)] = "RunDirectoryChanged.v1",
     };
@@ -44,6 +45,7 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
         ["RolledBack.v1"] = RolledBack.Parser,
         ["RunFinished.v1"] = RunFinished.Parser,
         ["CommandApplied.v1"] = CommandApplied.Parser,
+        ["RunExtended.v1"] = RunExtended.Parser,
         ["RunSnapshot.v1"] = RunSnapshot.Parser,
         ["RunDirectoryChanged.v1"] = RunDirectoryChanged.Parser,
     };

@@ -67,6 +67,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         Recover<RecoveryCompleted>(_ => { });
 
         Command<Begin>(_ => OnBegin());
+        Command<InitChecked>(OnInitChecked);
         Command<StatsSample>(s => _lastStats = s.Stats);
         Command<RunCommand>(OnRunCommand);
         Command<StopRequested>(m => StopTrainer(m.Reason));
@@ -119,11 +120,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     private void OnBegin()
     {
         if (!RunDirectoryAgrees()) return; // RunCoordinator.Identity.cs
-        if (_state.Finished)
-        {
-            Complete(new RunOutcome(0, $"The run in {_setup.RunDir} has already finished (step {_state.Step}).", _state.Step));
-            return;
-        }
+        if (_state.Finished) { BeginFinishedRun(); return; } // RunCoordinator.Extension.cs: lengthen it, or say how
+        if (!_initChecked) { CheckInitThenBegin(); return; }
         if (!_state.Started)
         {
             _config = _setup.CliConfig;
@@ -150,7 +148,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         var restartChanges = RestartChanges();
         var effective = EffectiveConfig();
         var diffs = EctConfiguration.LeafKeys(_setup.CliConfig)
-            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k) && restartChanges.All(c => c.Key != k))
+            .Where(k => k != "ect.run.max-steps" && !RestartMutable(k) && restartChanges.All(c => c.Key != k) && (_setup.ExplicitKeys?.Contains(k) ?? true))
             .Where(k => EctConfiguration.Inline(_setup.CliConfig.GetValue(k)) != EctConfiguration.Inline(effective.GetValue(k)))
             .ToList();
         if (diffs.Count > 0)

@@ -80,6 +80,8 @@ public sealed class RunState
             case RolledBack r: RollbacksInARow++; RollbackStep = r.FromStep; break;
             case RunFinished f: Finished = true; Phase = Phases.Finished; Step = f.Step; Kimg = f.Kimg; break;
             case CommandApplied c: Remember(c.IdempotencyKey, c.Accepted, c.Message); break;
+            // A finished run made longer: it trains again from its last checkpoint, in that checkpoint's phase.
+            case RunExtended: Finished = false; Phase = LastCheckpoint?.Phase ?? Phases.Tuning; break;
         }
     }
 
