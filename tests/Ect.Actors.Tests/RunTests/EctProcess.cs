@@ -30,9 +30,29 @@ internal static class EctProcess
         // background of a non-interactive shell (CI wrappers, nohup) inherits SIGINT as ignored, exec keeps it ignored,
         // and .NET then leaves it ignored (the Unix convention for background jobs), so a Ctrl-C test would see nothing.
         var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--default-signal=INT", "dotnet", EctDll }.Concat(args)) psi.ArgumentList.Add(a);
+        // TERM too: the SIGTERM tests (CheckpointFailureTests) need it delivered the same way.
+        foreach (var a in new[] { "--default-signal=INT,TERM", "dotnet", EctDll }.Concat(args)) psi.ArgumentList.Add(a);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return Process.Start(psi)!;
+    }
+
+    /// <summary>`ect ARGS...` (a crash shows as its exit code: 134 SIGABRT, 139 SIGSEGV).</summary>
+    public static Process Start(params string[] args) => Start((IEnumerable<string>)args);
+
+    /// <summary>Runs `ect ARGS` to its end (at most <paramref name="limit"/>); returns exit code, output and the time it took.</summary>
+    public static async Task<(int Code, string Out, string Err, TimeSpan Took)> RunAsync(TimeSpan limit, params string[] args)
+    {
+        var clock = Stopwatch.StartNew();
+        using var p = Start(args);
+        var o = p.StandardOutput.ReadToEndAsync();
+        var e = p.StandardError.ReadToEndAsync();
+        try { await p.WaitForExitAsync().WaitAsync(limit); }
+        catch (TimeoutException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new Xunit.Sdk.XunitException($"`ect {string.Join(' ', args)}` still ran after {limit.TotalSeconds} s:\n{await o}\n{await e}");
+        }
+        return (p.ExitCode, await o, await e, clock.Elapsed);
     }
 
     /// <summary>`ect train --config FILE... --run-dir DIR EXTRA...`.</summary>
