@@ -33,7 +33,13 @@ public sealed class Edm2Precond : Precond
     public override int ImgChannels => NetworkConfig.ImgChannels;
     public override int LabelDim => NetworkConfig.LabelDim;
 
-    public override Tensor forward(Tensor x, Tensor sigma, Tensor? classLabels) => Forward(x, sigma, classLabels, null, null);
+    /// <summary>
+    /// Test hook for the plain <see cref="forward"/> (as losses call it): when set, every block's dropout(y) becomes
+    /// y * noise from this source (the golden data's stored noise); null (the default) = the real dropout.
+    /// </summary>
+    public DropoutNoise? DropoutNoiseOverride { get; set; }
+
+    public override Tensor forward(Tensor x, Tensor sigma, Tensor? classLabels) => Forward(x, sigma, classLabels, null, DropoutNoiseOverride);
 
     /// <summary>The denoiser with an activation sink and a dropout-noise hook for the U-Net (see <see cref="Edm2UNet.Forward"/>).</summary>
     public Tensor Forward(Tensor x, Tensor sigma, Tensor? classLabels, ActivationSink? sink, DropoutNoise? dropoutNoise)
