@@ -14,7 +14,11 @@ public static class GoldenEdm2Small
 {
     public static string Dir => RepoPaths.GoldenDir("edm2-small");
 
+    /// <summary>meta.json, parsed afresh (callers may keep the node).</summary>
     public static JsonNode Meta() => JsonNode.Parse(File.ReadAllText(Path.Combine(Dir, "meta.json")))!;
+
+    private static readonly Lazy<IReadOnlyList<string>> ParamNames =
+        new(() => Meta()["param_names"]!.AsArray().Select(v => v!.GetValue<string>()).ToList());
 
     /// <summary>The network of meta.json's "network" (all other UNet/Block arguments are EDM2's defaults, as there).</summary>
     public static Edm2UNetConfig Config()
@@ -103,7 +107,7 @@ public static class GoldenEdm2Small
     /// <summary>Fingerprint rows [P,5] (meta.json param_names order) against ours, per column with rtol and an atol scaled by the column's magnitude.</summary>
     public static void FingerprintsShouldMatch(nn.Module net, Tensor reference, string what, double rtol = 1e-4, double atol = 1e-6)
     {
-        var names = Meta()["param_names"]!.AsArray().Select(v => v!.GetValue<string>()).ToList();
+        var names = ParamNames.Value;
         reference.shape.Should().Equal([names.Count, 5], $"fingerprint rows of {what}");
         var ours = net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         var refRows = reference.to(float64).data<double>().ToArray();
