@@ -118,4 +118,31 @@ public class Edm2EctLossParityTests(ITestOutputHelper output)
         }
         output.WriteLine($"{threads} thread(s): worst gradient max|diff|/max|ref| = {worst:E2}");
     }
+
+    [Fact]
+    public void TeacherPassSharesTheRealDropoutMaskAndSeesTheStudentsNormalisedWeights()
+    {
+        // r == t in float32 (const mapping, q huge): with the real dropout (global RNG restored before the teacher
+        // pass) and the teacher using the weights the student's forced WN left, f_r == f_t bit for bit and the Huber
+        // loss is exactly 0. A teacher with forced WN on would re-normalise in place (normalize is not idempotent)
+        // and break backward; a fresh dropout mask would give a positive loss.
+        torch.set_num_threads(1);
+        using var scope = NewDisposeScope();
+        var t = GoldenEdm2Small.Tensors();
+        using var net = GoldenEdm2Small.LoadNet();
+        net.train();
+        torch.random.manual_seed(7);
+        var loss = new EctLoss(new MappingFunction(MappingKind.Const, q: 1e12), pMean: -0.8, pStd: 1.6, c: 0.06, weighting: EctWeighting.SnrPlusK);
+        var l = loss.Compute(net, t.Read("loss/y"), t.Read("loss/labels"));
+        l.data<float>().ToArray().Should().OnlyContain(v => v == 0f);
+        net.Unet.MPConvs.Should().OnlyContain(c => c.ForceWeightNormalization, "the teacher pass switches forced WN back on");
+        l.mean().backward(); // no in-place version error: the teacher left the student's saved weights alone
+        net.parameters().All(p => p.grad is not null && p.grad.isfinite().all().item<bool>()).Should().BeTrue("every parameter has a finite gradient");
+
+        // The same with dropout but a different mask for the teacher: no longer 0 (so the zero above is not vacuous).
+        // (its own generator, which the loss's RNG-state restore does not rewind).
+        var own = new Generator(5);
+        net.DropoutNoiseOverride = (block, y) => (rand(y.shape, generator: own) >= 0.1).to(y.dtype) / 0.9;
+        loss.Compute(net, t.Read("loss/y"), t.Read("loss/labels")).sum().item<float>().Should().BeGreaterThan(0);
+    }
 }
