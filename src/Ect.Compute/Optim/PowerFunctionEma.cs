@@ -61,7 +61,8 @@ public sealed class PowerFunctionEma
     /// <summary>power_function_beta(std, t_next = cur_nimg, t_delta = batch) = (1 - batch/cur_nimg)^(exp+1).</summary>
     public static double Beta(double exp, long curNimg, int batchSize)
     {
-        if (curNimg <= 0 || batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(curNimg), curNimg, "cur_nimg (after the step) and the batch size must be positive.");
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "the batch size must be positive.");
+        if (curNimg < batchSize) throw new ArgumentOutOfRangeException(nameof(curNimg), curNimg, $"cur_nimg counts the images after the step, so it is at least the batch size ({batchSize}).");
         return Math.Pow(1 - (double)batchSize / curNimg, exp + 1);
     }
 

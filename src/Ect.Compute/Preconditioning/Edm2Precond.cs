@@ -48,8 +48,9 @@ public sealed class Edm2Precond : Precond
             throw new ArgumentException($"Edm2Precond: x must be [N,{ImgChannels},H,W], got [{string.Join(",", x.shape)}].");
         if (sigma.numel() != 1 && sigma.numel() != x.shape[0])
             throw new ArgumentException($"Edm2Precond: sigma must be 0-dim, [1] or [N={x.shape[0]}], got [{string.Join(",", sigma.shape)}].");
-        if (classLabels is not null && LabelDim > 0 && classLabels.numel() % LabelDim != 0)
-            throw new ArgumentException($"Edm2Precond: class labels must be [N,{LabelDim}], got [{string.Join(",", classLabels.shape)}].");
+        if (classLabels is not null && LabelDim > 0
+            && (classLabels.numel() % LabelDim != 0 || classLabels.numel() / LabelDim is var rows && rows != 1 && rows != x.shape[0]))
+            throw new ArgumentException($"Edm2Precond: class labels must be [N={x.shape[0]},{LabelDim}] (or [1,{LabelDim}]), got [{string.Join(",", classLabels.shape)}].");
         using var scope = NewDisposeScope();
         var x32 = x.to(float32);
         var s = sigma.to(float32).reshape(-1, 1, 1, 1);

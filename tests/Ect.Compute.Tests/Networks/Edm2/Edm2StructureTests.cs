@@ -68,4 +68,23 @@ public class Edm2StructureTests
         w["unet.out_gain"] = zeros(1);
         act.Should().Throw<ArgumentException>().WithMessage("*shape*unet.out_gain*");
     }
+
+    [Fact]
+    public void BadConfigurationsAndInputsAreRefusedWithTheValue()
+    {
+        var bad = () => new Edm2UNet(GoldenEdm2Small.Config() with { ImgResolution = 10, ChannelMult = [1, 2, 2] });
+        bad.Should().Throw<ArgumentException>().WithMessage("*img_resolution 10*");
+        bad = () => new Edm2UNet(GoldenEdm2Small.Config() with { Dropout = 1.5 });
+        bad.Should().Throw<ArgumentException>().WithMessage("*dropout*1.5*");
+
+        using var scope = NewDisposeScope();
+        using var net = new Edm2Precond(GoldenEdm2Small.Config());
+        var x = zeros(4, 3, 16, 16);
+        var call = () => net.forward(x, ones(4), zeros(3, 10));
+        call.Should().Throw<ArgumentException>().WithMessage("*class labels*[N=4,10]*[3,10]*");
+        call = () => net.forward(zeros(4, 1, 16, 16), ones(4), null);
+        call.Should().Throw<ArgumentException>().WithMessage("*x must be [N,3,H,W]*");
+        call = () => net.forward(x, ones(3), null);
+        call.Should().Throw<ArgumentException>().WithMessage("*sigma*[3]*");
+    }
 }
