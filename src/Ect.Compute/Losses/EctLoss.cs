@@ -1,3 +1,4 @@
+using Ect.Compute.Networks.Edm2;
 using Ect.Compute.Preconditioning;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -73,6 +74,9 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
         if (r.max().item<float>() > 0)
         {
             torch.random.set_rng_state(rngState);
+            // The imgnet branch's disable_forced_wn: EDM2 layers must not re-normalise their weights in place in the
+            // teacher pass (the student's graph saved them); a no-op for networks without MPConv layers.
+            using (ForcedWeightNormalization.Suspend(net))
             using (no_grad())
             {
                 var mask = r > 0;

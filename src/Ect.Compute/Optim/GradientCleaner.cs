@@ -13,8 +13,15 @@ public static class GradientCleaner
     public const double PosInf = 1e5;
     public const double NegInf = -1e5;
 
+    /// <summary>locuslab/ect imgnet branch (ct_training_loop.py): nan_to_num(grad, nan=0, posinf=0, neginf=0).</summary>
+    public const double ImgnetPosInf = 0;
+    public const double ImgnetNegInf = 0;
+
     /// <summary>Cleans every gradient; returns how many entries were non-finite (0 when all were finite).</summary>
-    public static long Clean(IEnumerable<Parameter> parameters)
+    public static long Clean(IEnumerable<Parameter> parameters) => Clean(parameters, PosInf, NegInf);
+
+    /// <summary>Cleans every gradient with the given replacements for +inf / -inf (NaN -> 0); returns how many entries were non-finite.</summary>
+    public static long Clean(IEnumerable<Parameter> parameters, double posInf, double negInf)
     {
         long bad = 0;
         using var scope = NewDisposeScope();
@@ -23,7 +30,7 @@ public static class GradientCleaner
             var g = p.grad;
             if (g is null) continue;
             bad += g.isfinite().logical_not().sum().item<long>();
-            g.nan_to_num_(0.0, PosInf, NegInf);
+            g.nan_to_num_(0.0, posInf, negInf);
         }
         return bad;
     }
