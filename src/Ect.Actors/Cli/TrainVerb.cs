@@ -23,13 +23,14 @@ public sealed class TrainVerb : ICliVerb
         var set = new Option<string[]>("--set") { Description = "KEY=VALUE for any configuration key (repeatable), e.g. --set ect.data.batch-size=64.", AllowMultipleArgumentsPerToken = false };
         var steps = new Option<long?>("--steps") { Description = "Stop the run after N steps in total (a later `ect train` with a larger N continues it)." };
         var runDir = new Option<string>("--run-dir") { Description = "Run directory (journal, checkpoints, stats, samples). Started again on the same directory, the run continues.", DefaultValueFactory = _ => DefaultRunDir };
+        var revert = new Option<string[]>("--revert-command") { Description = "On a restart: undo the live change (`ect ctl set`) with this command id, from the resume step on (repeatable; the ids are in `ect ctl set`'s reply and in the message of a run that gave up)." };
         var cmd = new Command("train", "Train (or continue) a run: diffusion pretraining, ECT tuning, sample grids.");
-        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir);
-        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir));
+        cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir); cmd.Options.Add(revert);
+        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir, r.GetValue(revert)));
         return cmd;
     }
 
-    public static int Run(string? configFile, string[] sets, long? steps, string runDir)
+    public static int Run(string? configFile, string[] sets, long? steps, string runDir, string[]? revertCommands = null)
     {
         RunSettings settings;
         try
@@ -40,6 +41,8 @@ public sealed class TrainVerb : ICliVerb
                 if (n <= 0) throw new ConfigurationException($"--steps {n}: must be > 0");
                 all.Add($"ect.run.max-steps={n}");
             }
+            if (revertCommands is { Length: > 0 })
+                all.Add($"{Ect.Actors.Run.RunCoordinator.RevertCommandsKey}=[{string.Join(", ", revertCommands.Select(EctConfiguration.QuoteString))}]");
             var config = EctConfiguration.Load(configFile, all);
             // PostgreSQL (hocon/postgres.conf): the connection string may come from ECT_PG_CONNECTION.
             if (config.GetString("ect.persistence.provider", "sqlite") == "postgresql")

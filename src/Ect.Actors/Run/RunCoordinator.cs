@@ -149,15 +149,15 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         {
             var step = _state.LastCheckpoint?.Step ?? 0;
             PersistEvent(new ConfigChanged { Key = "ect.run.max-steps", Value = cliCap.ToString(), Step = step, IdempotencyKey = $"restart-{Guid.NewGuid():N}" },
-                _ => Initialize());
+                _ => ResumeWithReverts());
             return;
         }
-        Initialize();
+        ResumeWithReverts();
     }
 
     private static bool RestartMutable(string key) =>
         key.StartsWith("ect.display.", StringComparison.Ordinal) || key.StartsWith("ect.control.", StringComparison.Ordinal)
-        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms";
+        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms" or RevertCommandsKey;
 
     private Config EffectiveConfig()
     {
@@ -198,7 +198,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     /// <summary>The last committed checkpoint whose file is intact (hash matches the journal); older ones if not.</summary>
     private ResumeInfo ResumePoint(List<(long Step, string Reason)> refused)
     {
-        var changes = _state.ConfigChanges.Select(c => (c.Step, c.Key, c.Value)).ToList();
+        var changes = LiveChanges.Effective(_state.ConfigChanges).Select(c => (c.Step, c.Key, c.Value)).ToList();
         var stages = _state.UserStages.Select(u => (u.Step, u.Stage)).ToList();
         for (int i = _state.Checkpoints.Count - 1; i >= 0; i--)
         {
