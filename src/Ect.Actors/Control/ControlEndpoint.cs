@@ -57,7 +57,6 @@ public static class ControlEndpoint
             "Ect.Actors.Control.ControlSerializer, ect" = {{ControlSerializer.SerializerId}}
             "Ect.Actors.Control.WireRefusingSerializer, ect" = {{WireRefusingSerializer.SerializerId}}
           }
-          serialization-settings.allow-unregistered-types = false
         }
         """);
 
