@@ -57,11 +57,12 @@ public sealed partial class RunCoordinator
 
     private void CheckJournaledRangesThenInitialize()
     {
-        var changed = _state.ConfigChanges.Select(c => c.Key).ToHashSet();
-        var bad = LiveKeyRanges.Violations(EffectiveConfig()).Where(v => changed.Contains(v[..v.IndexOf(' ')])).ToList();
+        // A journal written before the ranges existed may hold a value outside one (a change, or even the recorded
+        // configuration): end with the reason rather than fail inside Initialize on every start.
+        var bad = LiveKeyRanges.Violations(EffectiveConfig()).ToList();
         if (bad.Count > 0)
         {
-            Complete(new RunOutcome(2, $"The run in {_setup.RunDir} cannot resume: its journaled live changes put {string.Join("; ", bad)}." +
+            Complete(new RunOutcome(2, $"The run in {_setup.RunDir} cannot resume: its journaled configuration puts {string.Join("; ", bad)}." +
                 LiveChangesHint(), _state.LastCheckpoint?.Step ?? 0));
             return;
         }

@@ -92,4 +92,40 @@ public class PoisonedRunTests
         await RunDaemonAsync(dir, Settings("fake.step-ms=1", "pretrain.steps=20", "tuning.steps=400", "run.revert-commands=[poison]"), Sensitive);
         RunJournal.Events<ConfigChanged>(RunJournal.Read(dir)).Count(c => c.IdempotencyKey == "revert:poison").Should().Be(1);
     }
+
+    [Fact]
+    public async Task A_journal_with_a_change_outside_its_range_is_refused_on_resume_until_reverted()
+    {
+        // What a run poisoned before the ranges existed holds: `set tuning.lr=1e308`, journaled at step 5.
+        var dir = NewRunDir();
+        var s = Settings("run.max-steps=10");
+        (await RunDaemonAsync(dir, s)).Step.Should().Be(10);
+        using (var sys = ActorSystem.Create("old", Ect.Actors.Daemon.RunDaemon.SystemConfig(s.Config, dir)))
+        {
+            var done = new TaskCompletionSource();
+            sys.ActorOf(Props.Create(() => new Appender(new ConfigChanged { Key = "ect.tuning.lr", Value = "1e308", Step = 5, IdempotencyKey = "old-poison" }, done)));
+            await done.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            await sys.Terminate();
+        }
+
+        var refused = await RunDaemonAsync(dir, Settings());
+        refused.ExitCode.Should().Be(2);
+        refused.Message.Should().Contain("ect.tuning.lr = 1e308: outside its range 1e-8 to 0.1").And.Contain("--revert-command")
+            .And.Contain("(command old-poison)");
+
+        var resumed = await RunDaemonAsync(dir, Settings("run.revert-commands=[old-poison]"));
+        resumed.ExitCode.Should().Be(0, resumed.Message);
+        Finished(dir).Step.Should().Be(60);
+    }
+
+    private sealed class Appender : Akka.Persistence.ReceivePersistentActor
+    {
+        public override string PersistenceId => "ect-run";
+        public Appender(ConfigChanged e, TaskCompletionSource done)
+        {
+            Recover<object>(_ => { });
+            Command<string>(_ => Persist(e, _ => done.TrySetResult()));
+        }
+        protected override void PreStart() { base.PreStart(); Self.Tell("go"); }
+    }
 }
