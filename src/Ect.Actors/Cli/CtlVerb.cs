@@ -105,6 +105,8 @@ public sealed class CtlVerb : ICliVerb
                 r.GetValue(o.Attempts), tls);
             var reply = await client.SendAsync(command, ct);
             Print(reply);
+            if (reply.Accepted && command is SetConfigValue)
+                Console.Out.WriteLine($"command id {command.IdempotencyKey} (should this change ruin the run: `ect train --revert-command {command.IdempotencyKey}` on its run directory undoes it)");
             return reply.Accepted ? 0 : ExitRefused;
         }
         catch (ControlException e)

@@ -26,15 +26,18 @@ public sealed class TrainVerb : ICliVerb
         var steps = new Option<long?>("--steps") { Description = "Stop the run after N steps in total (a later `ect train` with a larger N continues it)." };
         var runDir = new Option<string>("--run-dir") { Description = "Run directory (journal, checkpoints, stats, samples). Started again on the same directory, the run continues.", DefaultValueFactory = _ => DefaultRunDir };
         var rebuild = new Option<bool>("--rebuild-journal") { Description = "Rebuild a damaged or missing journal.db from the run's checkpoint files (the damaged file is kept), then resume from the last one. Give the run's own --config/--set." };
+        var revert = new Option<string[]>("--revert-command") { Description = "On a restart: undo the live change (`ect ctl set`) with this command id, from the resume step on (repeatable; the ids are in `ect ctl set`'s reply and in the message of a run that gave up)." };
         var cmd = new Command("train", "Train (or continue) a run: diffusion pretraining, ECT tuning, sample grids.");
         var newRun = new Option<bool>("--new-run") { Description = "Start a new run in a run directory without run.json although the journal holds an earlier run recorded there (deleted or emptied)." };
         cmd.Options.Add(config); cmd.Options.Add(set); cmd.Options.Add(steps); cmd.Options.Add(runDir); cmd.Options.Add(newRun); cmd.Options.Add(rebuild);
+        cmd.Options.Add(revert);
         cmd.SetAction(r => Run(r.GetValue(config) ?? [], r.GetValue(set) ?? [], r.GetValue(steps), r.GetValue(runDir) ?? DefaultRunDir,
-            r.GetValue(newRun), r.GetValue(rebuild)));
+            r.GetValue(newRun), r.GetValue(rebuild), r.GetValue(revert)));
         return cmd;
     }
 
-    public static int Run(IReadOnlyList<string> configFiles, string[] sets, long? steps, string runDir, bool newRun = false, bool rebuildJournal = false)
+    public static int Run(IReadOnlyList<string> configFiles, string[] sets, long? steps, string runDir, bool newRun = false, bool rebuildJournal = false,
+        string[]? revertCommands = null)
     {
         RunSettings settings;
         try
@@ -45,6 +48,8 @@ public sealed class TrainVerb : ICliVerb
                 if (n <= 0) throw new ConfigurationException($"--steps {n}: must be > 0");
                 all.Add($"ect.run.max-steps={n}");
             }
+            if (revertCommands is { Length: > 0 })
+                all.Add($"{Ect.Actors.Run.RunCoordinator.RevertCommandsKey}=[{string.Join(", ", revertCommands.Select(EctConfiguration.QuoteString))}]");
             var config = EctConfiguration.LoadFiles(configFiles, all);
             // PostgreSQL (hocon/postgres.conf): the connection string may come from ECT_PG_CONNECTION.
             if (config.GetString("ect.persistence.provider", "sqlite") == "postgresql")

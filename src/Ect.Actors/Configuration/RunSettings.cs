@@ -166,6 +166,8 @@ public sealed record RunSettings
         S("ect.tuning.optimizer", v => v is "radam" or "adam", "must be \"radam\" or \"adam\"");
         Get("ect.network.channel-mult", x => c.GetIntList(x), v => v.Count > 0 && v.All(m => m > 0), "a non-empty list of positive integers");
 
+        // Live keys: a sane range each (LiveKeyRanges), for a key whose own rule above did not already refuse it.
+        errors.AddRange(LiveKeyRanges.Violations(c).Where(v => !errors.Any(e => e.StartsWith(v[..v.IndexOf(' ')] + " ", StringComparison.Ordinal))));
         if (checkData && errors.Count == 0 && s.Engine == "torch" && !File.Exists(s.DataPath) && !Directory.Exists(s.DataPath))
             errors.Add($"ect.data.path = \"{s.DataPath}\": no such file or folder (install Fashion-MNIST with `apt-get install dataset-fashion-mnist` or point ect.data.path at a dataset)");
         if (errors.Count > 0)

@@ -47,6 +47,10 @@ public sealed class ControlActor : ReceiveActor
                         null), TaskScheduler.Default)
                 .PipeTo(Sender);
         });
+        // Anything else that reaches the control actor (a bare command, a reply, whatever the wire could carry) is
+        // dropped: only a ControlRequest with the token is acted on.
+        ReceiveAny(m => _log.Warning("Dropped a {0} from {1}: the control endpoint accepts only control requests",
+            m.GetType().Name, Sender.Path));
     }
 
     private bool TokenMatches(string? presented)

@@ -2,6 +2,8 @@ using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
+using Akka.Remote;
+using Akka.Remote.Transport.DotNetty;
 
 namespace Ect.Actors.Control;
 
@@ -19,14 +21,19 @@ public sealed class ControlClient : IAsyncDisposable
     private readonly ActorSystem _system;
     private readonly ActorSelection _control;
     private readonly string _token;
+    private readonly ConnectionTrouble _trouble;
+    private readonly ControlClientTls? _tls;
 
     public ControlAddress Address { get; }
     public TimeSpan AskTimeout { get; }
     public int Attempts { get; }
 
-    private ControlClient(ActorSystem system, ControlAddress address, string token, TimeSpan askTimeout, int attempts)
+    private ControlClient(ActorSystem system, ControlAddress address, string token, TimeSpan askTimeout, int attempts,
+        ConnectionTrouble trouble, ControlClientTls? tls)
     {
         _system = system;
+        _trouble = trouble;
+        _tls = tls;
         Address = address;
         _token = token;
         AskTimeout = askTimeout;
@@ -58,11 +65,71 @@ public sealed class ControlClient : IAsyncDisposable
             }
             """).WithFallback(ControlEndpoint.SerializationConfig);
         var bootstrap = BootstrapSetup.Create().WithConfig(config);
+        var trouble = new ConnectionTrouble();
         var setup = ssl
-            ? ActorSystemSetup.Create(bootstrap, ControlEndpoint.PinnedSslSetup(tls!.Certificate, tls.PinnedThumbprints))
+            ? ActorSystemSetup.Create(bootstrap, ClientSslSetup(tls!, trouble))
             : ActorSystemSetup.Create(bootstrap);
         var system = ActorSystem.Create("ect-ctl", setup);
-        return new ControlClient(system, address, token, askTimeout ?? TimeSpan.FromSeconds(10), attempts);
+        var listener = ((ExtendedActorSystem)system).SystemActorOf(Props.Create(() => new AssociationErrorListener(trouble)), "ect-ctl-association-errors");
+        system.EventStream.Subscribe(listener, typeof(AssociationErrorEvent));
+        return new ControlClient(system, address, token, askTimeout ?? TimeSpan.FromSeconds(10), attempts, trouble, ssl ? tls : null);
+    }
+
+    /// <summary>
+    /// Mutual TLS that accepts only the pinned daemon thumbprints (as <see cref="ControlEndpoint.PinnedSslSetup"/>) and
+    /// remembers why it refused a daemon, so that the error says so instead of "no answer".
+    /// </summary>
+    private static DotNettySslSetup ClientSslSetup(ControlClientTls tls, ConnectionTrouble trouble)
+    {
+        if (tls.PinnedThumbprints.Count == 0)
+            throw new ControlException("TLS needs at least one pinned daemon thumbprint (--tls-pin).");
+        var pins = tls.PinnedThumbprints.Select(ControlSettings.NormalizeThumbprint).ToArray();
+        var pinned = CertificateValidation.PinnedCertificate(pins);
+        CertificateValidationCallback check = (certificate, chain, peer, errors, log) =>
+        {
+            if (pinned(certificate, chain, peer, errors, log)) return true;
+            trouble.RejectedDaemon = certificate is null
+                ? "the daemon presented no certificate"
+                : $"the daemon's certificate ({certificate.Subject}, thumbprint {certificate.Thumbprint}) is not pinned (--tls-pin {string.Join(", ", pins)})";
+            return false;
+        };
+        return new DotNettySslSetup(tls.Certificate, false, true, check);
+    }
+
+    /// <summary>What went wrong on the way to the daemon, seen from the client's side of the connection.</summary>
+    private sealed class ConnectionTrouble
+    {
+        public volatile string? RejectedDaemon;
+        public volatile Exception? AssociationError;
+    }
+
+    private sealed class AssociationErrorListener : ReceiveActor
+    {
+        public AssociationErrorListener(ConnectionTrouble trouble) =>
+            Receive<AssociationErrorEvent>(e => trouble.AssociationError = e.Cause);
+    }
+
+    /// <summary>Why no attempt got an answer, as precisely as the client knows it.</summary>
+    private string NoAnswer()
+    {
+        var where = $"{Address.Hostname}:{Address.Port}";
+        if (_trouble.RejectedDaemon is { } rejected)
+            return $"TLS with {where} failed: {rejected}. Pin the daemon's certificate thumbprint with --tls-pin, or check that " +
+                   $"{Address.SelectionPath} is the daemon you mean.";
+        if (_tls is { } tls && _trouble.AssociationError is { } error)
+            return $"TLS with {where} failed: the handshake did not complete ({Innermost(error)}). The daemon refuses a client certificate " +
+                   $"it has not pinned: is ours ({tls.Certificate.Subject}, thumbprint {tls.Certificate.Thumbprint}) in the daemon's " +
+                   "ect.control.tls.pinned-thumbprints?";
+        var cause = _trouble.AssociationError is { } e ? $" (connection: {Innermost(e)})" : "";
+        return $"No answer from {Address.SelectionPath} after {Attempts} attempt(s) of {AskTimeout.TotalSeconds:0.#} s{cause}: " +
+               "is the daemon running (`ect train`), and are the address and port right?";
+    }
+
+    private static string Innermost(Exception e)
+    {
+        var messages = new List<string>();
+        for (var x = e; x != null; x = x.InnerException) messages.Add(x.Message);
+        return string.Join(": ", messages.Distinct());
     }
 
     /// <summary>
@@ -87,9 +154,7 @@ public sealed class ControlClient : IAsyncDisposable
                 break;
             }
         }
-        throw new ControlException(
-            $"No answer from {Address.SelectionPath} after {Attempts} attempt(s) of {AskTimeout.TotalSeconds:0.#} s: " +
-            "is the daemon running (`ect train`), and are the address and port right?");
+        throw new ControlException(NoAnswer());
     }
 
     public async ValueTask DisposeAsync() => await _system.Terminate();

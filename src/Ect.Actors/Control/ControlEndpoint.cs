@@ -25,13 +25,27 @@ public static class ControlEndpoint
     public const string NonLoopbackWithoutTlsError =
         "binding to another address requires mutual TLS with pinned certificate thumbprints";
 
+    /// <summary>The name of the control endpoint's ActorSystem (what control.json and `ect ctl --system` name).</summary>
+    public const string SystemName = "ect";
+
+    // Every serializer Akka and Akka.Remote register by default, by name. Each is rebound to WireRefusingSerializer,
+    // so its wire id is unknown here: Newtonsoft JSON would build any CLR type a peer names (the run's internal
+    // messages), "proto" any protobuf message by type name (the journal's events), and the rest are Akka's own
+    // messages (PoisonPill, Identify, watch, remote deployment) that the control protocol does not use.
+    private static readonly string[] DefaultSerializerNames =
+        ["json", "bytes", "hyperion", "akka-misc", "primitive", "proto", "daemon-create", "akka-system-msg"];
+
     /// <summary>
-    /// Serialization bindings for the control messages (protobuf, see control.proto). Included in
-    /// <see cref="Configure"/> and in the client's configuration.
+    /// Serialization of the control connection, on both ends (the daemon's control system and `ect ctl`'s): the
+    /// control messages in protobuf (see control.proto) and the actor-selection envelope around a request, nothing
+    /// else. Every default serializer is replaced by <see cref="WireRefusingSerializer"/>, so a message of any other
+    /// type is refused on the way in (Akka.Remote logs and drops it) and on the way out.
+    /// Included in <see cref="Configure"/> and in the client's configuration.
     /// </summary>
     public static Config SerializationConfig { get; } = ConfigurationFactory.ParseString($$"""
         akka.actor {
           serializers {
+            {{string.Join("\n    ", DefaultSerializerNames.Select(n => $"{n} = \"Ect.Actors.Control.WireRefusingSerializer, ect\""))}}
             ect-control = "Ect.Actors.Control.ControlSerializer, ect"
           }
           serialization-bindings {
@@ -41,9 +55,16 @@ public static class ControlEndpoint
           }
           serialization-identifiers {
             "Ect.Actors.Control.ControlSerializer, ect" = {{ControlSerializer.SerializerId}}
+            "Ect.Actors.Control.WireRefusingSerializer, ect" = {{WireRefusingSerializer.SerializerId}}
           }
         }
         """);
+
+    /// <summary>The serializer ids a control system reads off the wire: the control protocol and Akka's selection envelope.</summary>
+    public static readonly IReadOnlySet<int> AcceptedSerializerIds = new HashSet<int> { ControlSerializer.SerializerId, SelectionEnvelopeSerializerId };
+
+    /// <summary>Akka.Remote's MessageContainerSerializer (ActorSelectionMessage), the envelope `ect ctl`'s selection travels in.</summary>
+    private const int SelectionEnvelopeSerializerId = 6;
 
     /// <summary>
     /// The HOCON fragment that turns on remoting for the control endpoint: dot-netty.tcp on ect.control's

@@ -10,10 +10,11 @@ using Microsoft.Extensions.Hosting;
 namespace Ect.Actors.Daemon;
 
 /// <summary>
-/// The daemon's Microsoft.Extensions.Hosting host with Akka.Hosting's actor system "ect": the system HOCON
-/// (<see cref="RunDaemon.SystemConfig"/>: dispatchers, serializers, journal), control remoting
-/// (<see cref="ControlHook"/>), and the run's actors, started by WithActors and kept in the ActorRegistry
-/// (<see cref="RunCoordinator"/> as /user/run, <see cref="ControlActor"/> as /user/control).
+/// The daemon's Microsoft.Extensions.Hosting host with Akka.Hosting's actor system "ect-run": the system HOCON
+/// (<see cref="RunDaemon.SystemConfig"/>: dispatchers, serializers, journal; no remoting), and the run's actors,
+/// started by WithActors and kept in the ActorRegistry (<see cref="RunCoordinator"/> as /user/run, and the
+/// <see cref="ControlActor"/> of the network-facing <see cref="ControlSystem"/> (<see cref="ControlHook"/>),
+/// a separate ActorSystem "ect" whose only actor is /user/control).
 ///
 /// The host has no console lifetime. `ect train` handles SIGTERM/SIGINT itself (TrainVerb): the signal must
 /// reach the coordinator (final checkpoint, RunInterrupted journaled, exit 0) before the actor system stops.
@@ -22,11 +23,13 @@ namespace Ect.Actors.Daemon;
 /// </summary>
 internal sealed class DaemonHost : IDisposable
 {
-    public const string SystemName = "ect";
+    /// <summary>The run's ActorSystem (local only; the control endpoint's system is <see cref="ControlEndpoint.SystemName"/>).</summary>
+    public const string SystemName = "ect-run";
 
     private readonly IHost _host;
     private ExceptionDispatchInfo? _startFailure;
     private bool _started;
+    private ControlSystem? _control;
 
     public DaemonHost(Config ect, string runDir, Props coordinator)
     {
@@ -35,7 +38,6 @@ internal sealed class DaemonHost : IDisposable
             {
                 services.AddAkka(SystemName, builder => builder
                     .AddHocon(RunDaemon.SystemConfig(ect, runDir), HoconAddMode.Append)
-                    .AddControlRemoting(ect, runDir)
                     .WithActors((system, registry) =>
                     {
                         // Akka.Hosting logs a failure here (with a stack trace on stdout) and rethrows; keep it
@@ -44,8 +46,8 @@ internal sealed class DaemonHost : IDisposable
                         {
                             var run = system.ActorOf(coordinator, "run");
                             registry.Register<RunCoordinator>(run);
-                            if (ControlHook.Start(system, run, ect, runDir) is { } control)
-                                registry.Register<ControlActor>(control);
+                            _control = ControlHook.Start(run, ect, runDir);
+                            if (_control is not null) registry.Register<ControlActor>(_control.Actor);
                         }
                         catch (Exception e)
                         {
@@ -74,20 +76,29 @@ internal sealed class DaemonHost : IDisposable
         return (system, coordinator);
     }
 
-    /// <summary>Stops the host: CoordinatedShutdown, which terminates the actor system.</summary>
+    /// <summary>Stops the control endpoint (no command arrives during the shutdown), then the host: CoordinatedShutdown,
+    /// which terminates the run's actor system.</summary>
     public async Task StopAsync(TimeSpan timeout)
     {
+        if (_control is { } control)
+        {
+            _control = null;
+            await control.StopAsync(timeout);
+        }
         if (!_started) return;
         using var cts = new CancellationTokenSource(timeout);
         await _host.StopAsync(cts.Token).WaitAsync(timeout).ContinueWith(_ => { });
     }
 
     /// <summary>
-    /// Disposes the host, waiting at most a few seconds: after a stop that timed out (a step that never returns) the
-    /// actor system cannot terminate, and its disposal would hold `ect train` past the bounded stop.
+    /// Stops the control system, then disposes the host, each waiting at most a few seconds: after a stop that timed
+    /// out (a step that never returns) the actor system cannot terminate, and its disposal would hold `ect train` past
+    /// the bounded stop.
     /// </summary>
     public void Dispose()
     {
+        try { _control?.StopAsync(TimeSpan.FromSeconds(3)).Wait(TimeSpan.FromSeconds(3)); }
+        catch (AggregateException) { /* shutting down anyway */ }
         var disposing = Task.Run(_host.Dispose);
         try { disposing.Wait(TimeSpan.FromSeconds(3)); }
         catch (AggregateException) { /* shutting down anyway */ }

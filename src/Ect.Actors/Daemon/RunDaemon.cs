@@ -25,6 +25,9 @@ public static class RunDaemon
     {
         var baseConfig = ConfigurationFactory.ParseString("""
             akka {
+              # The run's actors are never reachable from the network: remoting belongs to the control endpoint's own
+              # ActorSystem (Control/ControlSystem.cs), which hands validated commands to /user/run in-process.
+              actor.provider = local
               loglevel = WARNING
               stdout-loglevel = WARNING
               log-dead-letters = off

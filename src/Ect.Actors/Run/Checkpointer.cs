@@ -80,10 +80,35 @@ public sealed class Checkpointer : ReceiveActor
         Receive<DeleteCheckpoints>(m =>
         {
             foreach (var rel in m.RelativePaths)
-                try { File.Delete(Path.Combine(runDir, rel)); }
+            {
+                if (CheckpointFileIn(runDir, rel) is not { } path)
+                {
+                    _log.Error("Refused to delete '{0}': not a checkpoint file (checkpoints/ckpt-NNNNNNNNN.ckpt) of {1}", rel, runDir);
+                    continue;
+                }
+                try { File.Delete(path); }
                 catch (Exception e) { _log.Warning("Could not delete {0}: {1}", rel, e.Message); }
+            }
         });
     }
+
+    /// <summary>
+    /// The full path of <paramref name="relativePath"/> when it names a checkpoint file this actor writes
+    /// (checkpoints/ckpt-NNNNNNNNN.ckpt, directly inside RUN_DIR/checkpoints); null for anything else (an absolute
+    /// path, "..", another folder or file name), so that no message can make the checkpointer delete outside it.
+    /// </summary>
+    public static string? CheckpointFileIn(string runDir, string relativePath)
+    {
+        if (string.IsNullOrEmpty(relativePath) || Path.IsPathRooted(relativePath)) return null;
+        var folder = Path.GetFullPath(Path.Combine(runDir, Folder));
+        var full = Path.GetFullPath(Path.Combine(runDir, relativePath));
+        if (!string.Equals(Path.GetDirectoryName(full), folder, StringComparison.Ordinal)) return null;
+        var name = Path.GetFileName(full);
+        return CheckpointName.IsMatch(name) ? full : null;
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex CheckpointName =
+        new(@"^ckpt-[0-9]{9,19}\.ckpt$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     public static string Sha256File(string path)
     {

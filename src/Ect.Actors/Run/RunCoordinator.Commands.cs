@@ -66,8 +66,8 @@ public sealed partial class RunCoordinator
             case StopRun:
                 Record(key, true, "stopping: final checkpoint, then exit", sender, () => StopTrainer("ect ctl stop"));
                 break;
-            case SetStage s when s.Stage < 0:
-                Record(key, false, $"stage {s.Stage}: must be >= 0", sender);
+            case SetStage s when LiveKeyRanges.CheckStage(s.Stage) is { } outOfRange:
+                Record(key, false, outOfRange, sender);
                 break;
             case SetStage when _state.Phase != Phases.Tuning:
                 Record(key, false, StageRefusedOutsideTuning(_state.Phase), sender);

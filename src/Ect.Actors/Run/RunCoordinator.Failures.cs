@@ -17,7 +17,7 @@ public sealed partial class RunCoordinator
         if (_state.RollbacksInARow >= _settings.MaxRollbacks)
         {
             PersistEvent(new RunInterrupted { Step = m.Step, Reason = $"gave up after {_state.RollbacksInARow} rollbacks: {m.Reason}" },
-                _ => Complete(new RunOutcome(1, $"Training failed at step {m.Step}: {m.Reason}; gave up after {_state.RollbacksInARow} rollbacks.", m.Step)));
+                _ => Complete(new RunOutcome(1, $"Training failed at step {m.Step}: {m.Reason}; gave up after {_state.RollbacksInARow} rollbacks.{LiveChangesHint()}", m.Step)));
             return;
         }
         PersistEvent(new RolledBack { FromStep = m.Step, ToStep = to, Reason = m.Reason }, _ =>

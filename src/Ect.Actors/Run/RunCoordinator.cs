@@ -153,12 +153,12 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             .ToList();
         if (diffs.Count > 0)
             _log.Warning("The run continues with its recorded configuration; ignored differences: {0}. {1}", string.Join(", ", diffs), ResumeRule);
-        PersistInOrder(restartChanges, Initialize);
+        PersistInOrder(restartChanges, ResumeWithReverts);
     }
 
     private static bool RestartMutable(string key) =>
         key.StartsWith("ect.display.", StringComparison.Ordinal) || key.StartsWith("ect.control.", StringComparison.Ordinal)
-        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms"
+        || key is "ect.fake.step-ms" or "ect.fake.write-ms" or "ect.fake.eval-ms" or RevertCommandsKey
         || key is "ect.checkpoint.write-attempts" or "ect.checkpoint.write-retry-delay-ms" or "ect.run.stop-timeout-seconds";
 
     private Config EffectiveConfig()
@@ -200,7 +200,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     /// <summary>The last committed checkpoint whose file is intact (hash matches the journal); older ones if not.</summary>
     private ResumeInfo ResumePoint(List<(long Step, string Reason)> refused)
     {
-        var changes = _state.ConfigChanges.Select(c => (c.Step, c.Key, c.Value)).ToList();
+        var changes = LiveChanges.Effective(_state.ConfigChanges).Select(c => (c.Step, c.Key, c.Value)).ToList();
         var stages = _state.UserStages.Select(u => (u.Step, u.Stage)).ToList();
         for (int i = _state.Checkpoints.Count - 1; i >= 0; i--)
         {

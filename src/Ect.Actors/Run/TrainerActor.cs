@@ -72,6 +72,8 @@ public sealed class TrainerActor : ReceiveActor
         Receive<EvaluateNow>(_ => _evaluationRequested = true);
         Receive<ApplyConfig>(m =>
         {
+            // A live change supersedes the replayed changes of its key still ahead (LiveChanges.Effective).
+            _futureConfig.RemoveAll(c => c.Key == m.Key);
             Apply(m.Key, m.Value);
             _appliedConfig.Add((_step, m.Key, m.Value));
             Context.Parent.Tell(new ConfigApplied(_resume.Generation, m.Key, m.Value, _step, m.CommandKey));

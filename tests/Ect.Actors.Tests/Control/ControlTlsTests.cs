@@ -69,7 +69,10 @@ public sealed class ControlTlsTests : IAsyncLifetime
         await using var client = ControlClient.Create(_address, _token, TimeSpan.FromSeconds(3), 1,
             new ControlClientTls(_rogue, [_server.Thumbprint]));
         var act = () => client.SendAsync(new GetStatus("rogue-key"));
-        await act.Should().ThrowAsync<ControlException>().WithMessage("No answer from*");
+        // Said as TLS, with our certificate's thumbprint and where to pin it, not as "no answer" (issue 12, point 6).
+        (await act.Should().ThrowAsync<ControlException>()).Which.Message.Should()
+            .StartWith($"TLS with 127.0.0.1:{_address.Port} failed: the handshake did not complete")
+            .And.Contain(_rogue.Thumbprint).And.Contain("ect.control.tls.pinned-thumbprints");
     }
 
     [Fact]
@@ -78,7 +81,9 @@ public sealed class ControlTlsTests : IAsyncLifetime
         await using var client = ControlClient.Create(_address, _token, TimeSpan.FromSeconds(3), 1,
             new ControlClientTls(_client, [_rogue.Thumbprint]));
         var act = () => client.SendAsync(new GetStatus("k"));
-        await act.Should().ThrowAsync<ControlException>().WithMessage("No answer from*");
+        (await act.Should().ThrowAsync<ControlException>()).Which.Message.Should()
+            .StartWith($"TLS with 127.0.0.1:{_address.Port} failed: the daemon's certificate")
+            .And.Contain(_server.Thumbprint).And.Contain("is not pinned").And.Contain(_rogue.Thumbprint);
     }
 
     private sealed class EchoCoordinator : ReceiveActor

@@ -59,6 +59,18 @@ public sealed class CtlVerbTests : TestKit, IDisposable
     }
 
     [Fact]
+    public async Task An_accepted_set_prints_its_command_id_for_a_revert()
+    {
+        var run = Task.Run(() => RunEct("ctl", "set", "tuning.lr=2e-4", "--run-dir", _runDir));
+        var cmd = _coordinator.ExpectMsg<SetConfigValue>(TimeSpan.FromSeconds(20));
+        _coordinator.Reply(new RunCommandReply(cmd.IdempotencyKey, true, "ect.tuning.lr = 2e-4 from step 12", null));
+
+        var (code, output, err) = await run;
+        code.Should().Be(0, err);
+        output.Should().Contain($"command id {cmd.IdempotencyKey}").And.Contain($"--revert-command {cmd.IdempotencyKey}");
+    }
+
+    [Fact]
     public void Wrong_token_file_is_refused_with_exit_1()
     {
         var bad = Path.Combine(_runDir, "bad.token");

@@ -33,7 +33,7 @@ public class DaemonHostingTests
         });
         outcome.ExitCode.Should().Be(0);
         var s = await seen.Task;
-        s.Name.Should().Be("ect");
+        s.Name.Should().Be(DaemonHost.SystemName);
         s.LogLevel.Should().Be("WARNING", "the system HOCON (AddHocon) is not overridden by Akka.Hosting's logging defaults");
         s.Journal.Should().Be("akka.persistence.journal.sql");
         s.Dispatcher.Should().Be("PinnedDispatcher");
@@ -56,17 +56,24 @@ public class DaemonHostingTests
     public async Task With_control_enabled_the_control_actor_is_registered_and_control_json_names_the_bound_port()
     {
         var dir = NewRunDir();
-        var seen = new TaskCompletionSource<(bool Registered, int Port)>();
+        var seen = new TaskCompletionSource<(bool Registered, int Port, string ControlSystem, bool RunIsLocal, string RunProvider)>();
         var outcome = await RunDaemonAsync(dir, Settings("control.enabled=on", "run.max-steps=3"), onStarted: (sys, _) =>
         {
             var registered = ActorRegistry.For(sys).TryGet<ControlActor>(out var control) && control.Path.Name == ControlActor.Name;
-            seen.TrySetResult((registered, ControlEndpoint.AddressOf(sys).Port));
+            // The control actor lives in its own, network-facing system; the run's system has no remoting at all.
+            var controlSystem = ((ActorRefWithCell)control).Underlying.System;
+            var runProvider = ((ExtendedActorSystem)sys).Provider;
+            seen.TrySetResult((registered, ControlEndpoint.AddressOf(controlSystem).Port, controlSystem.Name,
+                runProvider.DefaultAddress.HasLocalScope, runProvider.GetType().Name));
         });
         outcome.ExitCode.Should().Be(0);
-        var (ok, port) = await seen.Task;
+        var (ok, port, controlName, runIsLocal, runProviderName) = await seen.Task;
         ok.Should().BeTrue();
         port.Should().BeGreaterThan(0);
         ControlAddressFile.Read(dir).Port.Should().Be(port);
+        controlName.Should().Be(ControlEndpoint.SystemName);
+        runIsLocal.Should().BeTrue("the run's ActorSystem has no network address");
+        runProviderName.Should().Be(nameof(LocalActorRefProvider));
     }
 
     [Fact]
