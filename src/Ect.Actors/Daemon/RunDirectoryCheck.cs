@@ -56,12 +56,17 @@ public static class RunDirectoryCheck
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             try { File.Delete(probe); } catch (Exception) { /* nothing was created, or it cannot be deleted either */ }
-            throw new ConfigurationException($"{what} is not writable ({Reason(e)}): this is not another `ect train` " +
+            throw new ConfigurationException($"{what} is not writable ({Reason(e, probe)}): this is not another `ect train` " +
                 "holding the run, the directory itself refuses writes. " + Fix);
         }
     }
 
-    /// <summary>The operating system's words (the inner exception holds the errno text for EPERM/EACCES).</summary>
-    private static string Reason(Exception e) =>
-        e.InnerException is { } inner && inner.Message != e.Message ? $"{inner.Message}: {e.Message}" : e.Message;
+    /// <summary>The operating system's words (the inner exception holds the errno text for EPERM/EACCES) and, where
+    /// known, the errno's number and name (Run.IoError, as the checkpointer reports it: "errno 28, ENOSPC").</summary>
+    private static string Reason(Exception e, string? probe = null)
+    {
+        var words = e.InnerException is { } inner && inner.Message != e.Message ? $"{inner.Message}: {e.Message}" : e.Message;
+        var errno = System.Text.RegularExpressions.Regex.Match(Run.IoError.Describe(e, probe), @"\(errno [^)]*\)$");
+        return errno.Success ? $"{words} {errno.Value}" : words;
+    }
 }

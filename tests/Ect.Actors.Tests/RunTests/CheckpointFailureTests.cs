@@ -22,9 +22,10 @@ public class CheckpointFailureTests(ITestOutputHelper output)
 {
     private static readonly string[] Retry = ["checkpoint.write-attempts=2", "checkpoint.write-retry-delay-ms=100"];
 
-    private static async Task<RunOutcome> RunBounded(string dir, RunSettings s, TimeSpan limit)
+    private static async Task<RunOutcome> RunBounded(string dir, RunSettings s, TimeSpan limit, Action? onStarted = null)
     {
-        var run = Ect.Actors.Daemon.RunDaemon.RunAsync(s, dir, Ect.Actors.Engine.Engines.Fake, CancellationToken.None, TextWriter.Null);
+        var run = Ect.Actors.Daemon.RunDaemon.RunAsync(s, dir, Ect.Actors.Engine.Engines.Fake, CancellationToken.None, TextWriter.Null,
+            onStarted: onStarted is null ? null : (_, _) => onStarted());
         (await Task.WhenAny(run, Task.Delay(limit))).Should().BeSameAs(run, $"the run must end within {limit.TotalSeconds} s, not wait for a commit");
         return await run;
     }
@@ -52,11 +53,20 @@ public class CheckpointFailureTests(ITestOutputHelper output)
         var dir = Directory.CreateDirectory(Path.Combine(disk.Dir, "run")).FullName;
         (await RunBounded(dir, Settings("run.max-steps=10"), TimeSpan.FromSeconds(60))).Step.Should().Be(10);
         var ckpts = Path.Combine(dir, Checkpointer.Folder);
+        // Immutable before the start: refused at once by the start-up check, naming the folder and the errno.
         SmallDisk.Immutable(ckpts, true);
+        try
+        {
+            var refused = async () => await RunBounded(dir, Settings(Retry), TimeSpan.FromSeconds(60));
+            (await refused.Should().ThrowAsync<Ect.Actors.Configuration.ConfigurationException>())
+                .Which.Message.Should().Contain(ckpts).And.Contain("EPERM");
+        }
+        finally { SmallDisk.Immutable(ckpts, false); }
+        // Immutable once the run has started (past the start-up check): the checkpoint write fails mid-run.
         RunOutcome failed;
         try
         {
-            failed = await RunBounded(dir, Settings(Retry), TimeSpan.FromSeconds(60));
+            failed = await RunBounded(dir, Settings(Retry), TimeSpan.FromSeconds(60), onStarted: () => SmallDisk.Immutable(ckpts, true));
             Directory.GetFiles(ckpts).Select(Path.GetFileName).Should().BeEquivalentTo(["ckpt-000000010.ckpt"], "nothing could be added");
         }
         finally { SmallDisk.Immutable(ckpts, false); }

@@ -23,7 +23,7 @@ public class SerializationTests
     internal static RunState EveryFieldSet()
     {
         var st = new RunState();
-        st.Apply(new RunStarted { RunId = "r", ConfigHocon = "ect {}" });
+        st.Apply(new RunStarted { RunId = "r", ConfigHocon = "ect {}", RunUuid = "0b6f1c9e-2f4a-4e43-9c1d-5d2a7e8f9a01", RunDir = "/runs/r", Host = "h" });
         st.Apply(new PhaseChanged { Phase = "tuning", Step = 5 });
         st.Apply(new CheckpointCommitted { Path = "p", Step = 10, Kimg = 0.32, Sha256 = "x", Phase = "tuning", Stage = 1 });
         st.Apply(new StageAdvanced { Stage = 3, Step = 11, ByUser = true, IdempotencyKey = "k0" });
