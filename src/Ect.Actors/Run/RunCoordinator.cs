@@ -72,6 +72,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             PersistOnce($"stage:{m.Stage}:{m.Step}", new StageAdvanced { Stage = m.Stage, Step = m.Step }));
         Command<ConfigApplied>(m => Current(m.Generation), OnConfigApplied);
         Command<StageApplied>(m => Current(m.Generation), OnStageApplied);
+        Command<TrainingPaused>(m => Current(m.Generation), OnTrainingPaused);
         Command<CheckpointWritten>(m => Current(m.Generation), OnCheckpointWritten);
         Command<CheckpointWriteFailed>(m => _log.Error("Checkpoint at step {0} not written: {1}", m.Step, m.Reason));
         Command<EvaluationRequest>(r =>
