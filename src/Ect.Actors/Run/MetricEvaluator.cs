@@ -113,14 +113,17 @@ public sealed class FdResNet18Evaluator : ReceiveActor
                 if (!double.IsFinite(result.Value)) throw new NonFiniteEvaluationException($"{name} came out {result.Value}");
                 return result;
             }
-            catch (Exception e) when (attempt < MaxAttempts && e is NonFiniteEvaluationException or System.Runtime.InteropServices.ExternalException
-                                          || e is ArgumentException && e.Message.Contains("not finite"))
+            catch (Exception e) when (attempt < MaxAttempts && IsCorruptedByTheRace(e))
             {
                 _log.Warning("{0} at step {1}, attempt {2} of {3}: {4}; computing it again (TorchSharp's finalizer race: see FdResNet18Evaluator.ComputeWithRetry)",
                     name, step, attempt, MaxAttempts, e.Message);
             }
         }
     }
+
+    private static bool IsCorruptedByTheRace(Exception e) =>
+        e is NonFiniteEvaluationException or System.Runtime.InteropServices.ExternalException
+        || (e is ArgumentException && e.Message.Contains("not finite", StringComparison.Ordinal));
 
     /// <summary>Samples or a value that are not finite although the weights are: recomputed by <see cref="ComputeWithRetry"/>.</summary>
     public sealed class NonFiniteEvaluationException(string message) : Exception(message);
