@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Ect.Actors.Control;
+using Ect.Actors.Daemon;
 using Spectre.Console;
 
 namespace Ect.Actors.Cli;
@@ -8,7 +9,8 @@ namespace Ect.Actors.Cli;
 /// <summary>
 /// `ect ctl status|pause|resume|checkpoint|eval|stage N|set KEY=VALUE|stop (--run-dir DIR | --address HOST:PORT --token-file F)`:
 /// sends one command to a running daemon's control endpoint and prints the reply. Exit code 0 when the command
-/// was accepted, 1 when refused, 2 when the daemon could not be reached or the arguments were wrong.
+/// was accepted, 1 when refused, 2 when the daemon could not be reached (or has exited: no live RUN_DIR/run.lock) or the
+/// arguments were wrong.
 /// </summary>
 public sealed class CtlVerb : ICliVerb
 {
@@ -27,9 +29,10 @@ public sealed class CtlVerb : ICliVerb
 
     public Command Build()
     {
-        var ctl = new Command("ctl", "Control a running training daemon (status, pause, resume, checkpoint, eval, stage, set, stop).");
+        var ctl = new Command("ctl", "Control a running training daemon (status, pause, resume, checkpoint, eval, stage, set, stop). " +
+            "With --run-dir, a run whose daemon has exited is reported at once (exit 2) with the command that continues it.");
         ctl.Subcommands.Add(Simple("status", "Show the run's status.", key => new GetStatus(key)));
-        ctl.Subcommands.Add(Simple("pause", "Pause training after the current step.", key => new PauseRun(key)));
+        ctl.Subcommands.Add(Simple("pause", "Pause training after the current step; answers with the last step done (\"paused after step N\").", key => new PauseRun(key)));
         ctl.Subcommands.Add(Simple("resume", "Resume a paused run.", key => new ResumeRun(key)));
         ctl.Subcommands.Add(Simple("checkpoint", "Write a checkpoint now.", key => new RequestCheckpoint(key)));
         ctl.Subcommands.Add(Simple("eval", "Run the evaluation now.", key => new RequestEvaluation(key)));
@@ -127,9 +130,19 @@ public sealed class CtlVerb : ICliVerb
         }
         if (runDir is not { Length: > 0 })
             throw new ControlException("give --run-dir DIR (the daemon's run directory) or --address HOST:PORT --token-file FILE.");
+        // A daemon holds RUN_DIR/run.lock for as long as it lives: without a holder, control.json is left over from
+        // one that has exited, and asking its old port would only time out.
+        if (Directory.Exists(runDir) && File.Exists(ControlAddressFile.PathIn(runDir)) && !RunLock.IsHeld(runDir))
+            throw new ControlException(NotRunning(runDir));
         var a = ControlAddressFile.Read(runDir);
         return (a, ControlEndpoint.ReadToken(tokenFile ?? Path.Combine(runDir, ControlSettings.Default.TokenFile)));
     }
+
+    /// <summary>What `ect ctl` says about a run directory whose daemon has exited.</summary>
+    public static string NotRunning(string runDir) =>
+        $"the run in '{runDir}' is not running: no daemon holds {Path.Combine(runDir, RunLock.FileName)} " +
+        $"({ControlAddressFile.FileName} is left from a daemon that has exited). To continue the run from its last checkpoint, " +
+        $"start it again: `ect train --run-dir {runDir}` (with the --config it was started with); `ect inspect {runDir}` shows where it stopped.";
 
     private static ControlAddress ParseAddress(string address, string system)
     {

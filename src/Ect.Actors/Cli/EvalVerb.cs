@@ -24,6 +24,7 @@ public sealed record EvalArgs
     public string? Data { get; init; }
     public string? InceptionWeights { get; init; }
     public string? Out { get; init; }
+    public bool Overwrite { get; init; }
     public int Threads { get; init; } = 2;
     public string? CacheDir { get; init; }
     public int? RefNum { get; init; }
@@ -45,8 +46,8 @@ public sealed class EvalVerb : ICliVerb
 
     public Command Build()
     {
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint of `ect train` (RUN_DIR/checkpoints/ckpt-*.ckpt) or `ect export` weights (.safetensors); its EMA network is sampled with the consistency sampler." };
-        var teacher = new Option<string?>("--teacher") { Description = "Checkpoint whose EMA network is sampled as an EDM denoiser (use with --sampler heun)." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "A checkpoint of `ect train` (RUN_DIR/checkpoints/ckpt-*.ckpt), an exported .safetensors, or a run directory (its latest checkpoint); its EMA network is sampled with the consistency sampler." };
+        var teacher = new Option<string?>("--teacher") { Description = "A checkpoint, exported .safetensors or run directory (its latest checkpoint) whose EMA network is sampled as an EDM denoiser (use with --sampler heun)." };
         var metric = new Option<string>("--metric") { Description = "fd-resnet18 (cheap, not FID) or fid (Inception-v3, needs --inception-weights).", DefaultValueFactory = _ => "fd-resnet18" };
         var steps = new Option<int?>("--steps") { Description = "Sampling steps (consistency: 1 -> t=[80], 2 -> [80, 0.821], more: EDM rho=7 schedule; heun: N steps = 2N-1 evaluations)." };
         var sampler = new Option<string?>("--sampler") { Description = "consistency (default with --checkpoint; with --teacher: the diffusion model's own few-step output, a baseline) or heun (default with --teacher)." };
@@ -56,21 +57,22 @@ public sealed class EvalVerb : ICliVerb
         var seed = new Option<int>("--seed") { Description = "Noise seed.", DefaultValueFactory = _ => 0 };
         var data = new Option<string?>("--data") { Description = "Reference dataset (default: the checkpoint's data-path)." };
         var weights = new Option<string?>("--inception-weights") { Description = "pytorch-fid weights (pt_inception-2015-12-05-6726825d.pth or .safetensors); fid only." };
-        var output = new Option<string?>("--out") { Description = "JSON result file (default: beside the checkpoint, its name with the extension replaced by .<metric>-<N>step.json, e.g. ckpt-000000800.fd-resnet18-2step.json)." };
+        var output = new Option<string?>("--out") { Description = "JSON result file (default: RUN_DIR/eval/<checkpoint>.<metric>-<sampler>-<N>step.json for a run's checkpoint, beside the file otherwise; an existing default name gets -2, -3, ...). An existing --out file is refused unless --overwrite." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --out file." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for TorchSharp and ONNX Runtime.", DefaultValueFactory = _ => 2 };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Reference statistics cache folder (default ~/.cache/ect/stats)." };
-        var refNum = new Option<int?>("--ref-num") { Description = "Reference images: the first K of the dataset (default: all)." };
+        var refNum = new Option<int?>("--ref-num") { Description = "Reference images: the first K of the dataset (default: as many as --num, at most the whole dataset; statistics are cached)." };
         var batch = new Option<int>("--batch") { Description = "Images per generation batch.", DefaultValueFactory = _ => 32 };
         var grid = new Option<string?>("--grid") { Description = "Also save the first --grid-count generated images (the ones measured) as a PNG grid." };
         var gridCount = new Option<int?>("--grid-count") { Description = "Images in the --grid PNG (a square number looks best; default 64, or --num when smaller)." };
         var cmd = new Command("eval", "FD-ResNet18 or FID of a checkpoint's few-step (or Heun) samples against a dataset.");
-        foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, threads, cacheDir, refNum, batch, grid, gridCount })
+        foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, overwrite, threads, cacheDir, refNum, batch, grid, gridCount })
             cmd.Options.Add(o);
         cmd.SetAction((r, ct) => Task.Run(() => Run(new EvalArgs
         {
             Checkpoint = r.GetValue(checkpoint), Teacher = r.GetValue(teacher), Metric = r.GetValue(metric)!, Steps = r.GetValue(steps),
             Sampler = r.GetValue(sampler), Nfe = r.GetValue(nfe), T = r.GetValue(t), Num = r.GetValue(num), Seed = r.GetValue(seed),
-            Data = r.GetValue(data), InceptionWeights = r.GetValue(weights), Out = r.GetValue(output), Threads = r.GetValue(threads),
+            Data = r.GetValue(data), InceptionWeights = r.GetValue(weights), Out = r.GetValue(output), Overwrite = r.GetValue(overwrite), Threads = r.GetValue(threads),
             CacheDir = r.GetValue(cacheDir), RefNum = r.GetValue(refNum), Batch = r.GetValue(batch),
             Grid = r.GetValue(grid), GridCount = r.GetValue(gridCount) ?? Math.Min(64, Math.Max(1, r.GetValue(num) ?? 64)),
         }, ct), ct));
@@ -103,7 +105,7 @@ public sealed class EvalVerb : ICliVerb
         // Everything that can be checked without loading anything comes first.
         if ((a.Checkpoint is null) == (a.Teacher is null))
             throw new UsageException("give exactly one of --checkpoint CK (consistency sampling) or --teacher CK (Heun sampling).");
-        var path = (a.Checkpoint ?? a.Teacher)!;
+        var given = (a.Checkpoint ?? a.Teacher)!;
         var metric = a.Metric.ToLowerInvariant() switch
         {
             "fd-resnet18" => "fd-resnet18",
@@ -122,8 +124,16 @@ public sealed class EvalVerb : ICliVerb
             throw new UsageException($"--grid-count {a.GridCount}: must be between 1 and --num ({num}).");
         if (a.RefNum is < 2) throw new UsageException($"--ref-num {a.RefNum}: must be >= 2.");
         var sampler = ChooseSampler(a);
+        if (a.Out is { } explicitOut && File.Exists(explicitOut) && !a.Overwrite)
+            throw new UsageException($"--out {explicitOut}: the file exists (an earlier result?); choose another --out, or pass --overwrite to replace it.");
+        // A run directory means its latest checkpoint, as for `ect inspect` and `ect export`.
+        var path = Directory.Exists(given) ? Inspection.CheckpointSummary.LatestIn(given) : given;
         if (!File.Exists(path)) throw new UsageException($"checkpoint '{path}' does not exist.");
+        // Default reference size: as many images as are generated (at most the dataset), the protocol of docs/results.md
+        // (10,000 samples vs the first 10,000 training images); the whole training set cost ~25 minutes for any --num.
+        var refNum = a.RefNum ?? num;
 
+        Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
         torch.set_num_threads(a.Threads);
         using var model = CheckpointModel.Load(path, a.Teacher is not null ? PrecondKind.Edm : PrecondKind.Ect);
         var dataPath = a.Data ?? model.DataPath
@@ -137,7 +147,7 @@ public sealed class EvalVerb : ICliVerb
         // The grid shows the first images of the measured set itself, not a separate draw.
         var gridPixels = new List<float>();
         var gridImages = 0;
-        var request = new EvalRequest(model, sampler, extractor, dataPath, num, a.Seed, a.RefNum ?? 0, cacheDir, a.Batch)
+        var request = new EvalRequest(model, sampler, extractor, dataPath, num, a.Seed, refNum, cacheDir, a.Batch)
         {
             OnGenerated = a.Grid is null ? null : x =>
             {
@@ -149,7 +159,8 @@ public sealed class EvalVerb : ICliVerb
             },
         };
         Console.Out.WriteLine($"ect eval: {label} of {num} images from '{path}' (step {model.Step}, {model.Phase}), " +
-                              $"{sampler.Name} sampler, {sampler.Steps} step(s), {sampler.Nfe} NFE, seed {a.Seed}; reference '{dataPath}'");
+                              $"{sampler.Name} sampler, {sampler.Steps} step(s), {sampler.Nfe} NFE, seed {a.Seed}; reference: the first {refNum} images of '{dataPath}'" +
+                              (a.RefNum is null ? " (--ref-num defaults to --num; give --ref-num K for another count)" : ""));
         if (a.Checkpoint is not null && model.TrainedAs == PrecondKind.Edm)
             Console.Error.WriteLine($"note: '{path}' is from {model.Phase} (an EDM denoiser, not yet consistency-tuned): its few-step samples are not an ECT result; " +
                                     "`--teacher CK --sampler heun` samples it as EDM does.");
@@ -170,8 +181,8 @@ public sealed class EvalVerb : ICliVerb
                 $"{Path.GetFileName(path)} step {model.Step} | {sampler.Name}, {sampler.Steps} step(s){times} | seed {a.Seed}");
             Console.Out.WriteLine($"wrote {a.Grid} ({gridImages} images, each scaled to >= {Ect.Actors.Output.ViewGrid.MinTilePixels} px) and {raw} (raw size)");
         }
-        var outPath = a.Out ?? Path.ChangeExtension(path, $".{metric}-{sampler.Steps}step.json");
-        WriteJson(outPath, label, outcome, model, sampler, a.Seed, num, dataPath);
+        var outPath = a.Out ?? EvalResultPath.Default(path, $"{metric}-{sampler.Name}-{sampler.Steps}step");
+        WriteJson(outPath, label, outcome, model, sampler, a.Seed, num, dataPath, overwrite: a.Out is not null && a.Overwrite);
         Console.Out.WriteLine($"wrote {outPath}");
         return 0;
     }
@@ -259,7 +270,8 @@ public sealed class EvalVerb : ICliVerb
         public void Report(MetricProgress value) => report(value);
     }
 
-    private static void WriteJson(string outPath, string label, EvaluationOutcome o, CheckpointModel model, SamplerChoice sampler, int seed, int num, string dataPath)
+    private static void WriteJson(string outPath, string label, EvaluationOutcome o, CheckpointModel model, SamplerChoice sampler, int seed, int num, string dataPath,
+        bool overwrite)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
         Directory.CreateDirectory(dir);
@@ -288,6 +300,11 @@ public sealed class EvalVerb : ICliVerb
         };
         var tmp = outPath + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-        File.Move(tmp, outPath, overwrite: true);
+        try { File.Move(tmp, outPath, overwrite); }
+        catch (IOException) when (!overwrite && File.Exists(outPath))
+        {
+            File.Delete(tmp);
+            throw new UsageException($"--out {outPath}: the file appeared while evaluating; the result was not written over it. Run again with another --out.");
+        }
     }
 }

@@ -65,6 +65,26 @@ public sealed class RunLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether a live daemon holds <paramref name="runDir"/>'s lock. False when run.lock is absent (the daemon exited
+    /// cleanly) or nobody holds it (a killed daemon's stale file). Probes with a shared lock that it drops at once;
+    /// an `ect train` that starts in that instant is told the directory is in use and can simply be started again.
+    /// </summary>
+    public static bool IsHeld(string runDir)
+    {
+        var path = System.IO.Path.Combine(runDir, FileName);
+        try
+        {
+            // Read access with sharing: .NET takes a shared flock, which fails only against the daemon's exclusive one.
+            using var probe = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return false;
+        }
+        catch (FileNotFoundException) { return false; }
+        catch (DirectoryNotFoundException) { return false; }
+        catch (IOException) { return true; }
+        catch (UnauthorizedAccessException) { return true; } // cannot tell: let the caller try to reach it
+    }
+
     /// <summary>Deletes the lock file, then releases the lock (delete first: no moment where a stale-looking file is unlocked).</summary>
     public void Dispose()
     {

@@ -52,6 +52,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         _o = options;
         _scratchDir = scratchDir;
         Directory.CreateDirectory(scratchDir);
+        Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
         torch.set_num_threads(options.Threads);
         torch.random.manual_seed(options.Seed); // weight initialisation
         _net = new EctPrecond(options.Network);

@@ -90,6 +90,7 @@ public sealed class CheckpointModel : IDisposable
     public static CheckpointModel Load(string path, PrecondKind? @as = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist.", path);
+        Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
         var contents = Safetensors.Read(path);
         SongUNetPrecond? net = null;
         try

@@ -27,7 +27,8 @@ public sealed record ResumeInfo(
 
 internal sealed record StartTraining(ResumeInfo Resume);
 internal sealed record Tick;
-internal sealed record PauseTraining(bool Paused);
+/// <summary>CommandKey: set by `ect ctl pause`; the trainer then answers <see cref="TrainingPaused"/> with the step it stopped after.</summary>
+internal sealed record PauseTraining(bool Paused, string? CommandKey = null);
 internal sealed record StopTraining(string Reason);
 internal sealed record CheckpointNow;
 internal sealed record EvaluateNow;
@@ -36,6 +37,8 @@ internal sealed record ApplyStage(int Stage, string CommandKey);
 
 internal sealed record ConfigApplied(int Generation, string Key, string Value, long Step, string CommandKey);
 internal sealed record StageApplied(int Generation, int Stage, long Step, string CommandKey);
+/// <summary>The trainer has paused: Step is the last step it completed (no step runs after it until a resume).</summary>
+internal sealed record TrainingPaused(int Generation, long Step, string CommandKey);
 internal sealed record PhaseReached(int Generation, string Phase, long Step);
 internal sealed record StageReached(int Generation, int Stage, long Step);
 internal sealed record StepFailed(int Generation, long Step, string Reason);

@@ -78,8 +78,8 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         var metrics = new Dictionary<string, double>();
         foreach (var n in _s.SamplingSteps)
         {
-            var result = MetricRunner.Compute(b => GenerateBatch(model, n, b), _s.Count, _extractor, reference.Statistics);
             var name = MetricKey(n);
+            var result = ComputeWithRetry(model, n, reference, name, step);
             metrics[name] = result.Value;
             foreach (var w in result.Warnings)
                 if (_warned.Add(w)) _log.Warning("{0} at step {1}: {2} (said once)", name, step, w);
@@ -90,6 +90,43 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         FdPlot.Write(_runDir);
         return metrics;
     }
+
+    /// <summary>Attempts per value before the evaluation is reported failed (see <see cref="ComputeWithRetry"/>).</summary>
+    public const int MaxAttempts = 3;
+
+    /// <summary>
+    /// One value, computed again (the same seeds, so the same bits when nothing went wrong) when samples or statistics
+    /// came out non-finite or libtorch threw. Why: TorchSharp 0.107 frees its implicitly created Scalars from the GC
+    /// finalizer without keeping them alive through the native call that reads them, and in the daemon the trainer's
+    /// allocations trigger collections at any instant of this thread's native calls; a freed Scalar then gives libtorch
+    /// garbage (non-finite samples) or an error. `ect eval` (one thread) never sees it. The statistics avoid implicit
+    /// Scalars (FeatureStatisticsAccumulator); the network's forward pass cannot, so a corrupted pass is recomputed.
+    /// A failure that repeats MaxAttempts times is reported as before.
+    /// </summary>
+    private MetricResult ComputeWithRetry(IEvaluationModel model, int samplingSteps, DatasetReferenceResult reference, string name, long step)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var result = MetricRunner.Compute(b => GenerateBatch(model, samplingSteps, b), _s.Count, _extractor!, reference.Statistics);
+                if (!double.IsFinite(result.Value)) throw new NonFiniteEvaluationException($"{name} came out {result.Value}");
+                return result;
+            }
+            catch (Exception e) when (attempt < MaxAttempts && IsCorruptedByTheRace(e))
+            {
+                _log.Warning("{0} at step {1}, attempt {2} of {3}: {4}; computing it again (TorchSharp's finalizer race: see FdResNet18Evaluator.ComputeWithRetry)",
+                    name, step, attempt, MaxAttempts, e.Message);
+            }
+        }
+    }
+
+    private static bool IsCorruptedByTheRace(Exception e) =>
+        e is NonFiniteEvaluationException or System.Runtime.InteropServices.ExternalException
+        || (e is ArgumentException && e.Message.Contains("not finite", StringComparison.Ordinal));
+
+    /// <summary>Samples or a value that are not finite although the weights are: recomputed by <see cref="ComputeWithRetry"/>.</summary>
+    public sealed class NonFiniteEvaluationException(string message) : Exception(message);
 
     /// <summary>"fd-resnet18-1step", "fd-resnet18-2step": the metric names in EvaluationDone, the journal and metrics.jsonl.</summary>
     public static string MetricKey(int samplingSteps) => $"{TypeName}-{samplingSteps}step";
@@ -115,6 +152,8 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         long[] shape = [n, model.Channels, model.Resolution, model.Resolution];
         if (pixels.LongLength != shape.Aggregate(1L, (a, b) => a * b))
             throw new InvalidDataException($"the model returned {pixels.Length} values for {n} images of {model.Channels}x{model.Resolution}x{model.Resolution}");
+        if (Array.FindIndex(pixels, v => !float.IsFinite(v)) is var bad and >= 0)
+            throw new NonFiniteEvaluationException($"batch {batchIndex} of the {samplingSteps}-step samples has a non-finite value ({pixels[bad]} at {bad})");
         return tensor(pixels, shape);
     }
 

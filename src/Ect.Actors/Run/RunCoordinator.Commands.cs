@@ -26,7 +26,7 @@ public sealed partial class RunCoordinator
     private void OnRunCommand(RunCommand cmd)
     {
         var key = cmd.IdempotencyKey;
-        if (cmd is GetStatus) { Sender.Tell(Reply(key, true, "status")); return; }
+        if (cmd is GetStatus) { Sender.Tell(Reply(key, true, "")); return; } // the status is the answer: no message
         if (_state.Commands.TryGetValue(key, out var done)) { Sender.Tell(Reply(key, done.Accepted, done.Message)); return; }
         if (_inFlight.TryGetValue(key, out var waiting)) { waiting.Add(Sender); return; }
         if (_settings == null || _completed || _halt != null)
@@ -41,11 +41,9 @@ public sealed partial class RunCoordinator
                 Record(key, true, "already paused", sender);
                 break;
             case PauseRun:
-                PersistEvent(new RunPaused { Step = Status().Step, IdempotencyKey = key }, e =>
-                {
-                    _trainer.Tell(new PauseTraining(true));
-                    sender.Tell(Reply(key, true, $"paused at step {e.Step}"));
-                });
+                // Journaled once the trainer says which step it stopped after (OnTrainingPaused).
+                _inFlight[key] = [sender];
+                _trainer.Tell(new PauseTraining(true, key));
                 break;
             case ResumeRun when !_state.Paused:
                 Record(key, true, "not paused", sender);
@@ -120,6 +118,10 @@ public sealed partial class RunCoordinator
         PersistEvent(new StageAdvanced { Stage = m.Stage, Step = m.Step, ByUser = true, IdempotencyKey = m.CommandKey },
             _ => Answer(m.CommandKey, $"stage set to {m.Stage} at step {m.Step}"));
     }
+
+    private void OnTrainingPaused(TrainingPaused m) =>
+        PersistEvent(new RunPaused { Step = m.Step, IdempotencyKey = m.CommandKey },
+            e => Answer(m.CommandKey, RunState.PausedMessage(e.Step)));
 
     private void Answer(string key, string message)
     {

@@ -77,6 +77,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
             PersistOnce($"stage:{m.Stage}:{m.Step}", new StageAdvanced { Stage = m.Stage, Step = m.Step }));
         Command<ConfigApplied>(m => Current(m.Generation), OnConfigApplied);
         Command<StageApplied>(m => Current(m.Generation), OnStageApplied);
+        Command<TrainingPaused>(m => Current(m.Generation), OnTrainingPaused);
         Command<CheckpointWritten>(m => Current(m.Generation), OnCheckpointWritten);
         // The checkpointer has already tried again: without checkpoints the run must not go on (nor wait for a commit).
         Command<CheckpointWriteFailed>(m => EndWithError(m.Step, m.Reason));

@@ -74,7 +74,7 @@ public sealed class RunState
                 ConfigChanges.Add(c);
                 Remember(c.IdempotencyKey, true, $"{c.Key} = {c.Value} from step {c.Step}");
                 break;
-            case RunPaused p: Paused = true; Remember(p.IdempotencyKey, true, $"paused at step {p.Step}"); break;
+            case RunPaused p: Paused = true; Remember(p.IdempotencyKey, true, PausedMessage(p.Step)); break;
             case RunResumed r: Paused = false; Remember(r.IdempotencyKey, true, $"resumed at step {r.Step}"); break;
             case RunInterrupted: break;
             case RolledBack r: RollbacksInARow++; RollbackStep = r.FromStep; break;
@@ -92,6 +92,9 @@ public sealed class RunState
     // insertion order once entries have been removed (freed slots are reused), so the order is kept explicitly.
     private readonly Dictionary<string, CommandRecord> _commands = new();
     private readonly Queue<string> _commandOrder = new();
+
+    /// <summary>The answer to `ect ctl pause`: Step is the last step the trainer completed before it stopped.</summary>
+    public static string PausedMessage(long step) => $"paused after step {step}";
 
     private void Remember(string key, bool accepted, string message) =>
         Remember(new CommandRecord { IdempotencyKey = key, Accepted = accepted, Message = message });

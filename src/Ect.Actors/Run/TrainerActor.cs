@@ -62,6 +62,9 @@ public sealed class TrainerActor : ReceiveActor
             var wasPaused = _paused;
             _paused = p.Paused;
             if (wasPaused && !_paused) Self.Tell(new Tick());
+            // Messages are handled between steps, so _step is the step training stopped after (the coordinator's
+            // sampled statistics may lag behind it by several steps).
+            if (p.Paused && p.CommandKey is { } key) Context.Parent.Tell(new TrainingPaused(_resume.Generation, _step, key));
         });
         Receive<StopTraining>(m =>
         {

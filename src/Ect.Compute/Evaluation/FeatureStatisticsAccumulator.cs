@@ -38,15 +38,25 @@ public sealed class FeatureStatisticsAccumulator : IDisposable
                 $"Features must be [B, {Dimension}]; got [{string.Join(",", features.shape)}].", nameof(features));
         var nb = features.shape[0];
         if (nb == 0) return;
+        // Deviation from plain TorchSharp style: no operator with an implicit Scalar (t * 0.5, and a + b / a - b, whose
+        // alpha 1 TorchSharp creates itself). TorchSharp 0.107 leaves those Scalars to the GC finalizer without keeping
+        // them alive through the native call, so a collection triggered by another thread (the daemon's trainer) can
+        // free one while libtorch still reads it: "Expected false to be true" from c10::Scalar::toDouble, or a garbage
+        // factor and so non-finite statistics (issue 17: the in-run "mu1 contains NaN"). These Scalars are ours, alive
+        // until the end of the method.
         using var scope = NewDisposeScope();
+        var n = _count + nb;
+        using var one = 1.0.ToScalar();
+        using var minusOne = (-1.0).ToScalar();
+        using var meanWeight = ((double)nb / n).ToScalar();
+        using var m2Weight = ((double)_count * nb / n).ToScalar();
         var x = features.to(ScalarType.Float64, CPU);
         var meanB = x.mean([0L]);
-        var xc = x - meanB;
+        var xc = x.add(meanB, minusOne);
         var m2B = xc.t().matmul(xc);
-        var n = _count + nb;
-        var delta = meanB - _mean;
-        var newMean = _mean + delta * ((double)nb / n);
-        var newM2 = _m2 + m2B + delta.outer(delta) * ((double)_count * nb / n);
+        var delta = meanB.add(_mean, minusOne);
+        var newMean = _mean.add(delta.mul(meanWeight), one);
+        var newM2 = _m2.add(m2B, one).add(delta.outer(delta).mul(m2Weight), one);
         _mean.Dispose();
         _m2.Dispose();
         _mean = newMean.DetachFromDisposeScope();
@@ -70,7 +80,9 @@ public sealed class FeatureStatisticsAccumulator : IDisposable
             throw new InvalidOperationException($"Feature statistics need at least 2 feature vectors; got {_count}.");
         using var scope = NewDisposeScope();
         // Symmetrise: the merge keeps M2 symmetric up to rounding; make it exactly symmetric for eigh and for files.
-        var cov = (_m2 + _m2.t()) * (0.5 / (_count - 1));
+        using var one = 1.0.ToScalar(); // explicit Scalars: see Add
+        using var half = (0.5 / (_count - 1)).ToScalar();
+        var cov = _m2.add(_m2.t(), one).mul(half);
         return new FeatureStatistics(_mean.data<double>().ToArray(), cov.contiguous().data<double>().ToArray(), _count, extractorName, key);
     }
 

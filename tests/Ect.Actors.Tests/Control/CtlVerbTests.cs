@@ -2,6 +2,7 @@ using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using Ect.Actors.Cli;
 using Ect.Actors.Control;
+using Ect.Actors.Daemon;
 using FluentAssertions;
 using Xunit;
 
@@ -16,15 +17,18 @@ public sealed class CtlVerbTests : TestKit, IDisposable
 {
     private readonly string _runDir = Directory.CreateTempSubdirectory("ect-run-").FullName;
     private readonly Akka.TestKit.TestProbe _coordinator;
+    private readonly RunLock _lock; // a daemon holds its run directory's lock while it lives
 
     public CtlVerbTests() : base(ControlEndpoint.Configure(ConfigurationFactory.Empty, Path.GetTempPath()), "ect")
     {
+        _lock = RunLock.Acquire(_runDir);
         _coordinator = CreateTestProbe();
         ControlEndpoint.Start(Sys, _coordinator.Ref, ConfigurationFactory.Empty, _runDir);
     }
 
     void IDisposable.Dispose()
     {
+        _lock.Dispose();
         Directory.Delete(_runDir, true);
         base.Dispose();
     }
@@ -89,11 +93,46 @@ public sealed class CtlVerbTests : TestKit, IDisposable
         code.Should().Be(CtlVerb.ExitUnreachable);
         err.Should().Contain("control.json").And.Contain("does not exist");
 
+        // A daemon that lives (it holds run.lock) but does not answer: the client waits, then says so.
+        var hung = Path.Combine(_runDir, "hung");
+        ControlAddressFile.Write(hung, new ControlAddress("akka.tcp", "ect", "127.0.0.1", ControlRemotingTests.FreePort(), ControlActor.Path));
+        File.Copy(Path.Combine(_runDir, "control.token"), Path.Combine(hung, "control.token"));
+        using (RunLock.Acquire(hung))
+        {
+            (code, _, err) = RunEct("ctl", "status", "--run-dir", hung, "--timeout", "1", "--attempts", "1");
+            code.Should().Be(CtlVerb.ExitUnreachable);
+            err.Should().Contain("No answer from");
+        }
+    }
+
+    [Theory]
+    [InlineData(false)] // exited cleanly: run.lock deleted
+    [InlineData(true)]  // killed: run.lock left behind, but nobody holds it
+    public void A_run_whose_daemon_has_exited_is_reported_at_once_with_how_to_continue_it(bool staleLockFile)
+    {
         var dead = Path.Combine(_runDir, "dead");
         ControlAddressFile.Write(dead, new ControlAddress("akka.tcp", "ect", "127.0.0.1", ControlRemotingTests.FreePort(), ControlActor.Path));
         File.Copy(Path.Combine(_runDir, "control.token"), Path.Combine(dead, "control.token"));
-        (code, _, err) = RunEct("ctl", "status", "--run-dir", dead, "--timeout", "1", "--attempts", "1");
+        if (staleLockFile) File.WriteAllText(Path.Combine(dead, RunLock.FileName), "");
+        RunLock.IsHeld(dead).Should().BeFalse();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output, err) = RunEct("ctl", "status", "--run-dir", dead, "--timeout", "30", "--attempts", "3");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10), "no attempt is made to reach an exited daemon (3 x 30 s otherwise)");
         code.Should().Be(CtlVerb.ExitUnreachable);
-        err.Should().Contain("No answer from");
+        err.Should().Contain("is not running").And.Contain($"ect train --run-dir {dead}").And.NotContain("No answer");
+        output.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void The_lock_probe_tells_a_held_lock_from_a_released_one()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(_runDir, "probe")).FullName;
+        RunLock.IsHeld(dir).Should().BeFalse("no lock file");
+        var held = RunLock.Acquire(dir);
+        RunLock.IsHeld(dir).Should().BeTrue();
+        RunLock.IsHeld(dir).Should().BeTrue("the probe itself leaves the lock alone");
+        held.Dispose();
+        RunLock.IsHeld(dir).Should().BeFalse();
+        using var again = RunLock.Acquire(dir); // the probe left nothing behind that blocks a new daemon
     }
 }

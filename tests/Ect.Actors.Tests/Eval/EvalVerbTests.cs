@@ -117,7 +117,7 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         r.GetProperty("checkpoint").GetString().Should().Be(f.Checkpoint);
         r.GetProperty("step").GetInt64().Should().Be(3);
         r.GetProperty("kimg").GetDouble().Should().Be(0.012);
-        r.GetProperty("reference_images").GetInt32().Should().Be(24, "the dataset path came from the checkpoint and all 24 images are the reference");
+        r.GetProperty("reference_images").GetInt32().Should().Be(16, "the dataset path came from the checkpoint, and --ref-num defaults to --num (16 of its 24 images)");
         r.GetProperty("seconds").GetDouble().Should().BePositive();
 
         var (code2, output2, err2) = RunEct(Eval("b.json", "--steps", "2", "--seed", "5"));
@@ -164,6 +164,53 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         foreach (var t in c.Tensors.Values) t.Dispose();
         Expect(RunEct("eval", "--checkpoint", old, "--num", "16", "--cache-dir", f.CacheDir), old, "user.network-config", "older version");
         File.Exists(Path.ChangeExtension(old, ".fd-resnet18-1step.json")).Should().BeFalse();
+    }
+
+    [Fact]
+    public void Eval_of_a_run_directory_uses_its_latest_checkpoint_writes_beside_the_run_and_never_overwrites_a_result()
+    {
+        var run = Directory.CreateTempSubdirectory("ect-eval-run-").FullName;
+        try
+        {
+            var ckpts = Directory.CreateDirectory(Path.Combine(run, "checkpoints")).FullName;
+            var older = Path.Combine(ckpts, "ckpt-000000001.ckpt");
+            var latest = Path.Combine(ckpts, "ckpt-000000003.ckpt");
+            File.Copy(f.Checkpoint, latest); // step 3 in its metadata
+            var c = Safetensors.Read(f.Checkpoint);
+            Safetensors.Write(older, c.Tensors, c.Metadata.ToDictionary(kv => kv.Key, kv => kv.Key == "user.step" ? "1" : kv.Value));
+            foreach (var t in c.Tensors.Values) t.Dispose();
+            string[] args = ["eval", "--checkpoint", run, "--num", "6", "--threads", "1", "--batch", "6", "--cache-dir", f.CacheDir];
+
+            var (code, output, err) = RunEct(args);
+            code.Should().Be(0, err);
+            output.Should().Contain(latest, "a run directory means its latest checkpoint")
+                .And.Contain($"the first 6 images of '{f.DataPath}'").And.Contain("--ref-num defaults to --num");
+            var first = Path.Combine(run, "eval", "ckpt-000000003.fd-resnet18-consistency-1step.json");
+            output.Should().Contain($"wrote {first}");
+            using (var json = JsonDocument.Parse(File.ReadAllText(first)))
+            {
+                json.RootElement.GetProperty("reference_images").GetInt32().Should().Be(6, "--ref-num defaults to --num (24 images in the dataset)");
+                json.RootElement.GetProperty("checkpoint").GetString().Should().Be(latest);
+            }
+            Directory.EnumerateFiles(ckpts).Should().BeEquivalentTo([older, latest], "no result inside checkpoints/");
+
+            (code, output, err) = RunEct(args);
+            code.Should().Be(0, err);
+            var second = Path.Combine(run, "eval", "ckpt-000000003.fd-resnet18-consistency-1step-2.json");
+            output.Should().Contain($"wrote {second}", "the earlier result keeps its name");
+            File.Exists(first).Should().BeTrue();
+
+            var firstText = File.ReadAllText(first);
+            (code, _, err) = RunEct([.. args, "--out", first]);
+            code.Should().Be(1);
+            err.Should().Contain(first).And.Contain("exists").And.Contain("--overwrite");
+            File.ReadAllText(first).Should().Be(firstText);
+            (code, _, err) = RunEct([.. args, "--out", first, "--overwrite", "--ref-num", "8"]);
+            code.Should().Be(0, err);
+            using (var json = JsonDocument.Parse(File.ReadAllText(first)))
+                json.RootElement.GetProperty("reference_images").GetInt32().Should().Be(8);
+        }
+        finally { Directory.Delete(run, true); }
     }
 
     [Fact]

@@ -110,6 +110,42 @@ public sealed class MetricEvaluatorTests : TestKit, IDisposable
         ExpectMsg<EvaluationDone>(TimeSpan.FromMinutes(3)).Metrics["fd-resnet18-1step"].Should().Be(first.Metrics["fd-resnet18-1step"]);
     }
 
+    /// <summary>A stub whose samples hold a NaN in the listed calls (a forward pass corrupted by TorchSharp's finalizer race).</summary>
+    private sealed class CorruptedCalls(params int[] corrupted) : IEvaluationModel
+    {
+        private readonly StubEvaluationModel _inner = new();
+        private int _calls;
+        public int Channels => _inner.Channels;
+        public int Resolution => _inner.Resolution;
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        {
+            var pixels = _inner.Generate(count, samplingSteps, seed, tMax, midT);
+            if (corrupted.Contains(++_calls) || corrupted.Contains(-1)) pixels[count / 2] = float.NaN;
+            return pixels;
+        }
+        public void Dispose() => _inner.Dispose();
+    }
+
+    [Fact]
+    public void Non_finite_samples_are_computed_again_and_give_the_clean_value_and_a_lasting_failure_is_reported()
+    {
+        TinyCheckpointFixture.WriteIdx(DataPath, 24);
+        var evaluator = Evaluator(Settings(1));
+        evaluator.Tell(new Evaluate(10, new StubEvaluationModel(), false));
+        var clean = ExpectMsg<EvaluationDone>(TimeSpan.FromMinutes(3));
+
+        evaluator.Tell(new Evaluate(20, new CorruptedCalls(2), false)); // the second batch of the first attempt
+        var retried = ExpectMsg<EvaluationDone>(TimeSpan.FromMinutes(3));
+        retried.Metrics.Should().Equal(clean.Metrics, "the recomputed value is the value of an uncorrupted evaluation, bit for bit");
+        MetricsFile.Read(RunDir).Select(r => r.Step).Should().Equal(10L, 20L);
+
+        evaluator.Tell(new Evaluate(30, new CorruptedCalls(-1), false)); // every call: not a race, a broken model
+        var failed = ExpectMsg<EvaluationFailed>(TimeSpan.FromMinutes(3));
+        failed.Step.Should().Be(30);
+        failed.Reason.Should().Contain("non-finite");
+        MetricsFile.Read(RunDir).Select(r => r.Step).Should().Equal(10L, 20L);
+    }
+
     [Fact]
     public void A_missing_onnx_model_gives_EvaluationFailed_naming_the_file()
     {

@@ -177,6 +177,8 @@ public class DaemonTests
         byKey["lr-1"].Should().HaveCount(2).And.OnlyContain(r => r.Accepted);
         byKey["lr-1"][1].Message.Should().Be(byKey["lr-1"][0].Message, "a retried key gets the same reply");
         byKey["stage-1"][0].Accepted.Should().BeTrue(byKey["stage-1"][0].Message);
+        byKey["s"].Should().OnlyContain(r => r.Accepted && r.Message == "" && r.Status != null,
+            "a status reply is the status table alone (`ect ctl status` printed a stray \"status\" line after it)");
         var stepTimes = File.ReadLines(Path.Combine(dir, "stats.jsonl"))
             .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("time").GetDateTimeOffset()).ToList();
         stepTimes.Count(t => t > pausedAt && t < resumedAt).Should().BeLessThanOrEqualTo(1,
@@ -187,6 +189,14 @@ public class DaemonTests
         RunJournal.Events<ConfigChanged>(journal).Should().NotContain(c => c.IdempotencyKey.StartsWith("bad"), "a refused change leaves the run untouched");
         RunJournal.Events<StageAdvanced>(journal).Should().Contain(e => e.ByUser && e.Stage == 4);
         RunJournal.Events<RunPaused>(journal).Should().ContainSingle();
+        // The pause answers with the step the trainer stopped after: the last step stats.jsonl holds before the resume
+        // (not the coordinator's sampled statistics, which lag behind by several steps).
+        var lastStepBeforeResume = File.ReadLines(Path.Combine(dir, "stats.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("time").GetDateTimeOffset() < resumedAt)
+            .Max(e => e.GetProperty("step").GetInt64());
+        byKey["p-1"][0].Message.Should().Be($"paused after step {lastStepBeforeResume}");
+        RunJournal.Events<RunPaused>(journal).Single().Step.Should().Be(lastStepBeforeResume);
         var stats = File.ReadAllLines(Path.Combine(dir, "stats.jsonl"));
         stats.Should().Contain(l => l.Contains("\"lr\":0.0002"), "the new learning rate was applied");
     }
