@@ -103,7 +103,8 @@ public class PoisonedRunTests
         using (var sys = ActorSystem.Create("old", Ect.Actors.Daemon.RunDaemon.SystemConfig(s.Config, dir)))
         {
             var done = new TaskCompletionSource();
-            sys.ActorOf(Props.Create(() => new Appender(new ConfigChanged { Key = "ect.tuning.lr", Value = "1e308", Step = 5, IdempotencyKey = "old-poison" }, done)));
+            sys.ActorOf(Props.Create(() => new Appender(new ConfigChanged { Key = "ect.tuning.lr", Value = "1e308", Step = 5, IdempotencyKey = "old-poison" }, done,
+                Ect.Actors.Run.RunIdentity.PersistenceIdOf(dir))));
             await done.Task.WaitAsync(TimeSpan.FromSeconds(60));
             await sys.Terminate();
         }
@@ -120,9 +121,11 @@ public class PoisonedRunTests
 
     private sealed class Appender : Akka.Persistence.ReceivePersistentActor
     {
-        public override string PersistenceId => "ect-run";
-        public Appender(ConfigChanged e, TaskCompletionSource done)
+        public override string PersistenceId { get; }
+        /// <param name="persistenceId">The run's own journal stream (run.json's persistence id).</param>
+        public Appender(ConfigChanged e, TaskCompletionSource done, string persistenceId)
         {
+            PersistenceId = persistenceId;
             Recover<object>(_ => { });
             Command<string>(_ => Persist(e, _ => done.TrySetResult()));
         }

@@ -86,12 +86,13 @@ public class ResumeChangeTests
     {
         var dir = NewRunDir();
         (await RunDaemonAsync(dir, Settings("run.max-steps=50", "checkpoint.keep-last=2"))).Step.Should().Be(50);
-        // The prune keeps 40 and 50 (10, 20, 30 are gone or going); someone deletes every file.
-        foreach (var f in Directory.GetFiles(Path.Combine(dir, "checkpoints"), "*.ckpt")) File.Delete(f);
+        // The prune keeps 40 and 50 (10, 20, 30 are gone or going); someone deletes the newest. (Deleting every file
+        // is refused before any replay: the run directory no longer holds the journal's run, RunIdentityTests.)
+        File.Delete(Path.Combine(dir, "checkpoints", "ckpt-000000050.ckpt"));
 
         (await RunDaemonAsync(dir, Settings("checkpoint.keep-last=2"))).ExitCode.Should().Be(0);
         var rolledBack = RunJournal.Events<RolledBack>(RunJournal.Read(dir)).ToList();
-        rolledBack.Select(r => r.FromStep).Should().Equal([50L, 40L], "the two kept checkpoints were deleted; the pruned ones were meant to go");
-        rolledBack.Should().OnlyContain(r => r.ToStep == 0 && r.Reason.Contains("missing"));
+        rolledBack.Select(r => r.FromStep).Should().Equal([50L], "the kept checkpoint was deleted; the pruned ones were meant to go");
+        rolledBack.Should().OnlyContain(r => r.ToStep == 40 && r.Reason.Contains("missing"));
     }
 }
