@@ -39,6 +39,10 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     /// <summary>When true (default), apply the <see cref="MinComputeChannels"/> workaround.</summary>
     public bool PadSmallConvolutions { get; set; } = true;
 
+    /// <summary>libtorch configured as ect runs it (no NNPACK, no oneDNN: <see cref="Runtime.LibTorchBackends.Configure"/>)
+    /// before the first convolution of the process, whichever entry point builds the network (engine, eval, a test).</summary>
+    static Conv2d() => Runtime.LibTorchBackends.Configure();
+
     public Conv2d(int inChannels, int outChannels, int kernel, bool bias = true, bool up = false, bool down = false,
         IReadOnlyList<int>? resampleFilter = null, bool fusedResample = false, LayerInit? init = null)
         : base(nameof(Conv2d))

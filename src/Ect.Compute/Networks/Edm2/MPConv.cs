@@ -15,6 +15,9 @@ namespace Ect.Compute.Networks.Edm2;
 /// </summary>
 public sealed class MPConv : nn.Module<Tensor, Tensor>
 {
+    /// <summary>libtorch configured as ect runs it before the first convolution (see Conv2d's static constructor).</summary>
+    static MPConv() => Runtime.LibTorchBackends.Configure();
+
     public int InChannels { get; }
     public int OutChannels { get; }
     public int[] Kernel { get; }
