@@ -119,8 +119,16 @@ public class DaemonHostingTests
         again.Should().Throw<ConfigurationException>().WithMessage($"*{dir}*another `ect train`*");
         held.Dispose();
         File.Exists(held.Path).Should().BeFalse();
-        using var next = RunLock.Acquire(dir);
-        File.Exists(next.Path).Should().BeTrue();
+        // Free again, allowing a moment: a process another test forks in this instant shares the closed descriptors
+        // (flock belongs to the open file description) until its exec closes them (O_CLOEXEC); that failed once in
+        // the full parallel suite. A lock that is never released still fails here after 5 s.
+        RunLock? next = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); next is null; Thread.Sleep(20))
+        {
+            try { next = RunLock.Acquire(dir); }
+            catch (ConfigurationException) when (DateTime.UtcNow < deadline) { }
+        }
+        using (next) File.Exists(next.Path).Should().BeTrue();
     }
 
     [Fact]
