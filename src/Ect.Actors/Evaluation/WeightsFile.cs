@@ -109,7 +109,9 @@ public static class WeightsFile
             throw new InvalidDataException($"'{path}': metadata 'user.network-config' is not a SongUNet config ({e.Message}).", e);
         }
         // Dropout only changes training-time behaviour, never a tensor: tuning with another rate is the user's choice.
-        string Key(SongUNetConfig c) => CheckpointModel.SerializeConfig(c with { Dropout = 0, LabelDropout = 0 });
+        // FourierScale only draws a fresh network's frequencies; loaded weights carry them (map_noise.freqs), so a
+        // file written when the default was EDM's 16 (the shipped teacher) loads into today's 0.02 configuration.
+        string Key(SongUNetConfig c) => CheckpointModel.SerializeConfig(c with { Dropout = 0, LabelDropout = 0, FourierScale = 0 });
         if (Key(found) != Key(expected))
             throw new InvalidDataException(
                 $"initial weights '{path}' are for another network: the file has {Describe(found)}, the configuration asks for {Describe(expected)}. " +
