@@ -73,7 +73,7 @@ internal static class EctProcess
 
     /// <summary>
     /// Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL. False when the
-    /// run ended before the kill. <paramref name="journal"/> lists the committed checkpoint steps for the log.
+    /// run ended before the kill (or exited by itself as the kill was sent). <paramref name="journal"/> lists the committed checkpoint steps for the log.
     /// </summary>
     public static async Task<bool> KillDuringTraining(ITestOutputHelper output, IEnumerable<string> args, Random rng,
         IReadOnlyDictionary<string, string>? environment = null, Func<IEnumerable<long>>? journal = null, int maxDelayMs = 1500)
@@ -90,8 +90,9 @@ internal static class EctProcess
         if (p.HasExited) { output.WriteLine($"run ended (exit {p.ExitCode}) before the kill"); return false; }
         p.Kill(); // SIGKILL
         await p.WaitForExitAsync();
-        output.WriteLine($"killed after {delay} ms of training" + (journal == null ? "" : "; checkpoints journaled: " + string.Join(",", journal())));
-        return true;
+        output.WriteLine($"killed after {delay} ms of training (exit {p.ExitCode})" + (journal == null ? "" : "; checkpoints journaled: " + string.Join(",", journal())));
+        // Landed only when the process died of the SIGKILL (128 + 9), not of its own end in the same instant.
+        return p.ExitCode == 128 + 9;
     }
 
     /// <summary>The committed checkpoint steps in a run directory's SQLite journal.</summary>

@@ -145,7 +145,9 @@ public class JournalCorruptionTests(ITestOutputHelper output)
     {
         var dir = NewRunDir();
         var replies = new TaskCompletionSource<(RunCommandReply, RunCommandReply)>();
-        (await RunDaemonAsync(dir, Settings("run.max-steps=40", "fake.step-ms=60"), onStarted: (sys, coord) => _ = Task.Run(async () =>
+        // 200 ms steps: `stage` is accepted only in tuning (steps 30-40 here); at 60 ms a loaded CI machine ended the run
+        // before it was accepted, and the Ask to the stopped coordinator timed out.
+        (await RunDaemonAsync(dir, Settings("run.max-steps=40", "fake.step-ms=200"), onStarted: (sys, coord) => _ = Task.Run(async () =>
         {
             // Refused while the run starts up ("try again"): asked again, each time with a new key.
             async Task<RunCommandReply> Until(Func<int, RunCommand> make)

@@ -19,37 +19,47 @@ public class KillResumeTests(ITestOutputHelper output)
         ect {
           run.engine = fake
           pretrain.steps = 60
-          tuning.steps = 180
+          tuning.steps = 60
           checkpoint.every-steps = 15
           evaluation.every-steps = 40
           tuning.kimg-per-tick = 0.1
-          fake { step-ms = 20, write-ms = 150, eval-ms = 250, parameters = 4096 }
+          fake { step-ms = 12, write-ms = 150, eval-ms = 250, parameters = 4096 }
           display { mode = plain, log-interval-seconds = 0.1 }
         }
         """;
 
     private static Process Start(string configFile, string runDir) => EctProcess.Start(EctProcess.TrainArgs(runDir, [configFile]));
 
+    /// <summary>
+    /// Several kills need a longer run: each restart makes progress until its kill (at most ~0.9 s, ~45 steps of
+    /// 20 ms), so five of them stay inside 240 steps and none meets a finished run.
+    /// </summary>
+    private static readonly string LongConfig = Config.Replace("tuning.steps = 60", "tuning.steps = 180").Replace("step-ms = 12", "step-ms = 20");
+
     private Task<(int Code, string Out)> RunToEnd(string configFile, string runDir) =>
         EctProcess.RunToEnd(output, EctProcess.TrainArgs(runDir, [configFile]));
 
-    /// <summary>Starts the run, waits until it trains (a progress line), then a random time, then SIGKILL.</summary>
+    /// <summary>
+    /// Starts the run, waits until it trains (a progress line), then a random time (at most 0.8 s: inside the 1.4 s of
+    /// steps of <see cref="Config"/>), then SIGKILL. True only when the kill landed (exit 137, no RunFinished).
+    /// </summary>
     private Task<bool> KillDuringTraining(string configFile, string runDir, Random rng) =>
-        EctProcess.KillDuringTraining(output, EctProcess.TrainArgs(runDir, [configFile]), rng, journal: EctProcess.SqliteCheckpoints(runDir));
+        EctProcess.KillDuringTraining(output, EctProcess.TrainArgs(runDir, [configFile]), rng, journal: EctProcess.SqliteCheckpoints(runDir),
+            maxDelayMs: 800);
 
     /// <summary>Default suite: one kill; the reference run is in-process (same engine, same bits).</summary>
     [Fact]
-    public Task Killed_once_and_restarted_the_run_ends_with_the_bits_of_an_uninterrupted_run() => KillAndCompare(1, 11, processReference: false);
+    public Task Killed_once_and_restarted_the_run_ends_with_the_bits_of_an_uninterrupted_run() => KillAndCompare(1, 11, processReference: false, Config);
 
     [Fact]
     [Trait("Category", "Slow")]
-    public Task Killed_five_times_at_random_instants_the_run_ends_with_the_bits_of_an_uninterrupted_process_run() => KillAndCompare(5, 12, processReference: true);
+    public Task Killed_five_times_at_random_instants_the_run_ends_with_the_bits_of_an_uninterrupted_process_run() => KillAndCompare(5, 12, processReference: true, LongConfig);
 
-    private async Task KillAndCompare(int kills, int seed, bool processReference)
+    private async Task KillAndCompare(int kills, int seed, bool processReference, string configText)
     {
         var dir = Directory.CreateTempSubdirectory("ect-kill-").FullName;
         var config = Path.Combine(dir, "tiny.conf");
-        File.WriteAllText(config, Config);
+        File.WriteAllText(config, configText);
 
         var reference = Path.Combine(dir, "reference");
         if (processReference) (await RunToEnd(config, reference)).Code.Should().Be(0);
@@ -130,7 +140,7 @@ public class KillResumeTests(ITestOutputHelper output)
         var config = Path.Combine(dir, "tiny.conf");
         // Long enough that the signal always lands mid-run: under load (three test projects in parallel) the
         // 120-step run of Config could finish before the first progress line reached us, and then exit 0 as finished.
-        File.WriteAllText(config, Config.Replace("tuning.steps = 180", "tuning.steps = 6000"));
+        File.WriteAllText(config, Config.Replace("tuning.steps = 60", "tuning.steps = 6000"));
         var run = Path.Combine(dir, "run");
         using var p = Start(config, run);
         var firstLine = new TaskCompletionSource();

@@ -90,7 +90,9 @@ public class RunDirectoryFailureTests
             var outcome = await run.WaitAsync(TimeSpan.FromMinutes(2));
             made.Should().BeTrue();
             outcome.ExitCode.Should().Be(1);
-            outcome.Message.Should().Contain(journal).And.Contain("cannot be written").And.Contain("readonly")
+            // SQLite's words depend on the moment the file became immutable: "attempt to write a readonly database"
+            // (opened read-only) or "disk I/O error" (its rollback journal could not be written).
+            outcome.Message.Should().Contain(journal).And.Contain("cannot be written").And.Contain("SQLite Error")
                 .And.Contain("chattr -i");
             outcome.Message.Should().NotStartWith("the run coordinator stopped unexpectedly");
         }
