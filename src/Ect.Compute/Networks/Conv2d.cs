@@ -16,13 +16,15 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Smallest channel count any convolution kernel is run with. TorchSharp-cpu 0.107 (oneDNN) returns wrong
     /// input gradients from conv backward-data when the convolution has few output channels (1-3, 8; sometimes
-    /// 24): on AVX-512 Intel hosts intermittently NaN at more than one thread; on this project's AMD EPYC hosts
+    /// 24): on the hosts of earlier sessions intermittently NaN at more than one thread; on this project's AMD EPYC hosts (AVX-512F)
     /// (2026-12-01) wrong by ~0.6-1.4 (max abs, gradients of size ~1) at one thread as well and NaN at two,
     /// every time, for 8x8 to 32x32 inputs (tests/Ect.Compute.Tests/Networks/PaddedConvolutionTests measures
     /// against a float64 reference). Forward and weight gradients are fine. So convolutions with fewer output
     /// channels run with a zero-padded kernel of this many output channels (16 was exact, to 1e-7, on both
     /// hosts, as were 32 and 64) and the result is sliced; the stored parameters keep EDM's shape. The extra
-    /// output channels are exact zeros that are dropped, so results are unchanged.
+    /// output channels are exact zeros that are dropped, so results are unchanged. Since oneDNN is switched off
+    /// altogether (Runtime.LibTorchBackends.Configure, also for 8- and 24-channel convolutions that this padding
+    /// does not cover) ATen's own kernels run; the padding stays, for a process that turns oneDNN back on.
     /// </summary>
     public const int MinComputeChannels = 16;
 
