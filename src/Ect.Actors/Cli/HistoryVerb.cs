@@ -55,7 +55,15 @@ public sealed class HistoryVerb : ICliVerb
                     if (cancel.WaitHandle.WaitOne(500)) return 0;
                     continue;
                 }
-                var entries = RunJournal.ReadAfter(runDir, last, file);
+                IReadOnlyList<RunJournal.Entry> entries;
+                try { entries = RunJournal.ReadAfter(runDir, last, file); }
+                catch (SqliteException e) when (follow && (e.Message.Contains("no such table", StringComparison.Ordinal) || e.SqliteErrorCode is 5 or 6))
+                {
+                    // The daemon has created journal.db but not yet its tables, or holds it for that (SQLITE_BUSY /
+                    // SQLITE_LOCKED): the run is still starting. (A follow started before the run failed so in CI.)
+                    if (cancel.WaitHandle.WaitOne(200)) return 0;
+                    continue;
+                }
                 foreach (var e in entries)
                 {
                     output.WriteLine(json ? Json(e, context) : Line(e, context));
