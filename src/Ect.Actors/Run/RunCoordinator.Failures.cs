@@ -38,7 +38,11 @@ public sealed partial class RunCoordinator
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
     {
         if (e is not TrainerFailedException tf) return Akka.Actor.SupervisorStrategy.DefaultDecider.Decide(e);
-        _trainerFailure = $"the trainer failed: {tf.InnerException!.GetType().Name}: {tf.InnerException.GetBaseException().Message}";
+        // A failure the trainer already described whole (CheckpointCaptureException: file, attempts, errno) keeps its
+        // message; others are named by their innermost cause.
+        _trainerFailure = tf.InnerException is CheckpointCaptureException described
+            ? $"the trainer failed: {described.Message}"
+            : $"the trainer failed: {tf.InnerException!.GetType().Name}: {tf.InnerException.GetBaseException().Message}";
         _log.Error(tf.InnerException, "The trainer failed");
         return Directive.Stop;
     });

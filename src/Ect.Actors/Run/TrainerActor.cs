@@ -243,9 +243,35 @@ public sealed class TrainerActor : ReceiveActor
         if (_resume.ConfigDigest.Length > 0) meta["config-digest"] = _resume.ConfigDigest;
         // Which run wrote it (run-id, run-name, run-journal-id): a run directory and a journal are checked against it.
         foreach (var (k, v) in _resume.Identity?.Metadata ?? new Dictionary<string, string>()) meta[k] = v;
-        var image = _engine!.Capture(meta);
+        var image = CaptureWithRetry(meta);
         _checkpointer.Tell(new WriteCheckpoint(_resume.Generation, image, _step, Kimg(_step), _phase, _stage, meta), Context.Parent);
         _lastCheckpointStep = _step;
+    }
+
+    /// <summary>
+    /// The engine's capture writes the train state to a scratch file in checkpoints/ (the torch engine: a safetensors
+    /// file as large as the checkpoint), so a full or failing disk meets it first, before the checkpointer's own
+    /// retried write. Tried as often as the checkpointer tries (ect.checkpoint.write-attempts, -retry-delay-ms): the
+    /// trainer runs on its own pinned thread, where waiting blocks nothing else. After the last failure the trainer
+    /// fails with the cause and its errno (the run ends with exit 1; a restart resumes from the last checkpoint).
+    /// </summary>
+    private ICheckpointImage CaptureWithRetry(IReadOnlyDictionary<string, string> meta)
+    {
+        var policy = _s.CheckpointWrite;
+        var folder = Path.Combine(_runDir, "checkpoints");
+        for (int attempt = 1; ; attempt++)
+        {
+            try { return _engine!.Capture(meta); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                var cause = IoError.Describe(e, Path.Combine(folder, ".capture-probe"));
+                if (attempt >= policy.Attempts)
+                    throw new CheckpointCaptureException($"the state of step {_step} could not be captured into {folder} ({attempt} attempt(s)): {cause}", e);
+                _log.Warning("The state of step {0} could not be captured into {1} (attempt {2} of {3}): {4}; trying again in {5:F1} s",
+                    _step, folder, attempt, policy.Attempts, cause, policy.RetryDelay.TotalSeconds);
+                Thread.Sleep(policy.RetryDelay);
+            }
+        }
     }
 
     private void RequestEvaluation(bool final)
@@ -284,6 +310,9 @@ public sealed class TrainerActor : ReceiveActor
         base.PostStop();
     }
 }
+
+/// <summary>The engine could not capture a checkpoint's state after every try; the message names folder, tries and errno.</summary>
+public sealed class CheckpointCaptureException(string message, Exception inner) : IOException(message, inner);
 
 /// <summary>An exception thrown by the trainer outside a step (the coordinator stops the trainer and ends the run).</summary>
 public sealed class TrainerFailedException(Exception inner) : Exception($"the trainer failed: {inner.Message}", inner);

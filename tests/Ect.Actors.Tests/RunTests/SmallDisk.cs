@@ -11,10 +11,14 @@ namespace Ect.Actors.Tests.RunTests;
 internal sealed class SmallDisk : IDisposable
 {
     public string Dir { get; }
+    private readonly bool _keepFolder;
 
-    public SmallDisk(int mib)
+    /// <param name="mib">The size in MiB.</param>
+    /// <param name="at">An existing folder to mount it on (e.g. a run's checkpoints/); a new temporary one when null.</param>
+    public SmallDisk(int mib, string? at = null)
     {
-        Dir = Directory.CreateTempSubdirectory("ect-smalldisk-").FullName;
+        Dir = at ?? Directory.CreateTempSubdirectory("ect-smalldisk-").FullName;
+        _keepFolder = at is not null;
         var (code, text) = Sh("mount", "-t", "tmpfs", "-o", $"size={mib}m", "tmpfs", Dir);
         code.Should().Be(0, $"mount of a tmpfs on {Dir} ({text})");
     }
@@ -69,7 +73,7 @@ internal sealed class SmallDisk : IDisposable
     {
         // Whatever a test made immutable would block its own clean-up; the unmount drops it all.
         var (code, text) = Sh("umount", "-l", Dir);
-        if (code == 0) try { Directory.Delete(Dir); } catch (IOException) { }
+        if (code == 0) { if (!_keepFolder) try { Directory.Delete(Dir); } catch (IOException) { } }
         else Console.Error.WriteLine($"umount {Dir}: {text}");
     }
 }
