@@ -166,13 +166,15 @@ public class CheckpointFailureTests(ITestOutputHelper output)
         RunJournal.Events<RunFinished>(RunJournal.Read(dir)).Should().ContainSingle().Which.Step.Should().Be(120);
     }
 
-    [SmallDiskFact]
-    public async Task A_fresh_run_on_a_full_disk_fails_clearly_and_leaves_nothing_that_blocks_the_next_start()
+    [SmallDiskTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_fresh_run_on_a_full_disk_fails_clearly_and_leaves_nothing_that_blocks_the_next_start(bool control)
     {
         using var disk = new SmallDisk(8);
         var dir = Directory.CreateDirectory(Path.Combine(disk.Dir, "run")).FullName;
         var config = WriteConfig(Directory.CreateTempSubdirectory("ect-conf-").FullName,
-            ProcessConfig.Replace("run.engine = fake", "run.engine = fake\n  control.enabled = on"));
+            ProcessConfig.Replace("run.engine = fake", $"run.engine = fake\n  control.enabled = {(control ? "on" : "off")}"));
         var filler = disk.Fill();
         var (code, o, e, took) = await EctProcess.RunAsync(TimeSpan.FromSeconds(90), "train", "--config", config, "--run-dir", dir);
         output.WriteLine($"exit {code} after {took.TotalSeconds:F1} s\n{o}\n{e}");

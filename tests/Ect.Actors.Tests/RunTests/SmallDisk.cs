@@ -86,3 +86,12 @@ public sealed class SmallDiskFactAttribute : FactAttribute
         if (SmallDisk.Unavailable.Value is { } why) Skip = why;
     }
 }
+
+/// <summary>A Theory that reports "skipped", with the reason, where a tmpfs cannot be mounted (not root, not Linux).</summary>
+public sealed class SmallDiskTheoryAttribute : TheoryAttribute
+{
+    public SmallDiskTheoryAttribute()
+    {
+        if (SmallDisk.Unavailable.Value is { } why) Skip = why;
+    }
+}
