@@ -110,16 +110,22 @@ public sealed class ControlClient : IAsyncDisposable
     }
 
     /// <summary>Why no attempt got an answer, as precisely as the client knows it.</summary>
-    private string NoAnswer()
+    private async Task<string> NoAnswerAsync()
     {
         var where = $"{Address.Hostname}:{Address.Port}";
         if (_trouble.RejectedDaemon is { } rejected)
             return $"TLS with {where} failed: {rejected}. Pin the daemon's certificate thumbprint with --tls-pin, or check that " +
                    $"{Address.SelectionPath} is the daemon you mean.";
-        if (_tls is { } tls && _trouble.AssociationError is { } error)
-            return $"TLS with {where} failed: the handshake did not complete ({Innermost(error)}). The daemon refuses a client certificate " +
-                   $"it has not pinned: is ours ({tls.Certificate.Subject}, thumbprint {tls.Certificate.Thumbprint}) in the daemon's " +
-                   "ect.control.tls.pinned-thumbprints?";
+        if (_tls is { } tls)
+        {
+            // Akka.Remote reports a refused client certificate unreliably (see TlsRefusalProbe): ask the daemon directly.
+            var refusal = _trouble.AssociationError is { } error ? $"the handshake did not complete ({Innermost(error)})"
+                : await TlsRefusalProbe.RefusalAsync(Address.Hostname, Address.Port, tls.Certificate, tls.PinnedThumbprints, AskTimeout);
+            if (refusal is not null)
+                return $"TLS with {where} failed: {refusal}. The daemon refuses a client certificate " +
+                       $"it has not pinned: is ours ({tls.Certificate.Subject}, thumbprint {tls.Certificate.Thumbprint}) in the daemon's " +
+                       "ect.control.tls.pinned-thumbprints?";
+        }
         var cause = _trouble.AssociationError is { } e ? $" (connection: {Innermost(e)})" : "";
         return $"No answer from {Address.SelectionPath} after {Attempts} attempt(s) of {AskTimeout.TotalSeconds:0.#} s{cause}: " +
                "is the daemon running (`ect train`), and are the address and port right?";
@@ -154,7 +160,7 @@ public sealed class ControlClient : IAsyncDisposable
                 break;
             }
         }
-        throw new ControlException(NoAnswer());
+        throw new ControlException(await NoAnswerAsync());
     }
 
     public async ValueTask DisposeAsync() => await _system.Terminate();
