@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Globalization;
+using Ect.Actors.Configuration;
+using Ect.Actors.Sweeps;
+using Spectre.Console;
+
+namespace Ect.Actors.Cli;
+
+/// <summary>
+/// `ect sweep plan SPEC.conf`: the runs a sweep spec expands to (checked against default.conf, nothing started);
+/// `ect sweep run SPEC.conf --run-root DIR [--slots N] [--threads T]`: runs them on this machine, resumable;
+/// `ect sweep results SPEC.conf --run-root DIR`: the table, sweep-results.json and sweep-results.png (metric against
+/// compute with the fitted power law and the best run). See <see cref="SweepSpec"/> for the SPEC format.
+/// Exit codes: 0 done, 1 a run failed, 2 a bad spec or arguments.
+/// </summary>
+public sealed class SweepVerb : ICliVerb
+{
+    public int Order => 65;
+    public int UsageErrorExitCode => 2;
+
+    public Command Build()
+    {
+        var cmd = new Command("sweep", "Many tunings of one base configuration (a grid or list of overlays), compared on one metric.");
+        var specArg = () => new Argument<string>("SPEC") { Description = "The sweep's HOCON file: sweep { name, metric, goal, base, set, grid, list, compute-key }." };
+        var rootOpt = () => new Option<string>("--run-root") { Description = "The folder that holds one run directory per run (RUN_ROOT/RUN_ID).", Required = true };
+
+        var plan = new Command("plan", "List the runs the SPEC expands to, each with its overlay; checks every key and value, starts nothing.");
+        var planSpec = specArg(); plan.Arguments.Add(planSpec);
+        plan.SetAction(r => Plan(r.GetValue(planSpec)!));
+        cmd.Subcommands.Add(plan);
+
+        var run = new Command("run", "Run every unfinished run of the SPEC on this machine (an `ect train` per run, resumable: start it again to continue).");
+        var runSpec = specArg(); var runRoot = rootOpt();
+        var slots = new Option<int>("--slots") { Description = "Runs at once (default: the cores / --threads).", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int>("--threads") { Description = "Threads per run (default 1).", DefaultValueFactory = _ => 1 };
+        run.Arguments.Add(runSpec); run.Options.Add(runRoot); run.Options.Add(slots); run.Options.Add(threads);
+        run.SetAction(r => Run(r.GetValue(runSpec)!, r.GetValue(runRoot)!, r.GetValue(slots), r.GetValue(threads)));
+        cmd.Subcommands.Add(run);
+
+        var results = new Command("results", "The sweep's table (state, step, images, CPU time, metric per run), sweep-results.json and .png in the run root.");
+        var resSpec = specArg(); var resRoot = rootOpt();
+        results.Arguments.Add(resSpec); results.Options.Add(resRoot);
+        results.SetAction(r => Results(r.GetValue(resSpec)!, r.GetValue(resRoot)!));
+        cmd.Subcommands.Add(results);
+        return cmd;
+    }
+
+    private static SweepSpec? Load(string path)
+    {
+        try { return SweepSpec.Load(path); }
+        catch (ConfigurationException e) { Console.Error.WriteLine($"ect sweep: {e.Message}"); return null; }
+    }
+
+    public static int Plan(string specPath)
+    {
+        if (Load(specPath) is not { } spec) return 2;
+        var table = new Table().AddColumns("run", "overlay");
+        foreach (var r in spec.Runs)
+            table.AddRow(Markup.Escape(r.Id), Markup.Escape(r.Overlay.Count == 0 ? "(base)" : string.Join(", ", r.Overlay.Select(kv => $"{kv.Key}={kv.Value}"))));
+        Out().Write(table);
+        System.Console.WriteLine($"sweep {spec.Name}: {spec.Runs.Count} run(s), metric {spec.Metric} ({(spec.Minimize ? "lower" : "higher")} is better)" +
+                                 (spec.BaseFiles.Count > 0 ? $", base {string.Join(", ", spec.BaseFiles)}" : ""));
+        return 0;
+    }
+
+    public static int Run(string specPath, string runRoot, int slots, int threads)
+    {
+        if (Load(specPath) is not { } spec) return 2;
+        if (threads < 1 || slots < 0) { System.Console.Error.WriteLine($"ect sweep run: --threads {threads} / --slots {slots}: use threads >= 1 and slots >= 1."); return 2; }
+        if (slots == 0) slots = Math.Max(1, Environment.ProcessorCount / threads);
+        using var stop = new CancellationTokenSource();
+        System.Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM,
+            c => { c.Cancel = true; stop.Cancel(); });
+        var executor = new LocalSweepExecutor(spec, Path.GetFullPath(runRoot), slots, threads, System.Console.Out);
+        int failed;
+        try { failed = executor.RunAsync(stop.Token).GetAwaiter().GetResult(); }
+        catch (ConfigurationException e) { System.Console.Error.WriteLine($"ect sweep run: {e.Message}"); return 2; }
+        Results(specPath, runRoot);
+        if (stop.IsCancellationRequested) System.Console.WriteLine($"sweep {spec.Name}: stopped; `ect sweep run {specPath} --run-root {runRoot}` continues it.");
+        return failed == 0 ? 0 : 1;
+    }
+
+    public static int Results(string specPath, string runRoot)
+    {
+        if (Load(specPath) is not { } spec) return 2;
+        var rows = SweepResults.Read(spec, Path.GetFullPath(runRoot));
+        var table = new Table().AddColumns("run", "state", "step", "images", "CPU s", spec.Metric, "overlay");
+        var best = SweepResults.Best(spec, rows);
+        foreach (var r in rows)
+            table.AddRow(Markup.Escape(r.Run + (r == best ? " *" : "")), Markup.Escape(r.State), r.Step.ToString(CultureInfo.InvariantCulture),
+                r.Images.ToString("F0", CultureInfo.InvariantCulture), r.CpuSeconds?.ToString("F0", CultureInfo.InvariantCulture) ?? "-",
+                r.Metric?.ToString("G5", CultureInfo.InvariantCulture) ?? "-",
+                Markup.Escape(string.Join(", ", r.Overlay.Select(kv => $"{kv.Key}={kv.Value}"))));
+        Out().Write(table);
+        if (Directory.Exists(runRoot))
+            foreach (var f in SweepResults.Write(spec, Path.GetFullPath(runRoot), rows)) System.Console.WriteLine($"wrote {f}");
+        if (SweepResults.Fit(rows) is { } fit)
+            System.Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"power law: {spec.Metric} = {fit.A:G4} x images^{fit.B:F3} (R2 {fit.R2:F3}, {fit.Points} runs)"));
+        if (best is not null) System.Console.WriteLine($"best: {best.Run} ({spec.Metric} {best.Metric:G5})");
+        return 0;
+    }
+
+    private static IAnsiConsole Out()
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(System.Console.Out) });
+        if (System.Console.IsOutputRedirected) console.Profile.Width = 320;
+        return console;
+    }
+}
