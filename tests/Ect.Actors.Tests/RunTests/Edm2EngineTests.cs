@@ -8,6 +8,7 @@ using Ect.Compute.IO;
 using Ect.Compute.Training;
 using FluentAssertions;
 using Xunit;
+using Xunit.Abstractions;
 using static Ect.Actors.Tests.RunTests.DaemonHarness;
 
 namespace Ect.Actors.Tests.RunTests;
@@ -18,7 +19,7 @@ namespace Ect.Actors.Tests.RunTests;
 /// exact resume; `ect ema reconstruct` on its snapshots; a data set without labels refused for a conditional network.
 /// </summary>
 [Collection("Console")]
-public class Edm2EngineTests
+public class Edm2EngineTests(ITestOutputHelper output)
 {
     public static readonly string[] TinyEdm2 =
     [
@@ -38,6 +39,26 @@ public class Edm2EngineTests
         const string data = "/usr/share/datasets/fashion-mnist";
         Directory.Exists(data).Should().BeTrue($"Fashion-MNIST is installed at {data} (apt-get install dataset-fashion-mnist)");
         return RunSettings.From(EctConfiguration.Load(null, TinyEdm2.Concat(sets)));
+    }
+
+    /// <summary>Starts `ect train` and SIGKILLs it when its progress line shows step <paramref name="step"/> or later; true when the kill landed (exit 137).</summary>
+    private async Task<bool> KillAtStep(IEnumerable<string> args, int step)
+    {
+        using var p = EctProcess.Start(args);
+        var reached = new TaskCompletionSource();
+        // Progress lines come every log interval and may skip a step: any step >= the one asked for will do.
+        var line = new System.Text.RegularExpressions.Regex(@"(pretrain|tuning)\s+step (\d+)/");
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } d && line.Match(d) is { Success: true } m && int.Parse(m.Groups[2].Value) >= step) reached.TrySetResult();
+        };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        await Task.WhenAny(reached.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(3)));
+        if (p.HasExited || !reached.Task.IsCompleted) { output.WriteLine($"no step {step} before exit/timeout"); if (!p.HasExited) p.Kill(); return false; }
+        p.Kill(); // SIGKILL
+        await p.WaitForExitAsync();
+        return p.ExitCode == 128 + 9;
     }
 
     private static string Sha(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
@@ -116,6 +137,53 @@ public class Edm2EngineTests
         var c = NewRunDir();
         var init = Settings($"network.init=\"{outFile}\"", "pretrain.steps=0", "tuning.steps=1");
         (await RunDaemonAsync(c, init, Engines.Torch)).ExitCode.Should().Be(0);
+    }
+
+    /// <summary>
+    /// The real `ect` process on the tiny EDM2 (2 pretraining + 10 tuning steps, a checkpoint every step): SIGKILLed twice at
+    /// random instants while training and restarted, it ends with the weights, EMA, power-function EMAs and snapshot
+    /// files of an uninterrupted process run.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public async Task A_killed_edm2_run_ends_with_the_bits_of_an_uninterrupted_one()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-kill-edm2-").FullName;
+        var config = Path.Combine(dir, "edm2.conf");
+        File.WriteAllLines(config, TinyEdm2.Where(k => !k.StartsWith("display.", StringComparison.Ordinal) && !k.StartsWith("control.", StringComparison.Ordinal))
+            .Select(k => "ect." + k.Replace("pretrain.steps=1", "pretrain.steps=2").Replace("tuning.steps=3", "tuning.steps=10")
+                )
+            .Append("ect.display { mode = plain, log-interval-seconds = 0.1 }"));
+        var reference = Path.Combine(dir, "reference");
+        (await EctProcess.RunToEnd(output, EctProcess.TrainArgs(reference, [config]), timeout: TimeSpan.FromMinutes(5))).Code.Should().Be(0);
+        var expected = Finished(reference);
+        expected.Step.Should().Be(12);
+        var killed = Path.Combine(dir, "killed");
+        // Killed when the progress shows step 4, then step 9 (a checkpoint per step): each restart resumes from a
+        // checkpoint the journal committed, not from the start.
+        long committed = 0;
+        foreach (var at in new[] { 4, 9 })
+        {
+            (await KillAtStep(EctProcess.TrainArgs(killed, [config]), at)).Should().BeTrue($"the kill at step {at} landed");
+            var now = EctProcess.SqliteCheckpoints(killed)().DefaultIfEmpty(0).Max();
+            output.WriteLine($"killed at step {at}; last committed checkpoint: step {now}");
+            now.Should().BeGreaterThan(committed, $"the kill at step {at} came after a new checkpoint, so the restart resumes from it");
+            committed = now;
+        }
+        RunJournal.Events<RunFinished>(RunJournal.Read(killed)).Should().BeEmpty("every kill landed before the end");
+        var (code, text) = await EctProcess.RunToEnd(output, EctProcess.TrainArgs(killed, [config]), timeout: TimeSpan.FromMinutes(5));
+        code.Should().Be(0);
+        text.Should().Contain($"resumed from checkpoints/ckpt-{committed:D9}.ckpt at step {committed}", "the last start resumed from the last committed checkpoint");
+        var got = Finished(killed);
+        got.WeightsSha256.Should().Be(expected.WeightsSha256);
+        got.EmaSha256.Should().Be(expected.EmaSha256);
+        PhemaTensorDigests(LastCheckpoint(killed)).Should().Equal(PhemaTensorDigests(LastCheckpoint(reference)));
+        var snapshots = Directory.GetFiles(Path.Combine(reference, "phema")).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        snapshots.Should().HaveCount(10);
+        Directory.GetFiles(Path.Combine(killed, "phema")).Select(Path.GetFileName).Order(StringComparer.Ordinal).Should().Equal(snapshots);
+        foreach (var s in snapshots)
+            Sha(Path.Combine(killed, "phema", s!)).Should().Be(Sha(Path.Combine(reference, "phema", s!)), s);
+        CheckpointStepsOnce(killed);
     }
 
     [Fact]
