@@ -133,6 +133,18 @@ public class Edm2EngineTests(ITestOutputHelper output)
         finally { foreach (var t in rec.Tensors.Values.Concat(last.Tensors.Values)) t.Dispose(); }
         CliHarness.Run("ema", "reconstruct", a, "--std", "0.07", "--out", Path.Combine(a, "posthoc-0.07.safetensors")).Code.Should().Be(0);
 
+        // `ect export` writes the EMA under the network's keys; `ect eval` refuses EDM2 networks by name (not yet supported).
+        var exported = Path.Combine(a, "export.safetensors");
+        (code, _, err) = CliHarness.Run("export", a, "--out", exported);
+        code.Should().Be(0, err);
+        var ex = Safetensors.Read(exported);
+        try { ex.Tensors.Keys.Should().Contain("unet.emb_label.weight").And.NotContain(k => k.StartsWith("ema/", StringComparison.Ordinal)); }
+        finally { foreach (var t in ex.Tensors.Values) t.Dispose(); }
+        (code, _, err) = CliHarness.Run("eval", "--checkpoint", exported, "--steps", "1", "--num", "4");
+        code.Should().NotBe(0);
+        err.Should().Contain("EDM2");
+        CliHarness.Run("inspect", LastCheckpoint(a)).Code.Should().Be(0);
+
         // The reconstructed weights start a new EDM2 run (ect.network.init), loaded by name.
         var c = NewRunDir();
         var init = Settings($"network.init=\"{outFile}\"", "pretrain.steps=0", "tuning.steps=1");
@@ -184,6 +196,46 @@ public class Edm2EngineTests(ITestOutputHelper output)
         foreach (var s in snapshots)
             Sha(Path.Combine(killed, "phema", s!)).Should().Be(Sha(Path.Combine(reference, "phema", s!)), s);
         CheckpointStepsOnce(killed);
+    }
+
+    /// <summary>
+    /// Import of an EDM2 checkpoint by name (the recipe's --transfer): the golden edm2-small weights (the official
+    /// Precond's state_dict, keys unet.*) plus NVlabs' log-variance head, which ECT's network lacks and drops.
+    /// </summary>
+    [Fact]
+    public void An_edm2_state_dict_loads_by_name_and_its_log_variance_head_is_dropped()
+    {
+        var golden = Safetensors.Read(Path.Combine(RepoRoot.Find(), "tests", "golden", "edm2-small", "weights.safetensors"));
+        var dir = NewRunDir();
+        var withHead = new Dictionary<string, TorchSharp.torch.Tensor>(golden.Tensors)
+        {
+            ["logvar_fourier.freqs"] = TorchSharp.torch.randn(128), ["logvar_fourier.phases"] = TorchSharp.torch.rand(128),
+            ["logvar_linear.weight"] = TorchSharp.torch.randn(1, 128, 1, 1),
+        };
+        var file = Path.Combine(dir, "nvlabs-edm2.safetensors");
+        Safetensors.Write(file, withHead);
+        var config = new Ect.Compute.Networks.Edm2.Edm2UNetConfig
+        {
+            ImgResolution = 16, ImgChannels = 3, LabelDim = 10, ModelChannels = 32, ChannelMult = [1, 2], NumBlocks = 1,
+            AttnResolutions = [8], Dropout = 0.1, DropoutRes = 8,
+        };
+        using (var net = new Ect.Compute.Preconditioning.Edm2Precond(config))
+        {
+            var (sha, dropped) = Edm2TrainingEngine.LoadInitial(file, net);
+            dropped.Should().Be(3);
+            sha.Should().Be(Sha(file).ToLowerInvariant());
+            foreach (var (k, v) in net.state_dict())
+                (v.shape.SequenceEqual(golden.Tensors[k].shape) && v.eq(golden.Tensors[k]).all().item<bool>()).Should().BeTrue($"{k} is the file's tensor");
+        }
+        var missing = new Dictionary<string, TorchSharp.torch.Tensor>(golden.Tensors);
+        missing.Remove("unet.out_gain");
+        var file2 = Path.Combine(dir, "missing.safetensors");
+        Safetensors.Write(file2, missing);
+        using (var net = new Ect.Compute.Preconditioning.Edm2Precond(config))
+        {
+            var act = () => Edm2TrainingEngine.LoadInitial(file2, net);
+            act.Should().Throw<InvalidDataException>().WithMessage($"*{file2}*unet.out_gain*");
+        }
     }
 
     [Fact]
