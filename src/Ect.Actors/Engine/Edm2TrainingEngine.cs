@@ -37,7 +37,7 @@ public sealed record Edm2EngineOptions(
 /// ect.edm2.phema-snapshot-every-steps steps of tuning in RUN_DIR/phema/ for `ect ema reconstruct`). Tuning: ECT loss
 /// with the "snr + k" weighting and Huber c (ECMLoss of the branch), Adam (ect.edm2.adam-betas), lr = ect.tuning.lr /
 /// sqrt(max(images / (lr-decay-batches batch), 1)), non-finite gradients set to 0. Class labels come from the data set
-/// (label_dim = its class count when ect.data.use-labels is on); the sample grids cycle through the classes.
+/// (label_dim = its class count when ect.data.use-labels is on); the sample grids show a class per row.
 /// Deviation: pretraining (ect.pretrain.steps &gt; 0) uses EDM's loss (EdmLoss) with the same step, not EDM2's loss with
 /// its learned log-variance weighting (ECT's copy of the network has no log-variance head; the recipe starts from an
 /// EDM2 checkpoint instead). Deviation: the sample grids run the EMA in eval mode (the branch's in-training grids run
@@ -232,14 +232,25 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
             var g = new Generator((ulong)seed);
             var latents = randn([count, Channels, Resolution, Resolution], dtype: float64, generator: g);
             Tensor? labels = null;
-            if (cfg.LabelDim > 0) // image i shows class i mod label_dim: a grid's rows step through the classes
-                labels = nn.functional.one_hot(arange(count, dtype: int64) % cfg.LabelDim, cfg.LabelDim).to(float32);
+            if (cfg.LabelDim > 0)
+                labels = nn.functional.one_hot(tensor(GridClasses(count, cfg.LabelDim), dtype: int64), cfg.LabelDim).to(float32);
             IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
             var x = ConsistencySampler.Sample(net, latents, t, labels, g);
             return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
         }
 
         public void Dispose() => net.Dispose();
+    }
+
+    /// <summary>
+    /// The class of each of <paramref name="count"/> generated images: a row per class in the sample grids (whose rows
+    /// hold ceil(sqrt(count)) images, Png.SaveGrid), row r showing class r mod label_dim; an FD batch of 100 images
+    /// with 10 classes holds each class 10 times.
+    /// </summary>
+    public static long[] GridClasses(int count, int labelDim)
+    {
+        int cols = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(count)));
+        return Enumerable.Range(0, count).Select(i => (long)(i / cols % labelDim)).ToArray();
     }
 
     public string WeightsDigest() => StateDigest.Compute(_net);

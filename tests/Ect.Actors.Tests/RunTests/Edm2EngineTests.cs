@@ -239,6 +239,16 @@ public class Edm2EngineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Sample_grids_show_a_class_per_row()
+    {
+        Edm2TrainingEngine.GridClasses(64, 10).Should().Equal(Enumerable.Range(0, 64).Select(i => (long)(i / 8)), "8 rows of 8: row r is class r");
+        Edm2TrainingEngine.GridClasses(4, 10).Should().Equal(0, 0, 1, 1);
+        var fd = Edm2TrainingEngine.GridClasses(100, 10);
+        fd.GroupBy(c => c).Should().HaveCount(10).And.OnlyContain(g => g.Count() == 10, "an FD batch of 100 holds each of 10 classes 10 times");
+        Edm2TrainingEngine.GridClasses(64, 3).Distinct().Should().Equal(0, 1, 2);
+    }
+
+    [Fact]
     public void Ema_reconstruct_refuses_a_bad_std_and_a_run_without_snapshots()
     {
         var dir = NewRunDir();
