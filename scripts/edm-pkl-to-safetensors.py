@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Convert an EDM / ECT network pickle (network-snapshot-*.pkl, edm-*.pkl) to a safetensors state dict that
+"""Convert an EDM / ECT / EDM2 network pickle (network-snapshot-*.pkl, edm-*.pkl, edm2-img64-*.pkl) to a safetensors state dict that
 ECT.NET loads as ect.network.init (docs/safetensors-export.md).
 
     python3 scripts/edm-pkl-to-safetensors.py --edm /path/to/edm  IN.pkl  OUT.safetensors
@@ -8,7 +8,7 @@ What it needs installed (nothing else is imported):
   * Python 3.8 or later;
   * PyTorch (`pip install torch`; the CPU build is enough, no GPU is used);
   * safetensors (`pip install safetensors`);
-  * a checkout of NVlabs/edm (or locuslab/ect), given with --edm: the pickle refers to its modules `dnnlib`,
+  * a checkout of NVlabs/edm (or locuslab/ect; NVlabs/edm2 for EDM2 pickles), given with --edm: the pickle refers to its modules `dnnlib`,
     `torch_utils` and `training.networks` by name, so unpickling needs them importable (EDM's own
     requirements such as click, tqdm or psutil are not needed to unpickle).
 
@@ -60,6 +60,8 @@ def main() -> int:
     print(f"wrote {a.out}: {len(tensors)} tensors, {sum(t.numel() for t in tensors.values()):,} values")
 
     # The settings that describe this network (the init check of `ect train` names any that still differ).
+    if any(k.startswith("unet.") for k in tensors):
+        return print_edm2_settings(a.out, tensors)
     sets = []
     conv = next((k for k in tensors if re.fullmatch(r"model\.enc\.(\d+)x\1_conv\.weight", k)), None)
     if conv:
@@ -81,6 +83,32 @@ def main() -> int:
     if "model.map_label.weight" in tensors:
         sets.append("ect.data.use-labels=on")
     print("tune from it with:\n  ect train --set ect.network.init=" + a.out + "".join(f" \\\n    --set {s}" for s in sets))
+    return 0
+
+
+def print_edm2_settings(out, tensors) -> int:
+    """An EDM2 network (NVlabs/edm2 or locuslab/ect imgnet, training/networks_edm2.Precond: keys unet.*). NVlabs'
+    logvar_fourier.* / logvar_linear.* (the uncertainty head) stay in the file; ECT.NET drops them when it loads."""
+    sets = ["ect.network.type=edm2"]
+    conv = next((k for k in tensors if re.fullmatch(r"unet\.enc\.(\d+)x\1_conv\.weight", k)), None)
+    if conv:
+        res = int(re.match(r"unet\.enc\.(\d+)x", conv).group(1))
+        mc = tensors[conv].shape[0]
+        levels = sorted({int(m.group(1)) for k in tensors for m in [re.match(r"unet\.enc\.(\d+)x\1_", k)] if m}, reverse=True)
+        mult = [tensors[f"unet.enc.{r}x{r}_block0.conv_res1.weight"].shape[0] // mc
+                for r in levels if f"unet.enc.{r}x{r}_block0.conv_res1.weight" in tensors]
+        blocks = {m.group(1) for k in tensors for m in [re.match(rf"unet\.enc\.{res}x{res}_block(\d+)\.", k)] if m}
+        attn = sorted({int(m.group(1)) for k in tensors for m in [re.match(r"unet\.enc\.(\d+)x\1_block\d+\.attn_qkv\.weight", k)] if m}, reverse=True)
+        sets += [f"ect.data.resolution={res}", f"ect.network.model-channels={mc}",
+                 f"ect.network.channel-mult=[{','.join(map(str, mult))}]", f"ect.network.num-blocks={len(blocks)}",
+                 f"ect.network.attn-resolutions=[{','.join(map(str, attn))}]"]
+    if "unet.emb_label.weight" in tensors:
+        sets.append("ect.data.use-labels=on")
+    dropped = [k for k in tensors if k.startswith(("logvar_fourier.", "logvar_linear."))]
+    if dropped:
+        print(f"({len(dropped)} log-variance tensors, {', '.join(dropped)}: ECT's network has no such head and drops them)")
+    print("tune from it with (dropout and dropout-res as the recipe's preset, e.g. hocon/edm2-img64-s.conf):\n  ect train --set ect.network.init=" + out
+          + "".join(f" \\\n    --set {s}" for s in sets))
     return 0
 
 

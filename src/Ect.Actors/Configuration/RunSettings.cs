@@ -130,7 +130,7 @@ public sealed record RunSettings
             BatchSize = I("ect.data.batch-size", v => v > 0, "must be > 0"),
             Prefetch = I("ect.data.prefetch", v => v >= 1, "must be >= 1"),
             UseLabels = Get("ect.data.use-labels", x => c.GetBoolean(x), _ => true, "on or off"),
-            NetworkType = S("ect.network.type", v => v is "ddpmpp" or "ncsnpp", "unknown network: use \"ddpmpp\" or \"ncsnpp\""),
+            NetworkType = S("ect.network.type", v => v is "ddpmpp" or "ncsnpp" or "edm2", "unknown network: use \"ddpmpp\", \"ncsnpp\" or \"edm2\""),
             PretrainSteps = L("ect.pretrain.steps", v => v >= 0, "must be >= 0"),
             PretrainLr = D("ect.pretrain.lr", v => v > 0 && double.IsFinite(v), "must be > 0"),
             TuningSteps = L("ect.tuning.steps", v => v >= 0, "must be >= 0"),
@@ -165,6 +165,7 @@ public sealed record RunSettings
         S("ect.tuning.mapping", v => v is "sigmoid" or "const", "must be \"sigmoid\" or \"const\"");
         S("ect.tuning.optimizer", v => v is "radam" or "adam", "must be \"radam\" or \"adam\"");
         Get("ect.network.channel-mult", x => c.GetIntList(x), v => v.Count > 0 && v.All(m => m > 0), "a non-empty list of positive integers");
+        Ect.Actors.Engine.Edm2Engines.Check(c, errors); // network.type = edm2: its keys (ect.network.dropout-res, ect.edm2.*)
 
         // Live keys: a sane range each (LiveKeyRanges), for a key whose own rule above did not already refuse it.
         errors.AddRange(LiveKeyRanges.Violations(c).Where(v => !errors.Any(e => e.StartsWith(v[..v.IndexOf(' ')] + " ", StringComparison.Ordinal))));

@@ -18,6 +18,7 @@ public static class Engines
     public static (ITrainingEngine, IBatchSource) Torch(RunSettings s, string runDir)
     {
         var c = s.Config;
+        if (Edm2Engines.IsEdm2(c)) return Edm2Engines.Create(s, runDir); // issue 14: EDM2 network, imgnet training step
         var source = new DatasetBatchSource(s.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels,
             c.GetInt("ect.data.max-images", 0));
         var net = NetworkConfig(c, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0);
@@ -102,6 +103,7 @@ public static class Engines
     public static void CheckInit(Akka.Configuration.Config c)
     {
         if (c.GetString("ect.run.engine", "torch") != "torch") return;
+        if (Edm2Engines.IsEdm2(c)) { Edm2Engines.CheckInit(c); return; }
         var path = ResolveInit(c);
         if (path is null) return;
         var given = c.GetString("ect.network.init");

@@ -100,6 +100,10 @@ public sealed class CheckpointModel : IDisposable
                 throw new InvalidDataException($"'{path}' is not an ECT training checkpoint nor an `ect export` weights file (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}' or '{WeightsFile.FormatName}').");
             // A training state keeps the EMA under "ema/"; an exported weights file holds only the EMA, under EDM's own keys.
             var emaPrefix = fmt == WeightsFile.FormatName ? "" : EmaPrefix;
+            if (meta.TryGetValue(User + Engine.Edm2TrainingEngine.NetworkKindKey, out var kindName) && kindName == Engine.Edm2Engines.NetworkType)
+                throw new InvalidDataException(
+                    $"'{path}' holds an EDM2 network (ect.network.type = edm2): `ect eval` and `ect export` read DDPM++/NCSN++ networks only so far. " +
+                    "The run's sample grids are in RUN_DIR/samples; `ect ema reconstruct RUN_DIR --std S --out W.safetensors` writes its weights.");
             if (!meta.TryGetValue(User + NetworkConfigKey, out var cfgJson))
                 throw new InvalidDataException(
                     $"'{path}' has no network description (metadata '{User}{NetworkConfigKey}'): it was written by an older version of ect " +

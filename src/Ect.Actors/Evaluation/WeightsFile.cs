@@ -38,7 +38,10 @@ public static class WeightsFile
             var meta = contents.Metadata;
             if (!meta.TryGetValue("ect.format", out var fmt) || fmt != TrainState.FormatName)
                 throw new InvalidDataException($"'{checkpoint}' is not an ECT training checkpoint (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}').");
-            if (!meta.ContainsKey(User + CheckpointModel.NetworkConfigKey))
+            // An EDM2 checkpoint (ect.network.type = edm2) describes its network as user.edm2-config instead; its EMA
+            // exports the same way (unet.* keys: EDM2's Precond loads them, and so does an EDM2 run's ect.network.init).
+            bool edm2 = meta.TryGetValue(User + Engine.Edm2TrainingEngine.NetworkKindKey, out var kind) && kind == Engine.Edm2Engines.NetworkType;
+            if (!edm2 && !meta.ContainsKey(User + CheckpointModel.NetworkConfigKey))
                 throw new InvalidDataException($"'{checkpoint}' has no network description (metadata 'user.network-config'): written by an older ect; continue the run for one checkpoint, then export that one.");
             const string ema = "ema/";
             var tensors = contents.Tensors.Where(kv => kv.Key.StartsWith(ema, StringComparison.Ordinal))

@@ -8,7 +8,7 @@ namespace Ect.Compute.Training;
 
 /// <summary>
 /// Everything needed to continue a TrainStep exactly, in one safetensors file: network and EMA state dicts
-/// (<c>net/NAME</c>, <c>ema/NAME</c>), the optimizer state (<c>optimizer/exp_avg/i</c>, <c>optimizer/exp_avg_sq/i</c>,
+/// (<c>net/NAME</c>, <c>ema/NAME</c>, and each of the step's further averaged copies as <c>PREFIX/NAME</c>), the optimizer state (<c>optimizer/exp_avg/i</c>, <c>optimizer/exp_avg_sq/i</c>,
 /// <c>optimizer/step</c>), the step's RNG state (<c>rng</c>), and in <c>__metadata__</c> the
 /// counters, stage and learning rate (<c>ect.*</c> keys) plus the caller's opaque strings (<c>user.*</c> keys,
 /// e.g. the data sampler state). Written atomically: a temporary file in the same folder, flushed to disk, renamed.
@@ -18,7 +18,7 @@ public static class TrainState
     public const string FormatName = "ect-train-state/1";
     private const string UserPrefix = "user.";
 
-    public static void Save(string path, TrainStep step, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(string path, IResumableTrainStep step, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
@@ -28,6 +28,8 @@ public static class TrainState
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (k, v) in step.Net.state_dict()) tensors["net/" + k] = v;
         foreach (var (k, v) in step.EmaNet.state_dict()) tensors["ema/" + k] = v;
+        foreach (var (prefix, module) in step.ExtraModules)
+            foreach (var (k, v) in module.state_dict()) tensors[prefix + "/" + k] = v;
         tensors["rng"] = step.GetRngState();
         foreach (var (k, v) in step.Optimizer.StateTensors()) tensors["optimizer/" + k] = v;
 
@@ -46,7 +48,7 @@ public static class TrainState
     }
 
     /// <summary>Restores <paramref name="step"/> from <paramref name="path"/>; returns the caller's metadata (without the user. prefix).</summary>
-    public static IReadOnlyDictionary<string, string> Load(string path, TrainStep step)
+    public static IReadOnlyDictionary<string, string> Load(string path, IResumableTrainStep step)
     {
         var contents = Safetensors.Read(path);
         try
@@ -56,11 +58,12 @@ public static class TrainState
             using var noGrad = no_grad();
             LoadModule(path, "net/", step.Net, contents.Tensors);
             LoadModule(path, "ema/", step.EmaNet, contents.Tensors);
+            foreach (var (prefix, module) in step.ExtraModules) LoadModule(path, prefix + "/", module, contents.Tensors);
             step.SetRngState(Required(path, contents.Tensors, "rng"));
             step.Optimizer.LoadState(k => contents.Tensors.TryGetValue("optimizer/" + k, out var t) ? t : null, path);
 
-            step.StepIndex = long.Parse(RequiredMeta(path, contents.Metadata, "ect.step"), CultureInfo.InvariantCulture);
-            step.ImagesSeen = long.Parse(RequiredMeta(path, contents.Metadata, "ect.images"), CultureInfo.InvariantCulture);
+            step.RestoreCounters(long.Parse(RequiredMeta(path, contents.Metadata, "ect.step"), CultureInfo.InvariantCulture),
+                long.Parse(RequiredMeta(path, contents.Metadata, "ect.images"), CultureInfo.InvariantCulture));
             step.SetStage(int.Parse(RequiredMeta(path, contents.Metadata, "ect.stage"), CultureInfo.InvariantCulture));
             step.SetLearningRate(double.Parse(RequiredMeta(path, contents.Metadata, "ect.lr"), CultureInfo.InvariantCulture));
             return contents.Metadata.Where(kv => kv.Key.StartsWith(UserPrefix, StringComparison.Ordinal))

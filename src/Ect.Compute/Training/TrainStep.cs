@@ -14,7 +14,7 @@ namespace Ect.Compute.Training;
 /// The step owns its RNG stream (seeded by the config), swapped into torch's global generator for the duration of a
 /// step, so the same seed, config, weights and images give bit-identical results whatever else uses the global RNG.
 /// </summary>
-public sealed class TrainStep : IDisposable
+public sealed class TrainStep : IResumableTrainStep, IDisposable
 {
     private readonly Parameter[] _params;
     private Tensor _rngState;
@@ -60,6 +60,11 @@ public sealed class TrainStep : IDisposable
     public long ImagesSeen { get; internal set; }
     public int Stage { get; private set; }
     public double LearningRate { get; private set; }
+
+    /// <summary>None: the network and its EMA are all the modules of this step.</summary>
+    public IReadOnlyList<(string Prefix, nn.Module Module)> ExtraModules => [];
+
+    public void RestoreCounters(long stepIndex, long imagesSeen) { StepIndex = stepIndex; ImagesSeen = imagesSeen; }
 
     /// <summary>A copy of the step's RNG state (torch generator state bytes).</summary>
     public Tensor GetRngState() => _rngState.clone().DetachFromDisposeScope();

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using Ect.Compute.Losses;
+using Ect.Compute.Optim;
+using Ect.Compute.Preconditioning;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ect.Compute.Training;
+
+/// <summary>
+/// Settings of <see cref="Edm2TrainStep"/>: the imgnet branch's Adam (betas 0.9/0.99, eps 1e-8) whose learning rate
+/// is <see cref="InverseSqrtLearningRate"/> with ref_lr = <see cref="OptimizerConfig.LearningRate"/> and
+/// ref_batches = <see cref="LrDecayBatches"/> (0 = constant); the fixed-beta EMA <see cref="EmaBeta"/>
+/// (TraditionalEMA, 0.9999 in the recipe); the power-function EMAs <see cref="PhemaStds"/> (0.010, 0.050, 0.100).
+/// </summary>
+public sealed record Edm2TrainStepConfig(
+    int BatchSize,
+    OptimizerConfig Optimizer,
+    long LrDecayBatches,
+    double EmaBeta,
+    IReadOnlyList<double> PhemaStds,
+    long Seed = 0,
+    double LossScaling = 1.0)
+{
+    public void Validate()
+    {
+        if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "batch size must be > 0.");
+        if (LrDecayBatches < 0) throw new ArgumentOutOfRangeException(nameof(LrDecayBatches), LrDecayBatches, "lr decay (ref_batches) must be >= 0 (0 = constant lr).");
+        if (!(EmaBeta >= 0 && EmaBeta < 1)) throw new ArgumentOutOfRangeException(nameof(EmaBeta), EmaBeta, "EMA beta must be in [0, 1).");
+        if (!(LossScaling > 0)) throw new ArgumentOutOfRangeException(nameof(LossScaling), LossScaling, "loss scaling must be > 0.");
+        foreach (var s in PhemaStds) PowerFunctionEma.StdToExp(s); // throws with the std when outside (0, 0.2887)
+        Optimizer.Validate();
+    }
+}
+
+/// <summary>
+/// One iteration of locuslab/ect's imgnet training loop (ct_training_loop.py) on an EDM2 network, in its order:
+/// zero grads; per-sample loss (ECMLoss: the teacher pass with forced weight normalisation off and the student's
+/// dropout mask, both inside the loss); <c>loss.mul(loss_scaling).mean().backward()</c>; lr = ref_lr /
+/// sqrt(max(cur_nimg / (ref_batches batch), 1)) with cur_nimg counted before the step; nan_to_num(grad, 0, 0, 0);
+/// Adam; cur_nimg += batch; the power-function EMAs (PowerFunctionEMA.update(cur_nimg, batch)) and the fixed-beta
+/// EMA (TraditionalEMA: ema = net.lerp(ema, beta)). The same loop body is checked against the golden edm2-small
+/// run by Edm2TrainingParityTests; this class is that body with the daemon's contract: a private RNG stream swapped
+/// into torch's global generator for the step (noise draws and dropout masks), so the same seed, weights and images
+/// give the same bits, and everything resumable through <see cref="TrainState"/> (the power-function EMAs as
+/// <c>phema-STD/NAME</c>).
+/// Deviation: one accumulation round (the whole batch at once; the recipe's batch-gpu rounds each take the mean, so
+/// its gradient is R times the batch mean, which Adam nearly ignores). Deviation: no redo of a non-finite step (the
+/// reference has none either; the daemon's non-finite streak limit and rollback apply).
+/// </summary>
+public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
+{
+    private readonly Parameter[] _params;
+    private Tensor _rngState;
+
+    /// <param name="net">the trained network; put in training mode.</param>
+    /// <param name="ema">the fixed-beta EMA (a separate instance of the architecture); set to the net's weights now.</param>
+    /// <param name="phemaNets">one instance per power-function EMA std; set to the net's weights now.</param>
+    public Edm2TrainStep(Precond net, Precond ema, IReadOnlyList<Precond> phemaNets, ITrainingLoss loss, Edm2TrainStepConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(net);
+        ArgumentNullException.ThrowIfNull(ema);
+        ArgumentNullException.ThrowIfNull(loss);
+        config.Validate();
+        if (phemaNets.Count != config.PhemaStds.Count)
+            throw new ArgumentException($"{config.PhemaStds.Count} power-function EMA stds but {phemaNets.Count} networks.", nameof(phemaNets));
+        if (ReferenceEquals(net, ema) || phemaNets.Any(p => ReferenceEquals(p, net) || ReferenceEquals(p, ema)))
+            throw new ArgumentException("every EMA must be a separate module instance of the network's architecture.", nameof(ema));
+        Net = net; EmaNet = ema; Loss = loss; Config = config;
+
+        Net.train();
+        _params = Net.parameters().ToArray();
+        foreach (var p in _params) p.requires_grad = true;
+        Ema.CopyWeights(Net, EmaNet);
+        foreach (var m in phemaNets.Prepend(ema))
+        {
+            m.eval();
+            foreach (var p in m.parameters()) p.requires_grad = false;
+        }
+        Phema = new PowerFunctionEma(Net, config.PhemaStds, phemaNets.Cast<nn.Module>().ToList());
+        PhemaNets = phemaNets;
+        Optimizer = OptimizerFactory.Create(config.Optimizer, _params);
+        Schedule = new InverseSqrtLearningRate(config.Optimizer.LearningRate, config.LrDecayBatches);
+        Stage = loss is IStagedLoss staged ? staged.Stage : 0;
+
+        var saved = torch.random.get_rng_state();
+        torch.random.manual_seed(config.Seed);
+        _rngState = torch.random.get_rng_state().DetachFromDisposeScope();
+        torch.random.set_rng_state(saved);
+        saved.Dispose();
+    }
+
+    public Precond Net { get; }
+    public Precond EmaNet { get; }
+    public IReadOnlyList<Precond> PhemaNets { get; }
+    public PowerFunctionEma Phema { get; }
+    public ITrainingLoss Loss { get; }
+    public Edm2TrainStepConfig Config { get; }
+    public TorchOptimizer Optimizer { get; }
+    /// <summary>The learning-rate schedule; its ref_lr is <see cref="LearningRate"/>.</summary>
+    public InverseSqrtLearningRate Schedule { get; private set; }
+
+    public long StepIndex { get; private set; }
+    /// <summary>Images consumed (cur_nimg).</summary>
+    public long ImagesSeen { get; private set; }
+    public int Stage { get; private set; }
+    /// <summary>ref_lr of the schedule (what the daemon's ect.tuning.lr sets); the rate of a step is <see cref="Schedule"/> at <see cref="ImagesSeen"/>.</summary>
+    public double LearningRate => Schedule.RefLr;
+
+    /// <summary>Prefix of the power-function EMA of <paramref name="std"/> in the training state: <c>phema-0.050</c>.</summary>
+    public static string PhemaPrefix(double std) => FormattableString.Invariant($"phema-{std:0.000}");
+
+    public IReadOnlyList<(string Prefix, nn.Module Module)> ExtraModules =>
+        Config.PhemaStds.Select((s, i) => (PhemaPrefix(s), (nn.Module)PhemaNets[i])).ToList();
+
+    public void RestoreCounters(long stepIndex, long imagesSeen) { StepIndex = stepIndex; ImagesSeen = imagesSeen; }
+
+    public Tensor GetRngState() => _rngState.clone().DetachFromDisposeScope();
+
+    public void SetRngState(Tensor state)
+    {
+        var copy = state.clone().DetachFromDisposeScope();
+        _rngState.Dispose();
+        _rngState = copy;
+    }
+
+    public void SetStage(int stage)
+    {
+        if (stage < 0) throw new ArgumentOutOfRangeException(nameof(stage), stage, "stage must be >= 0.");
+        Stage = stage;
+        if (Loss is IStagedLoss s) s.Stage = stage;
+    }
+
+    /// <summary>Sets ref_lr (the schedule's base rate; the decay still applies).</summary>
+    public void SetLearningRate(double lr)
+    {
+        if (!(lr >= 0) || double.IsInfinity(lr)) throw new ArgumentOutOfRangeException(nameof(lr), lr, "learning rate must be a finite number >= 0.");
+        Schedule = Schedule with { RefLr = lr };
+    }
+
+    /// <summary>Runs one iteration on <paramref name="images"/> [BatchSize, C, H, W] with <paramref name="classLabels"/> [BatchSize, label_dim] (one-hot) or null.</summary>
+    public StepStatistics Step(Tensor images, Tensor? classLabels = null)
+    {
+        if (images.shape.Length == 0 || images.shape[0] != Config.BatchSize)
+            throw new ArgumentException($"images has shape [{string.Join(",", images.shape)}]; expected {Config.BatchSize} images (the configured batch size).", nameof(images));
+        var sw = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+        var callerRng = torch.random.get_rng_state();
+        try
+        {
+            Net.train();
+            torch.random.set_rng_state(_rngState);
+            Optimizer.ZeroGrad();
+            var losses = Loss.Compute(Net, images, classLabels);
+            // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round).
+            (losses * Config.LossScaling).mean().backward();
+            var newRng = torch.random.get_rng_state();
+
+            double lr = Schedule.At(ImagesSeen, Config.BatchSize);
+            OptimizerFactory.SetLearningRate(Optimizer, lr);
+            long nonFinite = GradientCleaner.Clean(_params, GradientCleaner.ImgnetPosInf, GradientCleaner.ImgnetNegInf);
+            double gradNorm = GradNorm();
+            Optimizer.Step();
+            long curNimg = ImagesSeen + Config.BatchSize;
+            Phema.Update(curNimg, Config.BatchSize);
+            Ema.Update(Net, EmaNet, Config.EmaBeta);
+
+            var l64 = losses.detach().to(float64);
+            double mean = l64.mean().item<double>();
+            double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+
+            _rngState.Dispose();
+            _rngState = newRng.DetachFromDisposeScope();
+            StepIndex++;
+            ImagesSeen = curNimg;
+            return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, 0, nonFinite, Config.EmaBeta, sw.Elapsed);
+        }
+        finally
+        {
+            torch.random.set_rng_state(callerRng);
+        }
+    }
+
+    private double GradNorm()
+    {
+        using var scope = NewDisposeScope();
+        double sq = 0;
+        foreach (var p in _params)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            sq += g.to(float64).pow(2).sum().item<double>();
+        }
+        return Math.Sqrt(sq);
+    }
+
+    public void Dispose()
+    {
+        _rngState.Dispose();
+        Optimizer.Dispose();
+    }
+}
