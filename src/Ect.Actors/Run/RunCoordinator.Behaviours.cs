@@ -136,6 +136,14 @@ public sealed partial class RunCoordinator
         Command<CheckpointWriteFailed>(m => EndWithError(m.Step, m.Reason));
         Command<EvaluationDone>(m => OnEvaluationDone(m, then));
         Command<EvaluationFailed>(m => OnEvaluationFailed(m, then));
+        // The evaluation supervisor answers every evaluation itself; should it stop anyway, nothing is awaited from it.
+        Command<Terminated>(t => t.ActorRef.Equals(_evaluators), _ =>
+        {
+            _log.Error("The evaluators stopped; the run goes on without evaluations");
+            _evaluators = ActorRefs.Nobody;
+            if (_finalEvaluationsOutstanding > 0) _finalEvaluationsOutstanding = 0;
+            then();
+        });
     }
 
     /// <summary>Handlers of every behaviour but Recovering.</summary>
@@ -145,7 +153,9 @@ public sealed partial class RunCoordinator
         Command<StopRequested>(m => StopTrainer(m.Reason));
         Command<Terminated>(_ => { }); // a trainer that stopped when no behaviour waits for it (watched: never unhandled)
         Command<EvaluationRequest>(OnEvaluationRequest);
-        // An evaluation that ends after the run did is still journaled (the files exist).
+        // A checkpoint or an evaluation that ends after the run did is still journaled (the files exist; a restart
+        // may resume from that checkpoint).
+        Command<CheckpointWritten>(m => Current(m.Generation), m => OnCheckpointWritten(m, () => { }));
         Command<EvaluationDone>(m => OnEvaluationDone(m, () => { }));
         Command<EvaluationFailed>(m => OnEvaluationFailed(m, () => { }));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
@@ -159,7 +169,9 @@ public sealed partial class RunCoordinator
         if (r.Final) _finalEvaluationsOutstanding = r.Models.Count;
         if (_evaluators.IsNobody())
         {
+            // No evaluators (not started, or gone): nothing will answer, so nothing is awaited.
             foreach (var m in r.Models) m.Dispose();
+            if (r.Final) _finalEvaluationsOutstanding = 0;
             return;
         }
         _evaluators.Tell(r);

@@ -21,8 +21,8 @@ public sealed record CoordinatorSetup(
     Config CliConfig,
     string RunDir,
     EngineFactory EngineFactory,
-    IObserver<StepStatistics> Statistics,
-    IObservable<StepStatistics> SampledStatistics,
+    IObserver<TrainingProgress> Statistics,
+    IObservable<TrainingProgress> SampledStatistics,
     TaskCompletionSource<RunOutcome> Completion,
     string PersistenceId = "ect-run",
     Action<RunState>? OnRecovered = null,
@@ -49,7 +49,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     // holds the phase of the run: the behaviour the coordinator is in, not flags).
     private IActorRef _checkpointer = ActorRefs.Nobody, _evaluators = ActorRefs.Nobody, _trainer = ActorRefs.Nobody;
     private int _generation;
-    private StepStatistics? _lastStats;
+    private TrainingProgress? _lastStats;
     /// <summary>Final evaluations asked of the evaluators and not yet answered; null until the trainer asks for them.</summary>
     private int? _finalEvaluationsOutstanding;
     private readonly Dictionary<string, List<IActorRef>> _inFlight = new();
@@ -138,6 +138,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
         _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir, _settings.CheckpointWrite), "checkpointer");
         _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");
+        Context.Watch(_evaluators);
         var self = Self;
         _statsSubscription = _setup.SampledStatistics.Subscribe(s => self.Tell(new StatsSample(s)));
         StartTrainer();
@@ -247,7 +248,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     /// </summary>
     private void TryFinish(TrainingHalted h)
     {
-        if (_state.LastCheckpoint?.Step != h.Step && h.Step > 0) return; // final checkpoint not yet committed
+        // The final checkpoint first (the trainer writes one at its halt step, step 0 included, unless it resumed there).
+        if (_state.LastCheckpoint?.Step != h.Step) return;
         if (h.Finished)
         {
             if (_finalEvaluationsOutstanding is not { } outstanding) return; // the trainer's final request comes first
