@@ -6,6 +6,7 @@ using Ect.Compute.Evaluation;
 using Ect.Data;
 using Spectre.Console;
 using TorchSharp;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Cli;
 
@@ -300,7 +301,7 @@ public sealed class EvalVerb : ICliVerb
         };
         var tmp = outPath + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-        try { File.Move(tmp, outPath, overwrite); }
+        try { AtomicFile.Commit(tmp, outPath, overwrite); }
         catch (IOException) when (!overwrite && File.Exists(outPath))
         {
             File.Delete(tmp);
