@@ -112,19 +112,19 @@ public static class Engines
                 "or set ect.network.init = \"\" to start from random weights.");
         try
         {
-            var header = Inspection.SafetensorsFile.Open(path);
+            var header = Checkpoints.SafetensorsFile.Open(path);
             // The dataset is not opened here: its channels and classes are taken to be the file's (the trainer's strict load checks the data).
             int channels, labels;
-            bool described = header.Metadata.TryGetValue("user." + Evaluation.CheckpointModel.NetworkConfigKey, out var json);
+            bool described = header.Metadata.TryGetValue("user." + Checkpoints.CheckpointModel.NetworkConfigKey, out var json);
             if (described)
             {
-                var found = Evaluation.CheckpointModel.DeserializeConfig(json!);
+                var found = Checkpoints.CheckpointModel.DeserializeConfig(json!);
                 (channels, labels) = (found.InChannels, found.LabelDim);
             }
-            else (channels, labels) = Evaluation.InitWeightsCheck.ImageChannelsAndLabels(header);
+            else (channels, labels) = Checkpoints.InitWeightsCheck.ImageChannelsAndLabels(header);
             var expected = NetworkConfig(c, c.GetInt("ect.data.resolution"), channels, c.GetBoolean("ect.data.use-labels") ? labels : 0);
-            if (described) Evaluation.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
-            Evaluation.InitWeightsCheck.Check(header, expected);
+            if (described) Checkpoints.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
+            Checkpoints.InitWeightsCheck.Check(header, expected);
         }
         catch (InvalidDataException e) { throw new ConfigurationException($"ect.network.init: {e.Message}"); }
         catch (System.Text.Json.JsonException e) { throw new ConfigurationException($"ect.network.init: '{path}' has an unreadable network description ({e.Message})."); }

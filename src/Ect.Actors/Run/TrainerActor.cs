@@ -3,6 +3,7 @@ using System.Globalization;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
+using Ect.Actors.Checkpoints;
 using Ect.Actors.Configuration;
 using Ect.Actors.Engine;
 
@@ -122,8 +123,8 @@ public sealed class TrainerActor : ReceiveActor
         if (_resume.CheckpointPath != null)
         {
             var meta = _engine.LoadCheckpoint(_resume.CheckpointPath);
-            state = meta.TryGetValue("sampler", out var st) ? st : throw new InvalidDataException($"{_resume.CheckpointPath}: no sampler state");
-            var metaStep = long.Parse(meta["step"], CultureInfo.InvariantCulture);
+            state = meta.TryGetValue(CheckpointFormat.Sampler, out var st) ? st : throw new InvalidDataException($"{_resume.CheckpointPath}: no sampler state");
+            var metaStep = long.Parse(meta[CheckpointFormat.Step], CultureInfo.InvariantCulture);
             if (metaStep != _step) throw new InvalidDataException($"{_resume.CheckpointPath}: step {metaStep} but the journal says {_step}");
             _lastCheckpointStep = _step;
             _log.Info("Resumed from {0} at step {1}", _resume.CheckpointPath, _step);
@@ -229,18 +230,18 @@ public sealed class TrainerActor : ReceiveActor
         if (_lastCheckpointStep == _step) return;
         var meta = new Dictionary<string, string>
         {
-            ["step"] = _step.ToString(CultureInfo.InvariantCulture),
-            ["kimg"] = Kimg(_step).ToString("R", CultureInfo.InvariantCulture),
-            ["phase"] = _phase,
-            ["stage"] = _stage.ToString(CultureInfo.InvariantCulture),
-            ["sampler"] = _samplerState,
-            ["format"] = "ect-checkpoint-v1",
+            [CheckpointFormat.Step] = _step.ToString(CultureInfo.InvariantCulture),
+            [CheckpointFormat.Kimg] = Kimg(_step).ToString("R", CultureInfo.InvariantCulture),
+            [CheckpointFormat.Phase] = _phase,
+            [CheckpointFormat.Stage] = _stage.ToString(CultureInfo.InvariantCulture),
+            [CheckpointFormat.Sampler] = _samplerState,
+            // The file's format and version is its ect.format tag (CheckpointFormat); no second tag here.
             // What only the journal knew and the steps after this one depend on: lets --rebuild-journal resume exactly.
-            ["config-changes"] = System.Text.Json.JsonSerializer.Serialize(_appliedConfig.Select(c => new[] { c.Step.ToString(CultureInfo.InvariantCulture), c.Key, c.Value })),
-            ["user-stages"] = System.Text.Json.JsonSerializer.Serialize(_userStages.Where(u => u.Step <= _step).Select(u => new[] { u.Step, u.Stage })),
+            [CheckpointFormat.ConfigChanges] = System.Text.Json.JsonSerializer.Serialize(_appliedConfig.Select(c => new[] { c.Step.ToString(CultureInfo.InvariantCulture), c.Key, c.Value })),
+            [CheckpointFormat.UserStages] = System.Text.Json.JsonSerializer.Serialize(_userStages.Where(u => u.Step <= _step).Select(u => new[] { u.Step, u.Stage })),
         };
         // Which configuration made this checkpoint (`ect inspect` shows it; equal digests = the same run configuration).
-        if (_resume.ConfigDigest.Length > 0) meta["config-digest"] = _resume.ConfigDigest;
+        if (_resume.ConfigDigest.Length > 0) meta[CheckpointFormat.ConfigDigest] = _resume.ConfigDigest;
         // Which run wrote it (run-id, run-name, run-journal-id): a run directory and a journal are checked against it.
         foreach (var (k, v) in _resume.Identity?.Metadata ?? new Dictionary<string, string>()) meta[k] = v;
         var image = _engine!.Capture(meta);

@@ -1,6 +1,10 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Globalization;
 
-namespace Ect.Actors.Inspection;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>What `ect inspect` shows about a checkpoint: run counters from __metadata__ and group digests.</summary>
 public sealed record CheckpointSummary(
