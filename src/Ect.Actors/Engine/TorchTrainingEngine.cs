@@ -8,6 +8,7 @@ using Ect.Compute.Training;
 using Ect.Data;
 using TorchSharp;
 using static TorchSharp.torch;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Engine;
 
@@ -143,7 +144,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         public int Channels => cfg.OutChannels;
         public int Resolution => cfg.ImgResolution;
 
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
         {
             // Per calling thread (OpenMP's thread count is a per-thread setting): the evaluator's thread gets its own
             // small count instead of inheriting the trainer's, so it neither opens a second full-size OpenMP pool
@@ -151,14 +152,9 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
             torch.set_num_threads(threads);
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var g = new Generator((ulong)seed);
-            var latents = randn([count, Channels, Resolution, Resolution], dtype: float64, generator: g);
-            Tensor? labels = null;
-            if (cfg.LabelDim > 0)
-                labels = nn.functional.one_hot(arange(count, dtype: int64) % cfg.LabelDim, cfg.LabelDim).to(float32);
             IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
-            var x = ConsistencySampler.Sample(net, latents, t, labels, g); // the sampler scales by t_max
-            return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
+            var x = Evaluation.ImageGenerator.Generate(net, cfg, new Evaluation.SamplerChoice.Consistency(t), count, firstImage, seed);
+            return x.contiguous().data<float>().ToArray();
         }
 
         public void Dispose() => net.Dispose();

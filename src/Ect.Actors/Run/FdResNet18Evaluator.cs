@@ -18,7 +18,7 @@ namespace Ect.Actors.Run;
 /// is processed once, also across runs and by `ect eval`) and <see cref="MetricRunner"/>.
 /// <para>
 /// Generation: batch b (of <c>batch</c> images) comes from IEvaluationModel.Generate with seed
-/// <see cref="BatchSeed"/>(seed, b), the same seeds for every number of sampling steps and every evaluation, so values
+/// <see cref="ImageGenerator.BatchSeed"/>(seed, b) and first image b * batch (ImageGenerator, `ect eval`'s path), the same seeds for every number of sampling steps and every evaluation, so values
 /// are comparable across steps and the same weights give the same value.
 /// </para>
 /// Each result is appended to metrics.jsonl and fd.png is redrawn from it. Any failure (no ONNX model, no dataset, a
@@ -147,7 +147,8 @@ public sealed class FdResNet18Evaluator : ReceiveActor
     {
         var n = Math.Min(_settings.Batch, _settings.Count - batchIndex * _settings.Batch);
         if (n <= 0) throw new InvalidOperationException($"batch {batchIndex} is past the {_settings.Count} images requested");
-        var pixels = model.Generate(n, samplingSteps, BatchSeed(_settings.Seed, batchIndex), _settings.TMax, _settings.MidT);
+        var pixels = model.Generate(n, samplingSteps, ImageGenerator.BatchSeed(_settings.Seed, batchIndex), _settings.TMax, _settings.MidT,
+            firstImage: batchIndex * _settings.Batch);
         torch.set_num_threads(_settings.Threads); // the EMA model samples with ect.evaluation.threads
         long[] shape = [n, model.Channels, model.Resolution, model.Resolution];
         if (pixels.LongLength != shape.Aggregate(1L, (a, b) => a * b))
@@ -155,19 +156,6 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         if (Array.FindIndex(pixels, v => !float.IsFinite(v)) is var bad and >= 0)
             throw new NonFiniteEvaluationException($"batch {batchIndex} of the {samplingSteps}-step samples has a non-finite value ({pixels[bad]} at {bad})");
         return tensor(pixels, shape);
-    }
-
-    /// <summary>
-    /// The noise seed of generation batch <paramref name="batchIndex"/>: SplitMix64 of (seed, batch index), a
-    /// non-negative int. Independent streams per batch without drawing every batch from one generator.
-    /// </summary>
-    public static int BatchSeed(int seed, int batchIndex)
-    {
-        var z = unchecked(((ulong)(uint)seed << 32 | (uint)batchIndex) + 0x9E3779B97F4A7C15UL);
-        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
-        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
-        z ^= z >> 31;
-        return (int)(z & 0x7FFFFFFF);
     }
 
     protected override void PostStop()
