@@ -20,14 +20,16 @@ public sealed record CheckpointSummary(
     IReadOnlyDictionary<string, string> Metadata,
     int TensorCount)
 {
-    // Metadata keys, first match wins. TrainState writes its TrainStep's counters as ect.* and the daemon's strings
-    // as user.*; the daemon's are the run's (ect.step restarts at the start of tuning, user.step does not).
-    private static readonly string[] PhaseKeys = ["user.phase", "ect.phase", "phase"];
-    private static readonly string[] StepKeys = ["user.step", "ect.step", "step"];
-    private static readonly string[] KimgKeys = ["user.kimg", "ect.kimg", "kimg"];
-    private static readonly string[] ImagesKeys = ["user.images", "ect.images", "images"];
-    private static readonly string[] StageKeys = ["user.stage", "ect.stage", "stage"];
-    private static readonly string[] ConfigDigestKeys = ["user.config-digest", "ect.config-digest", "config-digest", "user.config_digest"];
+    // Metadata keys, first match wins: only keys something writes (CheckpointFormat). TrainState writes its TrainStep's
+    // counters as ect.* and the daemon's strings as user.*; the daemon's are the run's (ect.step restarts at the start
+    // of tuning, user.step does not). A file without the daemon's keys (TrainState alone) falls back to ect.*.
+    private const string U = CheckpointFormat.UserPrefix;
+    private static readonly string[] PhaseKeys = [U + CheckpointFormat.Phase];
+    private static readonly string[] StepKeys = [U + CheckpointFormat.Step, "ect.step"];
+    private static readonly string[] KimgKeys = [U + CheckpointFormat.Kimg];
+    private static readonly string[] ImagesKeys = ["ect.images"];
+    private static readonly string[] StageKeys = [U + CheckpointFormat.Stage, "ect.stage"];
+    private static readonly string[] ConfigDigestKeys = [U + CheckpointFormat.ConfigDigest];
 
     public static CheckpointSummary Of(string path)
     {
