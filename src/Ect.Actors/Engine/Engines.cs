@@ -21,12 +21,9 @@ public static class Engines
         var source = new DatasetBatchSource(s.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels,
             c.GetInt("ect.data.max-images", 0));
         var net = NetworkConfig(c, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0);
+        var (p, t) = (s.Pretrain, s.Tuning); // validated by RunSettings.From
         var o = new TorchEngineOptions(net, s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
-            s.PretrainLr, c.GetDouble("ect.pretrain.p-mean"), c.GetDouble("ect.pretrain.p-std"),
-            s.TuningLr, c.GetString("ect.tuning.optimizer") == "adam" ? OptimizerKind.Adam : OptimizerKind.RAdam,
-            c.GetDouble("ect.tuning.p-mean"), c.GetDouble("ect.tuning.p-std"),
-            c.GetString("ect.tuning.mapping") == "const" ? MappingKind.Const : MappingKind.Sigmoid,
-            c.GetDouble("ect.tuning.q"), c.GetDouble("ect.tuning.k"), c.GetDouble("ect.tuning.b"), c.GetDouble("ect.tuning.c"))
+            s.PretrainLr, p.PMean, p.PStd, s.TuningLr, t.Optimizer, t.PMean, t.PStd, t.Mapping, t.Q, t.K, t.B, t.C)
         { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c), EvaluationThreads = s.EvaluationThreads };
         return (new TorchTrainingEngine(o, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
     }
