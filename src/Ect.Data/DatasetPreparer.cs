@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using Ect.Data.Imaging;
 using Ect.Data.Sources;
+using Ect.Compute.IO;
 
 namespace Ect.Data;
 
@@ -96,7 +97,7 @@ public static class DatasetPreparer
                 zip = null;
                 zipStream!.Dispose();
                 zipStream = null;
-                File.Move(tmp, dest, overwrite: true);
+                AtomicFile.Commit(tmp, dest);
             }
             else
             {

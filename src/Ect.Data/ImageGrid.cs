@@ -1,6 +1,7 @@
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
+using Ect.Compute.IO;
 
 namespace Ect.Data;
 
@@ -85,6 +86,6 @@ public static class ImageGrid
         // Write then rename, so a viewer (or the daemon's web page) never sees half a file.
         var tmp = path + ".tmp";
         File.WriteAllBytes(tmp, png);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Commit(tmp, path);
     }
 }

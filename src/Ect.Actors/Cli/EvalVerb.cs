@@ -6,6 +6,8 @@ using Ect.Compute.Evaluation;
 using Ect.Data;
 using Spectre.Console;
 using TorchSharp;
+using Ect.Compute.IO;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Cli;
 
@@ -127,7 +129,7 @@ public sealed class EvalVerb : ICliVerb
         if (a.Out is { } explicitOut && File.Exists(explicitOut) && !a.Overwrite)
             throw new UsageException($"--out {explicitOut}: the file exists (an earlier result?); choose another --out, or pass --overwrite to replace it.");
         // A run directory means its latest checkpoint, as for `ect inspect` and `ect export`.
-        var path = Directory.Exists(given) ? Inspection.CheckpointSummary.LatestIn(given) : given;
+        var path = Directory.Exists(given) ? Checkpoints.CheckpointSummary.LatestIn(given) : given;
         if (!File.Exists(path)) throw new UsageException($"checkpoint '{path}' does not exist.");
         // Default reference size: as many images as are generated (at most the dataset), the protocol of docs/results.md
         // (10,000 samples vs the first 10,000 training images); the whole training set cost ~25 minutes for any --num.
@@ -300,7 +302,7 @@ public sealed class EvalVerb : ICliVerb
         };
         var tmp = outPath + ".tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-        try { File.Move(tmp, outPath, overwrite); }
+        try { AtomicFile.Commit(tmp, outPath, overwrite); }
         catch (IOException) when (!overwrite && File.Exists(outPath))
         {
             File.Delete(tmp);

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using Ect.Actors.Inspection;
 using Spectre.Console;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Cli;
 

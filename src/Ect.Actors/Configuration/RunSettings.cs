@@ -1,4 +1,6 @@
 using Akka.Configuration;
+using Ect.Compute.Losses;
+using Ect.Compute.Optim;
 
 namespace Ect.Actors.Configuration;
 
@@ -34,6 +36,9 @@ public sealed record RunSettings
     public required int Prefetch { get; init; }
     public required bool UseLabels { get; init; }
     public required string NetworkType { get; init; }
+    /// <summary>ect.pretrain.p-mean/p-std and ect.tuning.* as typed values (TrainingSettings.cs); Engines.Torch builds from them.</summary>
+    public PretrainSettings Pretrain { get; init; } = null!;
+    public TuningSettings Tuning { get; init; } = null!;
     public required long PretrainSteps { get; init; }
     public required double PretrainLr { get; init; }
     public required long TuningSteps { get; init; }
@@ -161,9 +166,17 @@ public sealed record RunSettings
         I("ect.network.num-blocks", v => v > 0, "must be > 0");
         I("ect.network.augment-dim", v => v >= 0, "must be >= 0 (0 = no map_augment layer; EDM's augmented checkpoints: 9)");
         D("ect.network.dropout", v => v is >= 0 and < 1, "must be in [0, 1)");
-        D("ect.tuning.q", v => v > 1, "must be > 1");
-        S("ect.tuning.mapping", v => v is "sigmoid" or "const", "must be \"sigmoid\" or \"const\"");
-        S("ect.tuning.optimizer", v => v is "radam" or "adam", "must be \"radam\" or \"adam\"");
+        // Validated and kept (the engine receives these values, not the keys).
+        s = s with
+        {
+            Pretrain = new PretrainSettings(D("ect.pretrain.p-mean", _ => true, "a number"), D("ect.pretrain.p-std", _ => true, "a number")),
+            Tuning = new TuningSettings(
+                S("ect.tuning.optimizer", v => v is "radam" or "adam", "must be \"radam\" or \"adam\"") == "adam" ? OptimizerKind.Adam : OptimizerKind.RAdam,
+                D("ect.tuning.p-mean", _ => true, "a number"), D("ect.tuning.p-std", _ => true, "a number"),
+                S("ect.tuning.mapping", v => v is "sigmoid" or "const", "must be \"sigmoid\" or \"const\"") == "const" ? MappingKind.Const : MappingKind.Sigmoid,
+                D("ect.tuning.q", v => v > 1, "must be > 1"), D("ect.tuning.k", _ => true, "a number"),
+                D("ect.tuning.b", _ => true, "a number"), D("ect.tuning.c", _ => true, "a number")),
+        };
         Get("ect.network.channel-mult", x => c.GetIntList(x), v => v.Count > 0 && v.All(m => m > 0), "a non-empty list of positive integers");
         Ect.Actors.Engine.Edm2Engines.Check(c, errors); // network.type = edm2: its keys (ect.network.dropout-res, ect.edm2.*)
 

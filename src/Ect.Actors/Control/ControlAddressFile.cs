@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Control;
 
@@ -29,7 +30,7 @@ public static class ControlAddressFile
 
     public static string PathIn(string runDir) => Path.Combine(runDir, FileName);
 
-    /// <summary>Writes RUN_DIR/control.json atomically (temp file + rename), so a reader never sees half a file.</summary>
+    /// <summary>Writes RUN_DIR/control.json atomically (AtomicFile: temp file, fsync, rename), so a reader never sees half a file.</summary>
     public static void Write(string runDir, ControlAddress address)
     {
         Directory.CreateDirectory(runDir);
@@ -38,7 +39,7 @@ public static class ControlAddressFile
         try
         {
             File.WriteAllText(tmp, JsonSerializer.Serialize(address, Json));
-            File.Move(tmp, path, overwrite: true);
+            AtomicFile.Commit(tmp, path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
 using Akka.Remote.Transport.DotNetty;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Control;
 
@@ -170,12 +171,8 @@ public static class ControlEndpoint
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         try
         {
-            using (var f = new FileStream(tmp, options))
-            {
-                f.Write(System.Text.Encoding.ASCII.GetBytes(token));
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
+            using (var f = new FileStream(tmp, options)) f.Write(System.Text.Encoding.ASCII.GetBytes(token));
+            AtomicFile.Commit(tmp, path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -76,7 +76,7 @@ public static class RunDaemon
             return new RunOutcome(1, $"The run in {runDir} cannot start: its journal cannot be read: {e.Message}", 0);
         }
 
-        using var stats = new Subject<StepStatistics>();
+        using var stats = new Subject<TrainingProgress>();
         var completion = new TaskCompletionSource<RunOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         StatsFile? statsFile = null;
         using var writerThread = new EventLoopScheduler(ts => new Thread(ts) { IsBackground = true, Name = "ect-stats" });
@@ -93,7 +93,6 @@ public static class RunDaemon
             banner.Engine(s, built.Item1, built.Item2);
             return built;
         };
-        var ready = new ManualResetEventSlim();
         IDisposable? fileSub = null;
 
         var setup = new CoordinatorSetup(
@@ -119,7 +118,6 @@ public static class RunDaemon
                     try { File.Delete(Path.Combine(runDir, StatsFile.Name + ".tmp")); } catch { /* best effort */ }
                     Warn(log, $"{StatsFile.Name} not written: {IoError.Describe(e)}");
                 }
-                ready.Set();
             },
             ExplicitKeys: settings.ExplicitKeys);
 

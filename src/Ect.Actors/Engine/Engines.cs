@@ -22,12 +22,9 @@ public static class Engines
         var source = new DatasetBatchSource(s.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels,
             c.GetInt("ect.data.max-images", 0));
         var net = NetworkConfig(c, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0);
+        var (p, t) = (s.Pretrain, s.Tuning); // validated by RunSettings.From
         var o = new TorchEngineOptions(net, s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
-            s.PretrainLr, c.GetDouble("ect.pretrain.p-mean"), c.GetDouble("ect.pretrain.p-std"),
-            s.TuningLr, c.GetString("ect.tuning.optimizer") == "adam" ? OptimizerKind.Adam : OptimizerKind.RAdam,
-            c.GetDouble("ect.tuning.p-mean"), c.GetDouble("ect.tuning.p-std"),
-            c.GetString("ect.tuning.mapping") == "const" ? MappingKind.Const : MappingKind.Sigmoid,
-            c.GetDouble("ect.tuning.q"), c.GetDouble("ect.tuning.k"), c.GetDouble("ect.tuning.b"), c.GetDouble("ect.tuning.c"))
+            s.PretrainLr, p.PMean, p.PStd, s.TuningLr, t.Optimizer, t.PMean, t.PStd, t.Mapping, t.Q, t.K, t.B, t.C)
         { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c), EvaluationThreads = s.EvaluationThreads };
         return (new TorchTrainingEngine(o, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
     }
@@ -114,19 +111,19 @@ public static class Engines
                 "or set ect.network.init = \"\" to start from random weights.");
         try
         {
-            var header = Inspection.SafetensorsFile.Open(path);
+            var header = Checkpoints.SafetensorsFile.Open(path);
             // The dataset is not opened here: its channels and classes are taken to be the file's (the trainer's strict load checks the data).
             int channels, labels;
-            bool described = header.Metadata.TryGetValue("user." + Evaluation.CheckpointModel.NetworkConfigKey, out var json);
+            bool described = header.Metadata.TryGetValue("user." + Checkpoints.CheckpointModel.NetworkConfigKey, out var json);
             if (described)
             {
-                var found = Evaluation.CheckpointModel.DeserializeConfig(json!);
+                var found = Checkpoints.CheckpointModel.DeserializeConfig(json!);
                 (channels, labels) = (found.InChannels, found.LabelDim);
             }
-            else (channels, labels) = Evaluation.InitWeightsCheck.ImageChannelsAndLabels(header);
+            else (channels, labels) = Checkpoints.InitWeightsCheck.ImageChannelsAndLabels(header);
             var expected = NetworkConfig(c, c.GetInt("ect.data.resolution"), channels, c.GetBoolean("ect.data.use-labels") ? labels : 0);
-            if (described) Evaluation.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
-            Evaluation.InitWeightsCheck.Check(header, expected);
+            if (described) Checkpoints.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
+            Checkpoints.InitWeightsCheck.Check(header, expected);
         }
         catch (InvalidDataException e) { throw new ConfigurationException($"ect.network.init: {e.Message}"); }
         catch (System.Text.Json.JsonException e) { throw new ConfigurationException($"ect.network.init: '{path}' has an unreadable network description ({e.Message})."); }

@@ -102,11 +102,10 @@ public sealed class FakeTrainingEngine : ITrainingEngine, IDescribed
     /// <summary>The metadata of a fake-engine checkpoint without loading it, or null when the file is not one.</summary>
     public static IReadOnlyDictionary<string, string>? ReadMetadata(string path)
     {
-        using var f = File.OpenRead(path);
-        using var r = new BinaryReader(f);
-        if (f.Length < 4 || r.ReadUInt32() != 0xEC7FA4E1) return null;
-        return JsonSerializer.Deserialize<Dictionary<string, string>>(r.ReadString())
-            ?? throw new InvalidDataException($"{path}: empty metadata");
+        using (var f = File.OpenRead(path))
+        using (var r = new BinaryReader(f))
+            if (f.Length < 4 || r.ReadUInt32() != Checkpoints.CheckpointMetadata.FakeMagic) return null;
+        return Checkpoints.CheckpointMetadata.ReadOrThrow(path);
     }
 
     private sealed record Image(float[] W, float[] Ema, float[] M, ulong Rng, long Steps, int WriteMs, Dictionary<string, string> Metadata) : ICheckpointImage
@@ -137,7 +136,7 @@ public sealed class FakeTrainingEngine : ITrainingEngine, IDescribed
         public int Channels => 1;
         public int Resolution => 8;
 
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
         {
             if (evalMs > 0) Thread.Sleep(evalMs);
             var img = new float[count * 64];

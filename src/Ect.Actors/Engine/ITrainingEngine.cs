@@ -1,14 +1,5 @@
 namespace Ect.Actors.Engine;
 
-/// <summary>The training phases of a run, in order.</summary>
-public static class Phases
-{
-    public const string Pretrain = "pretrain";
-    public const string Tuning = "tuning";
-    public const string FinalEvaluation = "final-evaluation";
-    public const string Finished = "finished";
-}
-
 /// <summary>What one training step reports.</summary>
 public readonly record struct EngineStepResult(double Loss, int Images);
 
@@ -63,10 +54,11 @@ public interface IEvaluationModel : IDisposable
 
     /// <summary>
     /// Generates <paramref name="count"/> images with <paramref name="samplingSteps"/> network evaluations
-    /// (1: D(t_max z, t_max); 2: then re-noise to midT), noise from <paramref name="seed"/> (never the training RNG).
-    /// Returns NCHW float values in [-1, 1].
+    /// (1: D(t_max z, t_max); 2: then re-noise to midT), noise from <paramref name="seed"/> (never the training RNG);
+    /// <paramref name="firstImage"/>: the set index of the first image (its class label for a conditional network).
+    /// Returns NCHW float values in [-1, 1]. The torch engine makes them with Evaluation.ImageGenerator, as `ect eval` does.
     /// </summary>
-    float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT);
+    float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0);
 }
 
 /// <summary>A batch of training data. <see cref="StateAfter"/> is the sampler state after this batch was drawn.</summary>

@@ -8,6 +8,7 @@ using Ect.Compute.Training;
 using Ect.Data;
 using TorchSharp;
 using static TorchSharp.torch;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Engine;
 
@@ -41,7 +42,7 @@ public sealed record TorchEngineOptions(
 /// </summary>
 public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
 {
-    private readonly TorchEngineOptions _o;
+    private readonly TorchEngineOptions _options;
     private readonly EctPrecond _net, _ema;
     private readonly string _scratchDir;
     private TrainStep? _step;
@@ -49,7 +50,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
 
     public TorchTrainingEngine(TorchEngineOptions options, string scratchDir)
     {
-        _o = options;
+        _options = options;
         _scratchDir = scratchDir;
         Directory.CreateDirectory(scratchDir);
         Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
@@ -67,12 +68,12 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
     {
         get
         {
-            var n = _o.Network;
+            var n = _options.Network;
             long parameters = _net.parameters().Sum(p => p.numel());
             var kind = n.EncoderType == EncoderType.Residual ? "NCSN++" : "DDPM++";
             var attn = n.AttnResolutions.Count == 0 ? "no attention" : $"attention at {string.Join(",", n.AttnResolutions)}";
             var labels = n.LabelDim > 0 ? $", {n.LabelDim} classes" : "";
-            var from = _o.InitWeights is { } init ? $"; initial weights (the teacher) {init} (sha256 {_initSha256?[..12]}...)" : "; random initial weights (EDM init)";
+            var from = _options.InitWeights is { } init ? $"; initial weights (the teacher) {init} (sha256 {_initSha256?[..12]}...)" : "; random initial weights (EDM init)";
             return FormattableString.Invariant(
                 $"{kind} (EDM SongUNet) {n.ModelChannels} ch x [{string.Join(",", n.ChannelMult)}], {n.NumBlocks} block(s)/level, {attn}, dropout {n.Dropout}{labels}, {n.ImgResolution}x{n.ImgResolution}x{n.InChannels}: {parameters:N0} parameters{from}");
         }
@@ -85,38 +86,38 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         _step?.Dispose();
         if (phase == Phases.Pretrain)
         {
-            _step = new TrainStep(_net, _ema, new EdmLoss(_o.PretrainPMean, _o.PretrainPStd),
-                new TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _o.PretrainLr), new EmaConfig(_o.EmaBeta), Seed: _o.Seed));
+            _step = new TrainStep(_net, _ema, new EdmLoss(_options.PretrainPMean, _options.PretrainPStd),
+                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _options.PretrainLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed));
         }
         else
         {
             if (fromPretrain) Ema.CopyWeights(_ema, _net);
-            var loss = new EctLoss(new MappingFunction(_o.Mapping, _o.Q, _o.K, _o.B), _o.TuningPMean, _o.TuningPStd, c: _o.C);
+            var loss = new EctLoss(new MappingFunction(_options.Mapping, _options.Q, _options.K, _options.B), _options.TuningPMean, _options.TuningPStd, c: _options.C);
             _step = new TrainStep(_net, _ema, loss,
-                new TrainStepConfig(_o.BatchSize, new OptimizerConfig(_o.TuningOptimizer, _o.TuningLr), new EmaConfig(_o.EmaBeta), Seed: _o.Seed + 1));
+                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(_options.TuningOptimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
         }
         _phase = phase;
     }
 
-    private TrainStep Step_ => _step ?? throw new InvalidOperationException("SetPhase first");
+    private TrainStep CurrentTrainStep => _step ?? throw new InvalidOperationException("SetPhase first");
 
-    public void SetStage(int stage) => Step_.SetStage(stage);
-    public void SetLearningRate(double lr) => Step_.SetLearningRate(lr);
+    public void SetStage(int stage) => CurrentTrainStep.SetStage(stage);
+    public void SetLearningRate(double lr) => CurrentTrainStep.SetLearningRate(lr);
 
     public EngineStepResult Step(Batch batch)
     {
         var b = (ImageBatch)batch.Payload;
-        var s = Step_.Step(b.Images, b.Labels);
+        var s = CurrentTrainStep.Step(b.Images, b.Labels);
         return new EngineStepResult(s.LossMean, batch.Count);
     }
 
     public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata)
     {
         var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
-        var meta = CheckpointModel.DescribeNetwork(metadata, _o.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _o.DataPath);
-        if (_o.InitWeights is { } init)
+        var meta = CheckpointModel.DescribeNetwork(metadata, _options.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _options.DataPath);
+        if (_options.InitWeights is { } init)
             meta = new Dictionary<string, string>(meta) { ["init-weights"] = init, ["init-sha256"] = _initSha256! }; // provenance
-        TrainState.Save(path, Step_, meta);
+        TrainState.Save(path, CurrentTrainStep, meta);
         return new CapturedFile(path);
     }
 
@@ -127,15 +128,15 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         public void Dispose() { if (!_moved) try { File.Delete(path); } catch (IOException) { } }
     }
 
-    public IReadOnlyDictionary<string, string> LoadCheckpoint(string path) => TrainState.Load(path, Step_);
+    public IReadOnlyDictionary<string, string> LoadCheckpoint(string path) => TrainState.Load(path, CurrentTrainStep);
 
     public IEvaluationModel CaptureEma()
     {
-        var copy = new EctPrecond(_o.Network);
+        var copy = new EctPrecond(_options.Network);
         Ema.CopyWeights(_ema, copy);
         copy.eval();
         foreach (var p in copy.parameters()) p.requires_grad = false;
-        return new EmaModel(copy, _o.Network, _o.EvaluationThreads);
+        return new EmaModel(copy, _options.Network, _options.EvaluationThreads);
     }
 
     private sealed class EmaModel(EctPrecond net, SongUNetConfig cfg, int threads) : IEvaluationModel
@@ -143,7 +144,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         public int Channels => cfg.OutChannels;
         public int Resolution => cfg.ImgResolution;
 
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
         {
             // Per calling thread (OpenMP's thread count is a per-thread setting): the evaluator's thread gets its own
             // small count instead of inheriting the trainer's, so it neither opens a second full-size OpenMP pool
@@ -151,14 +152,9 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
             torch.set_num_threads(threads);
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var g = new Generator((ulong)seed);
-            var latents = randn([count, Channels, Resolution, Resolution], dtype: float64, generator: g);
-            Tensor? labels = null;
-            if (cfg.LabelDim > 0)
-                labels = nn.functional.one_hot(arange(count, dtype: int64) % cfg.LabelDim, cfg.LabelDim).to(float32);
             IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
-            var x = ConsistencySampler.Sample(net, latents, t, labels, g); // the sampler scales by t_max
-            return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
+            var x = Evaluation.ImageGenerator.Generate(net, cfg, new Evaluation.SamplerChoice.Consistency(t), count, firstImage, seed);
+            return x.contiguous().data<float>().ToArray();
         }
 
         public void Dispose() => net.Dispose();

@@ -4,6 +4,7 @@ using Ect.Compute.Preconditioning;
 using Ect.Compute.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Evaluation;
 
@@ -59,9 +60,9 @@ public sealed record EvaluationOutcome(MetricResult Metric, int ReferenceImages,
 /// <summary>
 /// `ect eval`'s work: the dataset's reference statistics (ReferenceStatisticsCache, keyed by a SHA-256 of the first
 /// images' bytes and the network resolution), then N generated images from the checkpoint's EMA network through
-/// MetricRunner. Generation: one torch Generator seeded with Seed, drawn in batch order (latents, then the noise of
-/// later steps), so a fixed seed, batch size and thread count give the same bits. Labels of a class-conditional
-/// network cycle through the classes (image i gets class i mod L), as the daemon's sample grids do.
+/// MetricRunner. Generation: <see cref="ImageGenerator"/>, the daemon's path too (batch b seeded with
+/// ImageGenerator.BatchSeed(Seed, b); image i gets class i mod L), so a fixed seed, batch size and thread count give
+/// the same bits, and the daemon's fd-resnet18 of the same checkpoint and seed.
 /// </summary>
 public static class CheckpointEvaluation
 {
@@ -72,36 +73,17 @@ public static class CheckpointEvaluation
         var reference = DatasetReference.Compute(r.DataPath, r.ReferenceImages, cfg.InChannels, cfg.ImgResolution, r.Extractor,
             r.CacheDirectory, r.BatchSize, $"the network of '{r.Model.Path}'", "pass the run's dataset with --data.", progress, ct);
 
-        var g = new Generator((ulong)r.Seed);
         var made = 0;
         Tensor Generate(int batchIndex)
         {
             var n = Math.Min(r.BatchSize, r.Num - made);
             using var scope = NewDisposeScope();
-            var x = Sample(r.Model.Net, r.Sampler, n, made, g);
+            var x = ImageGenerator.Generate(r.Model.Net, cfg, r.Sampler, n, made, ImageGenerator.BatchSeed(r.Seed, batchIndex));
             r.OnGenerated?.Invoke(x);
             made += n;
             return x.MoveToOuterDisposeScope();
         }
         var metric = MetricRunner.Compute(Generate, r.Num, r.Extractor, reference.Statistics, progress, ct);
         return new EvaluationOutcome(metric, reference.Images, reference.Reference.FromCache, reference.Reference.CachePath, sw.Elapsed);
-    }
-
-    /// <summary>n images [n,C,R,R] float32 in [-1,1] (clamped), image indices first.. first+n-1.</summary>
-    public static Tensor Sample(SongUNetPrecond net, SamplerChoice sampler, int n, int first, Generator g)
-    {
-        using var noGrad = no_grad();
-        var cfg = net.NetworkConfig;
-        var latents = randn([n, cfg.InChannels, cfg.ImgResolution, cfg.ImgResolution], dtype: float64, generator: g);
-        Tensor? labels = null;
-        if (cfg.LabelDim > 0)
-            labels = nn.functional.one_hot((arange(n, dtype: int64) + first) % cfg.LabelDim, cfg.LabelDim).to(float32);
-        var x = sampler switch
-        {
-            SamplerChoice.Consistency c => ConsistencySampler.Sample(net, latents, c.T, labels, g), // scales by t_max itself
-            SamplerChoice.Heun h => HeunSampler.Sample(net, latents, new HeunSamplerConfig(NumSteps: h.NumSteps), labels, g),
-            _ => throw new ArgumentOutOfRangeException(nameof(sampler)),
-        };
-        return x.clamp(-1, 1).to(float32);
     }
 }

@@ -1,4 +1,5 @@
 using ScottPlot;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Output;
 
@@ -32,6 +33,6 @@ internal static class PlotFont
     public static void SaveAtomically(Plot plot, string path, int width = 800, int height = 500)
     {
         plot.SavePng(path + ".tmp.png", width, height);
-        File.Move(path + ".tmp.png", path, overwrite: true);
+        AtomicFile.Commit(path + ".tmp.png", path);
     }
 }

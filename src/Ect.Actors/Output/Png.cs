@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Output;
 
@@ -48,9 +49,8 @@ public static class Png
             Chunk(f, "IHDR", ihdr);
             Chunk(f, "IDAT", z.ToArray());
             Chunk(f, "IEND", []);
-            f.Flush(true);
         }
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Commit(tmp, path);
     }
 
     private static void Chunk(Stream s, string type, byte[] data)

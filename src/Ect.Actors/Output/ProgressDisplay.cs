@@ -15,7 +15,7 @@ public sealed class ProgressDisplay : IDisposable
     private readonly int _batch;
     private readonly double _interval;
     private readonly string _runDir;
-    private volatile StepStatistics? _latest;
+    private volatile TrainingProgress? _latest;
     private readonly CancellationTokenSource _cts = new();
     private Task? _loop;
 
@@ -36,7 +36,7 @@ public sealed class ProgressDisplay : IDisposable
     private string StepText(long step) =>
         _targetSteps < _totalSteps ? $"{step}/{_targetSteps} (run: {_totalSteps})" : $"{step}/{_totalSteps}";
 
-    public void OnNext(StepStatistics s) => _latest = s;
+    public void OnNext(TrainingProgress s) => _latest = s;
 
     public void Start()
     {
@@ -48,14 +48,14 @@ public sealed class ProgressDisplay : IDisposable
         };
     }
 
-    private string Eta(StepStatistics s)
+    private string Eta(TrainingProgress s)
     {
         if (s.ImagesPerSecond <= 0) return "?";
         var secs = (_targetSteps - s.Step) * _batch / s.ImagesPerSecond;
         return TimeSpan.FromSeconds(Math.Max(0, secs)).ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture);
     }
 
-    public string Line(StepStatistics s) => string.Create(CultureInfo.InvariantCulture,
+    public string Line(TrainingProgress s) => string.Create(CultureInfo.InvariantCulture,
         $"{s.Time:HH:mm:ss} {s.Phase,-8} step {StepText(s.Step)} kimg {s.Kimg:F2} img/s {s.ImagesPerSecond:F1} loss {s.Loss:G5} stage {s.Stage} eta {Eta(s)}");
 
     private async Task PlainLoop()

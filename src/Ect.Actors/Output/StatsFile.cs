@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Ect.Actors.Run;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Output;
 
@@ -30,7 +31,7 @@ public sealed class StatsFile : IDisposable
             catch (JsonException) { return false; } // a line cut by a kill
         }).ToList();
         File.WriteAllLines(path + ".tmp", keep);
-        File.Move(path + ".tmp", path, overwrite: true);
+        AtomicFile.Commit(path + ".tmp", path);
     }
 
     private string? _failure;
@@ -46,7 +47,7 @@ public sealed class StatsFile : IDisposable
     /// process. stats.jsonl is a by-product (a resumed run rewrites its lines from the resume step); a full disk
     /// also fails the next checkpoint, and that ends the run cleanly.
     /// </summary>
-    public void Write(StepStatistics s)
+    public void Write(TrainingProgress s)
     {
         if (_failure is not null) return;
         try { WriteLine(s); }
@@ -60,7 +61,7 @@ public sealed class StatsFile : IDisposable
         try { OnFailure?.Invoke(_failure); } catch { /* a reporter must not end the process either */ }
     }
 
-    private void WriteLine(StepStatistics s)
+    private void WriteLine(TrainingProgress s)
     {
         _w.Write(string.Create(CultureInfo.InvariantCulture,
             $"{{\"step\":{s.Step},\"kimg\":{s.Kimg:R},\"loss\":{Num(s.Loss)},\"phase\":\"{s.Phase}\",\"stage\":{s.Stage},\"lr\":{s.LearningRate:R},\"images_per_s\":{s.ImagesPerSecond:F2},\"step_s\":{s.StepSeconds:F4},\"time\":\"{s.Time:O}\"}}\n"));

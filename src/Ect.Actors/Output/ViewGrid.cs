@@ -1,4 +1,5 @@
 using SkiaSharp;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Output;
 
@@ -58,8 +59,8 @@ public static class ViewGrid
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
         var tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create)) { data.SaveTo(f); f.Flush(true); }
-        File.Move(tmp, path, overwrite: true);
+        using (var f = new FileStream(tmp, FileMode.Create)) data.SaveTo(f);
+        AtomicFile.Commit(tmp, path);
     }
 
     /// <summary>Same pixel values as <see cref="Png.SaveGrid"/>: round((v + 1) * 127.5), clamped.</summary>

@@ -4,10 +4,10 @@ using Akka.Persistence;
 using Ect.Actors.Configuration;
 using Ect.Actors.Daemon;
 using Ect.Actors.Engine;
-using Ect.Actors.Inspection;
 using Ect.Actors.Persistence.Events;
 using Ect.Actors.Run;
 using Google.Protobuf;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Persistence;
 
@@ -36,11 +36,11 @@ public static class JournalRebuilder
         {
             try
             {
-                var m = ReadMetadata(file);
-                long metaStep = long.Parse(m["step"], CultureInfo.InvariantCulture);
-                double kimg = double.Parse(m["kimg"], CultureInfo.InvariantCulture);
-                int stage = int.Parse(m["stage"], CultureInfo.InvariantCulture);
-                var phase = m["phase"];
+                var m = CheckpointMetadata.ReadOrThrow(file);
+                long metaStep = long.Parse(m[CheckpointFormat.Step], CultureInfo.InvariantCulture);
+                double kimg = double.Parse(m[CheckpointFormat.Kimg], CultureInfo.InvariantCulture);
+                int stage = int.Parse(m[CheckpointFormat.Stage], CultureInfo.InvariantCulture);
+                var phase = m[CheckpointFormat.Phase];
                 if (metaStep != step) { skipped.Add($"{file}: its metadata says step {metaStep}"); continue; }
                 // The one setting the file itself records: a checkpoint of another batch size is another run.
                 double expected = step * (double)settings.BatchSize / 1000.0;
@@ -71,7 +71,7 @@ public static class JournalRebuilder
         // The run's identity (issue 16): run.json, else the newest checkpoint's metadata, else a pre-identity run. The
         // rebuilt events go to the run's own stream, so that the coordinator recovers them and its agreement check holds.
         var identity = Run.RunIdentity.Read(runDir)
-                       ?? Run.RunIdentity.FromMetadata(ReadMetadata(Path.Combine(runDir, last.RelativePath)))
+                       ?? Run.RunIdentity.FromMetadata(CheckpointMetadata.ReadOrThrow(Path.Combine(runDir, last.RelativePath)))
                        ?? Run.RunIdentity.Legacy(runDir);
         var events = new List<IMessage>
         {
@@ -91,15 +91,15 @@ public static class JournalRebuilder
         // the step cap is left to the command line (it decides when to stop, not what is computed).
         try
         {
-            var lastMeta = ReadMetadata(files.First(f => f.Step == last.Step).Path);
-            if (lastMeta.TryGetValue("config-changes", out var changesJson))
+            var lastMeta = CheckpointMetadata.ReadOrThrow(files.First(f => f.Step == last.Step).Path);
+            if (lastMeta.TryGetValue(CheckpointFormat.ConfigChanges, out var changesJson))
             {
                 int i = 0;
                 foreach (var c in System.Text.Json.JsonSerializer.Deserialize<string[][]>(changesJson) ?? [])
                     if (c is [var step, var key, var value] && key != "ect.run.max-steps")
                         events.Add(new ConfigChanged { Step = long.Parse(step, CultureInfo.InvariantCulture), Key = key, Value = value, IdempotencyKey = $"rebuilt-config-{i++}" });
             }
-            if (lastMeta.TryGetValue("user-stages", out var stagesJson))
+            if (lastMeta.TryGetValue(CheckpointFormat.UserStages, out var stagesJson))
             {
                 int i = 0;
                 foreach (var u in System.Text.Json.JsonSerializer.Deserialize<long[][]>(stagesJson) ?? [])
@@ -142,15 +142,6 @@ public static class JournalRebuilder
         log.WriteLine($"Journal {journalPath} rebuilt from {found.Count} checkpoint file(s): the run resumes at step {last.Step} " +
                       $"({last.Phase}, stage {last.Stage}) with the configuration given now; the damaged journal is kept as {kept}.");
         return null;
-    }
-
-    /// <summary>The daemon's metadata of a checkpoint file of either engine (fake format, or safetensors with user.* keys).</summary>
-    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
-    {
-        if (FakeTrainingEngine.ReadMetadata(path) is { } fake) return fake;
-        return SafetensorsFile.Open(path).Metadata
-            .Where(kv => kv.Key.StartsWith("user.", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key["user.".Length..], kv => kv.Value);
     }
 
     /// <summary>Persists <paramref name="events"/> as the run's journal stream (<paramref name="persistenceId"/>) through Akka, as the coordinator would.</summary>

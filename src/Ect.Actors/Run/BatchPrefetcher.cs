@@ -48,8 +48,6 @@ public sealed class BatchPrefetcher : IDisposable
         catch (InvalidOperationException) when (_error != null) { throw new IOException($"data loader failed: {_error.Message}", _error); }
     }
 
-    public int Ready => _queue.Count;
-
     public void Dispose()
     {
         _cts.Cancel();

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Run;
 
@@ -51,10 +52,8 @@ public sealed class Checkpointer : ReceiveActor
                     try
                     {
                         m.Image.WriteTo(tmp);
-                        FsyncFile(tmp);
                         var sha = Sha256File(tmp);
-                        File.Move(tmp, final, overwrite: true);
-                        FsyncDirectory(dir);
+                        AtomicFile.Commit(tmp, final);
                         replyTo.Tell(new CheckpointWritten(m.Generation, Path.Combine(Folder, name), m.Step, m.Kimg, sha, m.Phase, m.Stage));
                         return;
                     }
@@ -114,24 +113,5 @@ public sealed class Checkpointer : ReceiveActor
     {
         using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         return Convert.ToHexStringLower(SHA256.HashData(f));
-    }
-
-    private static void FsyncFile(string path)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
-        f.Flush(flushToDisk: true);
-    }
-
-    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
-    [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);
-    [DllImport("libc")] private static extern int close(int fd);
-
-    /// <summary>Makes the rename durable (POSIX: the directory entry lives in the directory's data).</summary>
-    public static void FsyncDirectory(string dir)
-    {
-        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
-        int fd = open(dir, 0 /* O_RDONLY */);
-        if (fd < 0) return;
-        try { fsync(fd); } finally { close(fd); }
     }
 }

@@ -6,7 +6,7 @@ namespace Ect.Actors.Run;
 // incarnation sent a message (after a rollback, late messages of the old trainer are ignored).
 
 /// <summary>Statistics of one training step, published by the trainer as an IObservable.</summary>
-public sealed record StepStatistics(long Step, double Kimg, double Loss, string Phase, int Stage, double LearningRate,
+public sealed record TrainingProgress(long Step, double Kimg, double Loss, string Phase, int Stage, double LearningRate,
     double ImagesPerSecond, double StepSeconds, DateTimeOffset Time);
 
 /// <summary>
@@ -26,7 +26,8 @@ public sealed record ResumeInfo(
     RunIdentity? Identity = null);
 
 internal sealed record StartTraining(ResumeInfo Resume);
-internal sealed record Tick;
+/// <summary>The trainer to itself: run the next training step (one message per step, so control messages come between steps). Not EDM's kimg tick (Schedule.cs).</summary>
+internal sealed record NextStep;
 /// <summary>CommandKey: set by `ect ctl pause`; the trainer then answers <see cref="TrainingPaused"/> with the step it stopped after.</summary>
 internal sealed record PauseTraining(bool Paused, string? CommandKey = null);
 internal sealed record StopTraining(string Reason);
@@ -46,7 +47,7 @@ internal sealed record StepFailed(int Generation, long Step, string Reason);
 internal sealed record TrainerStartFailed(int Generation, long Step, string Reason);
 /// <summary>The trainer stopped stepping at Step (finished, step cap, stop request); its final checkpoint is on its way.</summary>
 internal sealed record TrainingHalted(int Generation, long Step, string Reason, bool Finished, string WeightsSha256, string EmaSha256);
-internal sealed record StatsSample(StepStatistics Stats);
+internal sealed record StatsSample(TrainingProgress Stats);
 
 internal sealed record WriteCheckpoint(int Generation, ICheckpointImage Image, long Step, double Kimg, string Phase, int Stage,
     IReadOnlyDictionary<string, string> Metadata);

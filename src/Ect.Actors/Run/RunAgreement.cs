@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 namespace Ect.Actors.Run;
 
 /// <summary>

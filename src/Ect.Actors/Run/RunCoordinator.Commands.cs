@@ -23,21 +23,35 @@ public sealed partial class RunCoordinator
 
     private RunCommandReply Reply(string key, bool accepted, string message) => new(key, accepted, message, Status());
 
-    private void OnRunCommand(RunCommand cmd)
+    /// <summary>
+    /// Answers what needs no trainer, in every behaviour: the status, a key already applied (its journaled reply), a
+    /// key in flight (one more waiter). False when the command still has to be applied.
+    /// </summary>
+    private bool AnsweredWithoutTrainer(RunCommand cmd)
     {
         var key = cmd.IdempotencyKey;
-        if (cmd is GetStatus) { Sender.Tell(Reply(key, true, "")); return; } // the status is the answer: no message
-        if (_state.Commands.TryGetValue(key, out var done)) { Sender.Tell(Reply(key, done.Accepted, done.Message)); return; }
-        if (_inFlight.TryGetValue(key, out var waiting)) { waiting.Add(Sender); return; }
-        if (_settings == null || _completed || _halt != null)
-        {
-            Sender.Tell(Reply(key, false, "the run is not training (starting up or finishing); try again"));
-            return;
-        }
+        if (cmd is GetStatus) { Sender.Tell(Reply(key, true, "")); return true; } // the status is the answer: no message
+        if (_state.Commands.TryGetValue(key, out var done)) { Sender.Tell(Reply(key, done.Accepted, done.Message)); return true; }
+        if (_inFlight.TryGetValue(key, out var waiting)) { waiting.Add(Sender); return true; }
+        return false;
+    }
+
+    /// <summary>Starting, Halting, Ending, Done: no trainer takes commands.</summary>
+    private void RefuseNotTraining(RunCommand cmd)
+    {
+        if (AnsweredWithoutTrainer(cmd)) return;
+        Sender.Tell(Reply(cmd.IdempotencyKey, false, "the run is not training (starting up or finishing); try again"));
+    }
+
+    /// <summary>Training and Paused: the command is applied by the trainer at its next step boundary, or journaled here.</summary>
+    private void OnRunCommand(RunCommand cmd, bool paused)
+    {
+        if (AnsweredWithoutTrainer(cmd)) return;
+        var key = cmd.IdempotencyKey;
         var sender = Sender;
         switch (cmd)
         {
-            case PauseRun when _state.Paused:
+            case PauseRun when paused:
                 Record(key, true, "already paused", sender);
                 break;
             case PauseRun:
@@ -45,12 +59,13 @@ public sealed partial class RunCoordinator
                 _inFlight[key] = [sender];
                 _trainer.Tell(new PauseTraining(true, key));
                 break;
-            case ResumeRun when !_state.Paused:
+            case ResumeRun when !paused:
                 Record(key, true, "not paused", sender);
                 break;
             case ResumeRun:
                 PersistEvent(new RunResumed { Step = Status().Step, IdempotencyKey = key }, e =>
                 {
+                    Transition(nameof(Training), Training);
                     _trainer.Tell(new PauseTraining(false));
                     sender.Tell(Reply(key, true, $"resumed at step {e.Step}"));
                 });
@@ -114,14 +129,18 @@ public sealed partial class RunCoordinator
 
     private void OnStageApplied(StageApplied m)
     {
-        _state.ScheduleEvents.Add($"stage:{m.Stage}:{m.Step}");
+        // RunState.Apply records the stage in ScheduleEvents (a StageReached of the same stage and step is not journaled twice).
         PersistEvent(new StageAdvanced { Stage = m.Stage, Step = m.Step, ByUser = true, IdempotencyKey = m.CommandKey },
             _ => Answer(m.CommandKey, $"stage set to {m.Stage} at step {m.Step}"));
     }
 
-    private void OnTrainingPaused(TrainingPaused m) =>
-        PersistEvent(new RunPaused { Step = m.Step, IdempotencyKey = m.CommandKey },
-            e => Answer(m.CommandKey, RunState.PausedMessage(e.Step)));
+    /// <param name="then">Training becomes Paused; Halting stays (the pause was asked before the trainer halted).</param>
+    private void OnTrainingPaused(TrainingPaused m, Action then) =>
+        PersistEvent(new RunPaused { Step = m.Step, IdempotencyKey = m.CommandKey }, e =>
+        {
+            then();
+            Answer(m.CommandKey, RunState.PausedMessage(e.Step));
+        });
 
     private void Answer(string key, string message)
     {

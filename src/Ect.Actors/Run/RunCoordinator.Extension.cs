@@ -12,9 +12,15 @@ namespace Ect.Actors.Run;
 // ect.network.init against the configuration the run really uses (a continued run's recorded one).
 public sealed partial class RunCoordinator
 {
-    private bool _initChecked;
-
+    /// <summary>The answer of the off-thread ect.network.init check (Starting waits for it).</summary>
     private sealed record InitChecked(string? Error);
+
+    /// <summary>A finished run is lengthened (then <paramref name="then"/>) or refused with what it would take.</summary>
+    private void ExtendIfFinished(Action then)
+    {
+        if (_state.Finished) BeginFinishedRun(then);
+        else then();
+    }
 
     /// <summary>
     /// `ect train` on a finished run. With a larger ect.tuning.steps (or, for a run that never tuned, a larger
@@ -24,7 +30,7 @@ public sealed partial class RunCoordinator
     /// Otherwise it says what it would take: exit 0 when nothing was asked, exit 2 with the command when the
     /// command line asked for more steps in a way that cannot lengthen a run (--steps is a cap, not a length).
     /// </summary>
-    private void BeginFinishedRun()
+    private void BeginFinishedRun(Action then)
     {
         _config = EctConfiguration.FromJournal(_state.ConfigHocon);
         var recorded = EffectiveConfig();
@@ -63,7 +69,7 @@ public sealed partial class RunCoordinator
             return;
         }
 
-        // Lengthen it: the changed keys at the finished step, then RunExtended; OnBegin goes on as for any continued run.
+        // Lengthen it: the changed keys at the finished step, then RunExtended; Starting goes on as for any continued run.
         var tag = $"extend-{Guid.NewGuid():N}";
         var changes = new List<ConfigChanged>();
         if (newPretrain != pretrain)
@@ -73,7 +79,7 @@ public sealed partial class RunCoordinator
         var extended = new RunExtended { Step = done, PreviousTotalSteps = pretrain + tuning, TotalSteps = newPretrain + newTuning };
         _log.Info("The finished run is lengthened from {0} to {1} steps", extended.PreviousTotalSteps, extended.TotalSteps);
         PersistAll(changes, _ => { });
-        PersistEvent(extended, _ => OnBegin());
+        PersistEvent(extended, _ => then());
     }
 
     private void Refuse(string message) => Complete(new RunOutcome(2, message, _state.Step));
@@ -86,10 +92,12 @@ public sealed partial class RunCoordinator
     /// <summary>
     /// Checks ect.network.init (header only, off the actor's thread: it builds the network to compare shapes) against
     /// the configuration the run will use: the command line's for a new run, the recorded one (with its journaled
-    /// changes) for a continued run, whose --set keys are otherwise ignored. Then OnBegin goes on, or the run ends with exit 2.
+    /// changes) for a continued run, whose --set keys are otherwise ignored. Then <paramref name="then"/> (when the
+    /// InitChecked answer comes back), or the run ends with exit 2.
     /// </summary>
-    private void CheckInitThenBegin()
+    private void CheckInit(Action then)
     {
+        _afterInitCheck = then;
         var config = _state.Started ? EffectiveConfig(EctConfiguration.FromJournal(_state.ConfigHocon)) : _setup.CliConfig;
         var continued = _state.Started;
         Task.Run(() =>
@@ -105,11 +113,14 @@ public sealed partial class RunCoordinator
         }).PipeTo(Self);
     }
 
+    private Action? _afterInitCheck;
+
     private void OnInitChecked(InitChecked m)
     {
         if (m.Error != null) { Refuse(m.Error); return; }
-        _initChecked = true;
-        OnBegin();
+        var then = _afterInitCheck;
+        _afterInitCheck = null;
+        then?.Invoke();
     }
 
     private Config EffectiveConfig(Config recorded)

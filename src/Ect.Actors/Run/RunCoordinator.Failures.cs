@@ -16,6 +16,7 @@ public sealed partial class RunCoordinator
         var to = _state.LastCheckpoint?.Step ?? 0;
         if (_state.RollbacksInARow >= _settings.MaxRollbacks)
         {
+            Transition(nameof(Ending), Ending);
             PersistEvent(new RunInterrupted { Step = m.Step, Reason = $"gave up after {_state.RollbacksInARow} rollbacks: {m.Reason}" },
                 _ => Complete(new RunOutcome(1, $"Training failed at step {m.Step}: {m.Reason}; gave up after {_state.RollbacksInARow} rollbacks.{LiveChangesHint()}", m.Step)));
             return;
@@ -23,7 +24,8 @@ public sealed partial class RunCoordinator
         PersistEvent(new RolledBack { FromStep = m.Step, ToStep = to, Reason = m.Reason }, _ =>
         {
             _log.Warning("Rolling back from step {0} to the checkpoint at step {1}: {2}", m.Step, to, m.Reason);
-            _pendingRestart = true;
+            // The next trainer starts when this one has stopped (RollingBack, on its Terminated).
+            Transition(nameof(RollingBack), RollingBack);
             Context.Stop(_trainer);
         });
     }
@@ -50,8 +52,8 @@ public sealed partial class RunCoordinator
     /// <summary>Journals why the run cannot go on and ends `ect train` with exit code 1 (a restart resumes it).</summary>
     private void EndWithError(long step, string reason)
     {
-        if (_completed || _finishing) return;
-        _finishing = true;
+        if (_behaviour is nameof(Ending) or nameof(Done)) return;
+        Transition(nameof(Ending), Ending);
         _endReason = reason; // PostStop's message if even the journal cannot take RunInterrupted (a full disk)
         _trainer.Tell(new StopTraining(reason));
         PersistEvent(new RunInterrupted { Step = step, Reason = reason },
@@ -87,9 +89,9 @@ public sealed partial class RunCoordinator
         _statsSubscription?.Dispose();
         // Fail fast: whatever stopped the coordinator before the run completed (recovery failure, journal write
         // failure, a bug), `ect train` must end with an error rather than wait forever on the outcome.
-        if (!_completed && !_restarting)
+        if (_behaviour != nameof(Done) && !_restarting)
         {
-            _completed = true;
+            _behaviour = nameof(Done);
             _setup.Completion.TrySetResult(new RunOutcome(1,
                 _recoveryFailure
                 ?? (_endReason is { } r ? $"The run cannot go on: {r}" + (_journalWriteFailure is { } j ? $"; then {j}" : ". Fix the cause and start `ect train` on the same run directory to resume.") : null)

@@ -21,8 +21,8 @@ public sealed record CoordinatorSetup(
     Config CliConfig,
     string RunDir,
     EngineFactory EngineFactory,
-    IObserver<StepStatistics> Statistics,
-    IObservable<StepStatistics> SampledStatistics,
+    IObserver<TrainingProgress> Statistics,
+    IObservable<TrainingProgress> SampledStatistics,
     TaskCompletionSource<RunOutcome> Completion,
     string PersistenceId = "ect-run",
     Action<RunState>? OnRecovered = null,
@@ -40,15 +40,18 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CoordinatorSetup _setup;
+    // The run's journaled state (changed only by RunState.Apply) and what is derived from it.
     private RunState _state = new();
     private Config _config = null!;
     private RunSettings _settings = null!;
+    private long _eventsSinceSnapshot;
+    // The actors this coordinator started, and which trainer incarnation is current (RunCoordinator.Behaviours.cs
+    // holds the phase of the run: the behaviour the coordinator is in, not flags).
     private IActorRef _checkpointer = ActorRefs.Nobody, _evaluators = ActorRefs.Nobody, _trainer = ActorRefs.Nobody;
     private int _generation;
-    private StepStatistics? _lastStats;
-    private TrainingHalted? _halt;
-    private int _finalEvaluationsPending = -1;
-    private bool _completed, _finishing;
+    private TrainingProgress? _lastStats;
+    /// <summary>Final evaluations asked of the evaluators and not yet answered; null until the trainer asks for them.</summary>
+    private int? _finalEvaluationsOutstanding;
     private readonly Dictionary<string, List<IActorRef>> _inFlight = new();
     private IDisposable? _statsSubscription;
 
@@ -59,52 +62,8 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     public RunCoordinator(CoordinatorSetup setup)
     {
         _setup = setup;
-        Recover<SnapshotOffer>(o =>
-        {
-            if (o.Snapshot is RunSnapshot s) _state = RunState.FromSnapshot(s);
-        });
-        Recover<IMessage>(e => _state.Apply(e));
-        Recover<RecoveryCompleted>(_ => { });
-
-        Command<Begin>(_ => OnBegin());
-        Command<InitChecked>(OnInitChecked);
-        Command<StatsSample>(s => _lastStats = s.Stats);
-        Command<RunCommand>(OnRunCommand);
-        Command<StopRequested>(m => StopTrainer(m.Reason));
-        Command<PhaseReached>(m => Current(m.Generation), m =>
-            PersistOnce($"phase:{m.Phase}:{m.Step}", new PhaseChanged { Phase = m.Phase, Step = m.Step }));
-        Command<StageReached>(m => Current(m.Generation), m =>
-            PersistOnce($"stage:{m.Stage}:{m.Step}", new StageAdvanced { Stage = m.Stage, Step = m.Step }));
-        Command<ConfigApplied>(m => Current(m.Generation), OnConfigApplied);
-        Command<StageApplied>(m => Current(m.Generation), OnStageApplied);
-        Command<TrainingPaused>(m => Current(m.Generation), OnTrainingPaused);
-        Command<CheckpointWritten>(m => Current(m.Generation), OnCheckpointWritten);
-        // The checkpointer has already tried again: without checkpoints the run must not go on (nor wait for a commit).
-        Command<CheckpointWriteFailed>(m => EndWithError(m.Step, m.Reason));
-        Command<EvaluationRequest>(r =>
-        {
-            if (r.Final) _finalEvaluationsPending = r.Models.Count;
-            _evaluators.Tell(r);
-        });
-        Command<EvaluationDone>(OnEvaluationDone);
-        Command<EvaluationFailed>(m =>
-        {
-            _log.Warning("Evaluator {0} failed at step {1}: {2}", m.Evaluator, m.Step, m.Reason);
-            if (m.Final) { _finalEvaluationsPending--; TryFinish(); }
-        });
-        Command<TrainingHalted>(m => Current(m.Generation), m => { _halt = m; TryFinish(); });
-        Command<StepFailed>(m => Current(m.Generation), OnStepFailed);
-        Command<TrainerStartFailed>(m => Current(m.Generation), m => EndWithError(m.Step, m.Reason));
-        Command<Terminated>(t =>
-        {
-            if (!t.ActorRef.Equals(_trainer)) return;
-            if (_pendingRestart) { _pendingRestart = false; StartTrainer(); }
-            else if (_trainerFailure != null) EndWithError(_state.LastCheckpoint?.Step ?? 0, _trainerFailure);
-        });
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning("Snapshot failed: {0}", f.Cause.Message));
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(_ => { });
+        Recovering();
+        Starting();
     }
 
     private bool Current(int generation) => generation == _generation;
@@ -113,16 +72,21 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     {
         base.OnReplaySuccess();
         _setup.OnRecovered?.Invoke(_state);
+        _behaviour = nameof(Starting); // the constructor registered its handlers
         Self.Tell(new Begin());
     }
 
     private sealed record Begin;
 
-    private void OnBegin()
+    /// <summary>
+    /// Starting, in order: the run directory and the journal agree (RunCoordinator.Identity.cs), a finished run is
+    /// lengthened or refused (RunCoordinator.Extension.cs), ect.network.init is checked (off the actor's thread: an
+    /// InitChecked message comes back), then the run starts or resumes. Each step may journal first and go on after.
+    /// </summary>
+    private void OnBegin() => AgreeOnRunDirectory(() => ExtendIfFinished(() => CheckInit(StartOrResume)));
+
+    private void StartOrResume()
     {
-        if (!RunDirectoryAgrees()) return; // RunCoordinator.Identity.cs
-        if (_state.Finished) { BeginFinishedRun(); return; } // RunCoordinator.Extension.cs: lengthen it, or say how
-        if (!_initChecked) { CheckInitThenBegin(); return; }
         if (!_state.Started)
         {
             _config = _setup.CliConfig;
@@ -174,18 +138,17 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
         _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir, _settings.CheckpointWrite), "checkpointer");
         _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");
+        Context.Watch(_evaluators);
         var self = Self;
         _statsSubscription = _setup.SampledStatistics.Subscribe(s => self.Tell(new StatsSample(s)));
         StartTrainer();
     }
 
-    private bool _pendingRestart;
-
+    /// <summary>A trainer for the next generation, from the resume point; the coordinator trains (or stays paused).</summary>
     private void StartTrainer()
     {
         _generation++;
-        _halt = null;
-        _finalEvaluationsPending = -1;
+        _finalEvaluationsOutstanding = null;
         var refused = new List<(long Step, string Reason)>();
         var resume = ResumePoint(refused);
         _trainer = Context.ActorOf(TrainerActor.Props(_config, _setup.RunDir, _setup.EngineFactory, _checkpointer, _setup.Statistics,
@@ -196,6 +159,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         // A refused checkpoint file is a decision too: journal it.
         foreach (var (step, reason) in refused)
             PersistEvent(new RolledBack { FromStep = step, ToStep = resume.Step, Reason = reason }, _ => { });
+        if (_state.Paused) Transition(nameof(Paused), Paused); else Transition(nameof(Training), Training);
     }
 
     /// <summary>The last committed checkpoint whose file is intact (hash matches the journal); older ones if not.</summary>
@@ -235,10 +199,11 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
     private bool PrunedOnPurpose(int i) =>
         !_state.Checkpoints[i].Milestone && _state.Checkpoints.Count(c => c.Step > _state.Checkpoints[i].Step) >= _settings.KeepLast;
 
-    private void OnCheckpointWritten(CheckpointWritten m)
+    /// <param name="then">What the behaviour does once the checkpoint is journaled (Halting: try to finish).</param>
+    private void OnCheckpointWritten(CheckpointWritten m, Action then)
     {
         var existing = _state.Checkpoints.FirstOrDefault(c => c.Step == m.Step);
-        if (existing != null && existing.Sha256 == m.Sha256) { TryFinish(); return; } // recomputed after a resume: same bits
+        if (existing != null && existing.Sha256 == m.Sha256) { then(); return; } // recomputed after a resume: same bits
         if (existing != null)
             _log.Error("Checkpoint at step {0} recomputed with different bits ({1} vs {2}): determinism broken", m.Step, m.Sha256, existing.Sha256);
         var milestone = _settings.MilestoneEvery > 0 && m.Step % _settings.MilestoneEvery == 0;
@@ -248,7 +213,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         }, _ =>
         {
             Prune();
-            TryFinish();
+            then();
         });
     }
 
@@ -261,38 +226,48 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         if (delete.Count > 0) _checkpointer.Tell(new DeleteCheckpoints(delete));
     }
 
-    private void OnEvaluationDone(EvaluationDone m)
+    private void OnEvaluationDone(EvaluationDone m, Action then)
     {
         var ev = new EvaluationRecorded { Evaluator = m.Evaluator, Step = m.Step };
         ev.Files.AddRange(m.Files);
         foreach (var (k, v) in m.Metrics) ev.Metrics[k] = v;
-        void After() { if (m.Final) { _finalEvaluationsPending--; TryFinish(); } }
+        void After() { if (m.Final) { _finalEvaluationsOutstanding--; then(); } }
         if (_state.Evaluations.Any(e => e.Evaluator == m.Evaluator && e.Step == m.Step)) { After(); return; }
         PersistEvent(ev, _ => After());
     }
 
-    /// <summary>Ends the run once the trainer halted and its final checkpoint (and final evaluations) are journaled.</summary>
-    private void TryFinish()
+    private void OnEvaluationFailed(EvaluationFailed m, Action then)
     {
-        if (_halt is not { } h || _completed || _finishing) return;
-        if (_state.LastCheckpoint?.Step != h.Step && h.Step > 0) return; // final checkpoint not yet committed
+        _log.Warning("Evaluator {0} failed at step {1}: {2}", m.Evaluator, m.Step, m.Reason);
+        if (m.Final) { _finalEvaluationsOutstanding--; then(); }
+    }
+
+    /// <summary>
+    /// Halting: ends the run once the trainer's final checkpoint (and, for a finished run, its final evaluations) are
+    /// journaled: RunFinished, or RunInterrupted for a stop or a step cap. Runs after every event that may be the last.
+    /// </summary>
+    private void TryFinish(TrainingHalted h)
+    {
+        // The final checkpoint first (the trainer writes one at its halt step, step 0 included, unless it resumed there).
+        if (_state.LastCheckpoint?.Step != h.Step) return;
         if (h.Finished)
         {
-            if (_finalEvaluationsPending < 0) return;
-            if (!_state.ScheduleEvents.Contains($"phase:{Phases.FinalEvaluation}:{h.Step}"))
+            if (_finalEvaluationsOutstanding is not { } outstanding) return; // the trainer's final request comes first
+            var finalPhase = $"phase:{Phases.FinalEvaluation}:{h.Step}";
+            if (!_state.ScheduleEvents.Contains(finalPhase))
             {
-                PersistOnce($"phase:{Phases.FinalEvaluation}:{h.Step}", new PhaseChanged { Phase = Phases.FinalEvaluation, Step = h.Step });
-                return; // TryFinish runs again after the persist
+                PersistOnce(finalPhase, new PhaseChanged { Phase = Phases.FinalEvaluation, Step = h.Step }, () => TryFinish(h));
+                return;
             }
-            if (_finalEvaluationsPending > 0) return;
+            if (outstanding > 0) return;
             var kimg = h.Step * (double)_settings.BatchSize / 1000;
-            _finishing = true;
+            Transition(nameof(Ending), Ending);
             PersistEvent(new RunFinished { Step = h.Step, Kimg = kimg, WeightsSha256 = h.WeightsSha256, EmaSha256 = h.EmaSha256 },
                 _ => Complete(new RunOutcome(0, $"Run finished at step {h.Step} ({kimg:F1} kimg); weights sha256 {h.WeightsSha256}, ema sha256 {h.EmaSha256}.", h.Step)));
         }
         else
         {
-            _finishing = true;
+            Transition(nameof(Ending), Ending);
             PersistEvent(new RunInterrupted { Step = h.Step, Reason = h.Reason },
                 _ => Complete(new RunOutcome(0, $"Run stopped at step {h.Step} ({h.Reason}); `ect train` on the same run directory continues it.", h.Step)));
         }
@@ -302,23 +277,24 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void StopTrainer(string reason)
     {
-        if (_completed) return;
+        if (_behaviour == nameof(Done)) return;
         _stopReason ??= reason; // also for a trainer started later (a stop during recovery or a rollback)
         _trainer.Tell(new StopTraining(reason));
     }
 
+    /// <summary>Hands the outcome to `ect train`: the run is Done.</summary>
     private void Complete(RunOutcome outcome)
     {
-        if (_completed) return;
-        _completed = true;
+        if (_behaviour == nameof(Done)) return;
+        Transition(nameof(Done), Done);
         _statsSubscription?.Dispose();
         _setup.Completion.TrySetResult(outcome);
     }
 
-    private void PersistOnce(string scheduleKey, IMessage e)
+    private void PersistOnce(string scheduleKey, IMessage e, Action then)
     {
         if (_state.ScheduleEvents.Contains(scheduleKey)) return;
-        PersistEvent(e, _ => TryFinish());
+        PersistEvent(e, _ => then());
     }
 
     private void PersistEvent<T>(T e, Action<T> then) where T : IMessage =>
@@ -331,9 +307,9 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void AfterPersist()
     {
-        if (++_state.EventsSinceSnapshot >= (_settings?.SnapshotEvery ?? 200))
+        if (++_eventsSinceSnapshot >= (_settings?.SnapshotEvery ?? 200))
         {
-            _state.EventsSinceSnapshot = 0;
+            _eventsSinceSnapshot = 0;
             SaveSnapshot(_state.ToSnapshot());
         }
     }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ect.Actors.Configuration;
+using Ect.Compute.IO;
 
 namespace Ect.Actors.Run;
 
@@ -88,13 +89,8 @@ public sealed record RunIdentity(string Id, string Name, string PersistenceId)
             ["format"] = Format, ["id"] = Id, ["name"] = Name, ["persistence-id"] = PersistenceId,
             ["created-utc"] = DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            f.Write(System.Text.Encoding.UTF8.GetBytes(json + "\n"));
-            f.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-        Checkpointer.FsyncDirectory(runDir);
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write)) f.Write(System.Text.Encoding.UTF8.GetBytes(json + "\n"));
+        AtomicFile.Commit(tmp, path);
     }
 
     /// <summary>The persistence id of the run in <paramref name="runDir"/> (the legacy one when it has no run.json).</summary>

@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using ConfigurationException = Ect.Actors.Configuration.ConfigurationException;
 using Ect.Actors.Persistence;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Run;
 

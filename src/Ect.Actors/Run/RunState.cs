@@ -26,16 +26,21 @@ public sealed class RunState
     public bool Paused { get; private set; }
     public bool Finished { get; private set; }
     public int RollbacksInARow { get; private set; }
-    public List<CheckpointCommitted> Checkpoints { get; } = new();
-    public List<ConfigChanged> ConfigChanges { get; } = new();
-    public List<UserStage> UserStages { get; } = new();
+    // Read-only outside: Apply (and FromSnapshot) are the only writers.
+    public IReadOnlyList<CheckpointCommitted> Checkpoints => _checkpoints;
+    public IReadOnlyList<ConfigChanged> ConfigChanges => _configChanges;
+    public IReadOnlyList<UserStage> UserStages => _userStages;
+    private readonly List<CheckpointCommitted> _checkpoints = new();
+    private readonly List<ConfigChanged> _configChanges = new();
+    private readonly List<UserStage> _userStages = new();
     /// <summary>Applied command keys and their replies (lookup); the order they were applied is in <see cref="CommandOrder"/>.</summary>
     public IReadOnlyDictionary<string, CommandRecord> Commands => _commands;
     /// <summary>Remembered command keys, oldest first (the trim drops from the front).</summary>
     public IEnumerable<string> CommandOrder => _commandOrder;
-    public List<EvaluationRecorded> Evaluations { get; } = new();
-    public HashSet<string> ScheduleEvents { get; } = new();
-    public long EventsSinceSnapshot { get; set; }
+    public IReadOnlyList<EvaluationRecorded> Evaluations => _evaluations;
+    public IReadOnlySet<string> ScheduleEvents => _scheduleEvents;
+    private readonly List<EvaluationRecorded> _evaluations = new();
+    private readonly HashSet<string> _scheduleEvents = new();
 
     /// <summary>How many applied command keys are remembered (a retry comes seconds later, not days).</summary>
     public const int MaxRememberedCommands = 10_000;
@@ -50,28 +55,28 @@ public sealed class RunState
             case RunDirectoryChanged d: RunDirectory = d.ToDir; Host = d.Host; break;
             case PhaseChanged p:
                 Phase = p.Phase;
-                ScheduleEvents.Add($"phase:{p.Phase}:{p.Step}");
+                _scheduleEvents.Add($"phase:{p.Phase}:{p.Step}");
                 if (p.Phase == Phases.Finished) Finished = true;
                 break;
             case StageAdvanced s:
                 Stage = s.Stage;
-                ScheduleEvents.Add($"stage:{s.Stage}:{s.Step}");
+                _scheduleEvents.Add($"stage:{s.Stage}:{s.Step}");
                 if (s.ByUser)
                 {
-                    UserStages.Add(new UserStage { Stage = s.Stage, Step = s.Step });
+                    _userStages.Add(new UserStage { Stage = s.Stage, Step = s.Step });
                     Remember(s.IdempotencyKey, true, $"stage set to {s.Stage} at step {s.Step}");
                 }
                 break;
             case CheckpointCommitted c:
-                Checkpoints.RemoveAll(x => x.Step >= c.Step);
-                Checkpoints.Add(c);
+                _checkpoints.RemoveAll(x => x.Step >= c.Step);
+                _checkpoints.Add(c);
                 Step = Math.Max(Step, c.Step);
                 Kimg = Math.Max(Kimg, c.Kimg);
                 if (c.Step > RollbackStep) RollbacksInARow = 0;
                 break;
-            case EvaluationRecorded ev: Evaluations.Add(ev); break;
+            case EvaluationRecorded ev: _evaluations.Add(ev); break;
             case ConfigChanged c:
-                ConfigChanges.Add(c);
+                _configChanges.Add(c);
                 Remember(c.IdempotencyKey, true, $"{c.Key} = {c.Value} from step {c.Step}");
                 break;
             case RunPaused p: Paused = true; Remember(p.IdempotencyKey, true, PausedMessage(p.Step)); break;
@@ -137,12 +142,12 @@ public sealed class RunState
             RollbackStep = s.HasRollbackStep ? s.RollbackStep : s.Step,
             RunUuid = s.RunUuid, RunDirectory = s.RunDir, Host = s.Host,
         };
-        r.Checkpoints.AddRange(s.Checkpoints);
-        r.ConfigChanges.AddRange(s.ConfigChanges);
-        r.UserStages.AddRange(s.UserStages);
+        r._checkpoints.AddRange(s.Checkpoints);
+        r._configChanges.AddRange(s.ConfigChanges);
+        r._userStages.AddRange(s.UserStages);
         foreach (var c in s.Commands) r.Remember(c);
-        r.Evaluations.AddRange(s.Evaluations);
-        foreach (var e in s.ScheduleEvents) r.ScheduleEvents.Add(e);
+        r._evaluations.AddRange(s.Evaluations);
+        foreach (var e in s.ScheduleEvents) r._scheduleEvents.Add(e);
         return r;
     }
 }

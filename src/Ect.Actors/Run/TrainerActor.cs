@@ -3,6 +3,7 @@ using System.Globalization;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
+using Ect.Actors.Checkpoints;
 using Ect.Actors.Configuration;
 using Ect.Actors.Engine;
 
@@ -13,7 +14,7 @@ public delegate (ITrainingEngine Engine, IBatchSource Source) EngineFactory(RunS
 
 /// <summary>
 /// Runs the training steps on its own thread (a pinned dispatcher: Akka's default dispatcher never blocks).
-/// One step per Tick message, so control messages (pause, stage, config, checkpoint, stop) are handled
+/// One step per NextStep message, so control messages (pause, stage, config, checkpoint, stop) are handled
 /// between steps, at a step boundary whose number is recorded: a resumed run applies them at the same step.
 /// </summary>
 public sealed class TrainerActor : ReceiveActor
@@ -23,11 +24,11 @@ public sealed class TrainerActor : ReceiveActor
     private readonly string _runDir;
     private readonly EngineFactory _factory;
     private readonly IActorRef _checkpointer;
-    private readonly IObserver<StepStatistics> _stats;
+    private readonly IObserver<TrainingProgress> _stats;
     private readonly int _evaluatorCount;
 
     private ResumeInfo _resume = null!;
-    private RunSettings _s = null!;
+    private RunSettings _settings = null!;
     private readonly Dictionary<string, string> _overrides = new();
     private readonly List<(long Step, string Key, string Value)> _futureConfig = new();
     private readonly List<(long Step, int Stage)> _userStages = new();
@@ -47,21 +48,21 @@ public sealed class TrainerActor : ReceiveActor
     private readonly Stopwatch _clock = new();
     private double _imagesPerSecond;
 
-    public static Props Props(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators) =>
+    public static Props Props(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<TrainingProgress> stats, int evaluators) =>
         Akka.Actor.Props.Create(() => new TrainerActor(config, runDir, factory, checkpointer, stats, evaluators))
             .WithDispatcher("ect.trainer-dispatcher");
 
-    public TrainerActor(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<StepStatistics> stats, int evaluators)
+    public TrainerActor(Config config, string runDir, EngineFactory factory, IActorRef checkpointer, IObserver<TrainingProgress> stats, int evaluators)
     {
         _runDir = runDir;
         _baseConfig = config; _factory = factory; _checkpointer = checkpointer; _stats = stats; _evaluatorCount = evaluators;
         Receive<StartTraining>(Start);
-        Receive<Tick>(_ => OnTick());
+        Receive<NextStep>(_ => OnNextStep());
         Receive<PauseTraining>(p =>
         {
             var wasPaused = _paused;
             _paused = p.Paused;
-            if (wasPaused && !_paused) Self.Tell(new Tick());
+            if (wasPaused && !_paused) Self.Tell(new NextStep());
             // Messages are handled between steps, so _step is the step training stopped after (the coordinator's
             // sampled statistics may lag behind it by several steps).
             if (p.Paused && p.CommandKey is { } key) Context.Parent.Tell(new TrainingPaused(_resume.Generation, _step, key));
@@ -69,7 +70,7 @@ public sealed class TrainerActor : ReceiveActor
         Receive<StopTraining>(m =>
         {
             _stopReason ??= m.Reason;
-            if (_paused) { _paused = false; Self.Tell(new Tick()); }
+            if (_paused) { _paused = false; Self.Tell(new NextStep()); }
         });
         Receive<CheckpointNow>(_ => _checkpointRequested = true);
         Receive<EvaluateNow>(_ => _evaluationRequested = true);
@@ -110,7 +111,7 @@ public sealed class TrainerActor : ReceiveActor
             else _futureConfig.Add(c);
         Rebuild();
         _userStages.AddRange(_resume.UserStages.OrderBy(u => u.Step));
-        var (engine, source) = _factory(_s, _runDir);
+        var (engine, source) = _factory(_settings, _runDir);
         _engine = engine;
         _step = _resume.Step;
         _phase = _resume.Phase;
@@ -122,17 +123,17 @@ public sealed class TrainerActor : ReceiveActor
         if (_resume.CheckpointPath != null)
         {
             var meta = _engine.LoadCheckpoint(_resume.CheckpointPath);
-            state = meta.TryGetValue("sampler", out var st) ? st : throw new InvalidDataException($"{_resume.CheckpointPath}: no sampler state");
-            var metaStep = long.Parse(meta["step"], CultureInfo.InvariantCulture);
+            state = meta.TryGetValue(CheckpointFormat.Sampler, out var st) ? st : throw new InvalidDataException($"{_resume.CheckpointPath}: no sampler state");
+            var metaStep = long.Parse(meta[CheckpointFormat.Step], CultureInfo.InvariantCulture);
             if (metaStep != _step) throw new InvalidDataException($"{_resume.CheckpointPath}: step {metaStep} but the journal says {_step}");
             _lastCheckpointStep = _step;
             _log.Info("Resumed from {0} at step {1}", _resume.CheckpointPath, _step);
         }
         _samplerState = state;
-        _loader = new BatchPrefetcher(source, state, _s.Prefetch);
+        _loader = new BatchPrefetcher(source, state, _settings.Prefetch);
         _paused = _resume.Paused;
         _clock.Start();
-        if (!_paused) Self.Tell(new Tick());
+        if (!_paused) Self.Tell(new NextStep());
     }
 
     private void Apply(string key, string value)
@@ -145,26 +146,26 @@ public sealed class TrainerActor : ReceiveActor
     {
         var c = _baseConfig;
         foreach (var (k, v) in _overrides) c = EctConfiguration.ParseSet($"{k}={v}").WithFallback(c);
-        _s = RunSettings.From(c, checkData: false);
+        _settings = RunSettings.From(c, checkData: false);
     }
 
-    private double Kimg(long step) => step * (double)_s.BatchSize / 1000.0;
+    private double Kimg(long step) => step * (double)_settings.BatchSize / 1000.0;
 
-    private void OnTick()
+    private void OnNextStep()
     {
         if (_halted || _engine == null) return;
         // Journaled changes that took effect at this boundary in an earlier incarnation of the run.
         foreach (var c in _futureConfig.Where(c => c.Step == _step).ToList()) { Apply(c.Key, c.Value); _appliedConfig.Add(c); _futureConfig.Remove(c); }
 
-        bool capped = _s.MaxSteps > 0 && _step >= _s.MaxSteps;
-        if (_step >= _s.TotalSteps || capped || _stopReason != null)
+        bool capped = _settings.MaxSteps > 0 && _step >= _settings.MaxSteps;
+        if (_step >= _settings.TotalSteps || capped || _stopReason != null)
         {
-            Halt(_step >= _s.TotalSteps ? "finished" : capped ? $"step cap {_s.MaxSteps} reached" : _stopReason!, _step >= _s.TotalSteps);
+            Halt(_step >= _settings.TotalSteps ? "finished" : capped ? $"step cap {_settings.MaxSteps} reached" : _stopReason!, _step >= _settings.TotalSteps);
             return;
         }
         if (_paused) return;
 
-        var phase = Schedule.PhaseAt(_step, _s.PretrainSteps);
+        var phase = Schedule.PhaseAt(_step, _settings.PretrainSteps);
         if (phase != _phase)
         {
             _phase = phase;
@@ -173,7 +174,7 @@ public sealed class TrainerActor : ReceiveActor
         }
         if (_phase == Phases.Tuning)
         {
-            var stage = Schedule.StageAt(_step, _s.PretrainSteps, _s.BatchSize, _s.KimgPerTick, _s.DoubleTicks, _userStages);
+            var stage = Schedule.StageAt(_step, _settings.PretrainSteps, _settings.BatchSize, _settings.KimgPerTick, _settings.DoubleTicks, _userStages);
             if (stage != _stage)
             {
                 _stage = stage;
@@ -181,7 +182,7 @@ public sealed class TrainerActor : ReceiveActor
                 Context.Parent.Tell(new StageReached(_resume.Generation, stage, _step));
             }
         }
-        var lr = _phase == Phases.Pretrain ? _s.PretrainLr : _s.TuningLr;
+        var lr = _phase == Phases.Pretrain ? _settings.PretrainLr : _settings.TuningLr;
         if (lr != _lr) { _lr = lr; _engine.SetLearningRate(lr); }
 
         EngineStepResult r;
@@ -203,11 +204,11 @@ public sealed class TrainerActor : ReceiveActor
         var dt = (_clock.Elapsed - t0).TotalSeconds;
         var ips = r.Images / Math.Max(dt, 1e-9);
         _imagesPerSecond = _imagesPerSecond == 0 ? ips : 0.9 * _imagesPerSecond + 0.1 * ips;
-        _stats.OnNext(new StepStatistics(_step, Kimg(_step), r.Loss, _phase, _stage, _lr, _imagesPerSecond, dt, DateTimeOffset.UtcNow));
+        _stats.OnNext(new TrainingProgress(_step, Kimg(_step), r.Loss, _phase, _stage, _lr, _imagesPerSecond, dt, DateTimeOffset.UtcNow));
 
         if (!double.IsFinite(r.Loss))
         {
-            if (++_nanStreak >= _s.NanStreakLimit)
+            if (++_nanStreak >= _settings.NanStreakLimit)
             {
                 Fail($"{_nanStreak} non-finite losses in a row (last at step {_step})");
                 return;
@@ -215,13 +216,13 @@ public sealed class TrainerActor : ReceiveActor
         }
         else _nanStreak = 0;
 
-        if (_step % _s.CheckpointEvery == 0 || _checkpointRequested) { _checkpointRequested = false; Checkpoint(); }
-        if ((_s.EvaluationEvery > 0 && _step % _s.EvaluationEvery == 0 && _step < _s.TotalSteps) || _evaluationRequested)
+        if (_step % _settings.CheckpointEvery == 0 || _checkpointRequested) { _checkpointRequested = false; Checkpoint(); }
+        if ((_settings.EvaluationEvery > 0 && _step % _settings.EvaluationEvery == 0 && _step < _settings.TotalSteps) || _evaluationRequested)
         {
             _evaluationRequested = false;
             RequestEvaluation(final: false);
         }
-        Self.Tell(new Tick());
+        Self.Tell(new NextStep());
     }
 
     private void Checkpoint()
@@ -229,18 +230,18 @@ public sealed class TrainerActor : ReceiveActor
         if (_lastCheckpointStep == _step) return;
         var meta = new Dictionary<string, string>
         {
-            ["step"] = _step.ToString(CultureInfo.InvariantCulture),
-            ["kimg"] = Kimg(_step).ToString("R", CultureInfo.InvariantCulture),
-            ["phase"] = _phase,
-            ["stage"] = _stage.ToString(CultureInfo.InvariantCulture),
-            ["sampler"] = _samplerState,
-            ["format"] = "ect-checkpoint-v1",
+            [CheckpointFormat.Step] = _step.ToString(CultureInfo.InvariantCulture),
+            [CheckpointFormat.Kimg] = Kimg(_step).ToString("R", CultureInfo.InvariantCulture),
+            [CheckpointFormat.Phase] = _phase,
+            [CheckpointFormat.Stage] = _stage.ToString(CultureInfo.InvariantCulture),
+            [CheckpointFormat.Sampler] = _samplerState,
+            // The file's format and version is its ect.format tag (CheckpointFormat); no second tag here.
             // What only the journal knew and the steps after this one depend on: lets --rebuild-journal resume exactly.
-            ["config-changes"] = System.Text.Json.JsonSerializer.Serialize(_appliedConfig.Select(c => new[] { c.Step.ToString(CultureInfo.InvariantCulture), c.Key, c.Value })),
-            ["user-stages"] = System.Text.Json.JsonSerializer.Serialize(_userStages.Where(u => u.Step <= _step).Select(u => new[] { u.Step, u.Stage })),
+            [CheckpointFormat.ConfigChanges] = System.Text.Json.JsonSerializer.Serialize(_appliedConfig.Select(c => new[] { c.Step.ToString(CultureInfo.InvariantCulture), c.Key, c.Value })),
+            [CheckpointFormat.UserStages] = System.Text.Json.JsonSerializer.Serialize(_userStages.Where(u => u.Step <= _step).Select(u => new[] { u.Step, u.Stage })),
         };
         // Which configuration made this checkpoint (`ect inspect` shows it; equal digests = the same run configuration).
-        if (_resume.ConfigDigest.Length > 0) meta["config-digest"] = _resume.ConfigDigest;
+        if (_resume.ConfigDigest.Length > 0) meta[CheckpointFormat.ConfigDigest] = _resume.ConfigDigest;
         // Which run wrote it (run-id, run-name, run-journal-id): a run directory and a journal are checked against it.
         foreach (var (k, v) in _resume.Identity?.Metadata ?? new Dictionary<string, string>()) meta[k] = v;
         var image = CaptureWithRetry(meta);

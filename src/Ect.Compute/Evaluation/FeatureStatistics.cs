@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Ect.Compute.IO;
 
 namespace Ect.Compute.Evaluation;
 
@@ -96,9 +97,8 @@ public sealed class FeatureStatistics
             fs.Write(json);
             WriteDoubles(fs, Mean);
             WriteDoubles(fs, Covariance);
-            fs.Flush(true);
         }
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Commit(tmp, path);
     }
 
     /// <summary>Reads a file written by <see cref="Save"/>; clear errors for a wrong or truncated file.</summary>

@@ -1,3 +1,5 @@
+using Ect.Compute.IO;
+
 namespace Ect.Data.Sources;
 
 /// <summary>
@@ -136,7 +138,7 @@ public static class DatasetSource
                 ImageDataset.WriteRawHeader(fs, n, first.Channels, first.Height, first.Width,
                     Math.Max(maxLabel + 1, source.ClassNames?.Count ?? 0), labels);
             }
-            File.Move(partial, cachePath, overwrite: true);
+            AtomicFile.Commit(partial, cachePath);
         }
         catch (Exception e)
         {

@@ -11,6 +11,7 @@ using Ect.Data;
 using Ect.Data.Sources;
 using FluentAssertions;
 using Xunit;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.Eval;
 

@@ -9,6 +9,7 @@ using Ect.Compute.Preconditioning;
 using Ect.Compute.Training;
 using FluentAssertions;
 using Xunit;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.Eval;
 

@@ -2,9 +2,9 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using Ect.Actors.Cli;
-using Ect.Actors.Inspection;
 using FluentAssertions;
 using Xunit;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.Inspection;
 

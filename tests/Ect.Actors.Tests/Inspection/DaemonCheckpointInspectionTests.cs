@@ -2,12 +2,12 @@ using System.Security.Cryptography;
 using System.Text;
 using Ect.Actors.Configuration;
 using Ect.Actors.Engine;
-using Ect.Actors.Inspection;
 using Ect.Actors.Persistence;
 using Ect.Actors.Persistence.Events;
 using Ect.Actors.Tests.RunTests;
 using FluentAssertions;
 using Xunit;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.Inspection;
 

@@ -4,6 +4,7 @@ using Ect.Actors.Run;
 using Ect.Actors.Tests.RunTests;
 using FluentAssertions;
 using Xunit;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.Inspection;
 

@@ -1,10 +1,10 @@
-using Ect.Actors.Inspection;
 using Ect.Compute.IO;
 using Ect.Compute.Training;
 using FluentAssertions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.Inspection;
 

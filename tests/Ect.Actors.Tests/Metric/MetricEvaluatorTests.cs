@@ -23,7 +23,7 @@ internal sealed class StubEvaluationModel : IEvaluationModel
     public List<(int Count, int Steps, int Seed)> Calls { get; } = new();
     public bool Disposed { get; private set; }
 
-    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
     {
         Calls.Add((count, samplingSteps, seed));
         var rng = new Random(seed);
@@ -85,8 +85,8 @@ public sealed class MetricEvaluatorTests : TestKit, IDisposable
         model.Disposed.Should().BeTrue("the evaluator owns the EMA copy it was handed");
         // 16 images in batches of 6: 6, 6, 4, with seeds derived per batch, the same for 1 and 2 steps.
         model.Calls.Should().Equal(
-            (6, 1, FdResNet18Evaluator.BatchSeed(5, 0)), (6, 1, FdResNet18Evaluator.BatchSeed(5, 1)), (4, 1, FdResNet18Evaluator.BatchSeed(5, 2)),
-            (6, 2, FdResNet18Evaluator.BatchSeed(5, 0)), (6, 2, FdResNet18Evaluator.BatchSeed(5, 1)), (4, 2, FdResNet18Evaluator.BatchSeed(5, 2)));
+            (6, 1, Ect.Actors.Evaluation.ImageGenerator.BatchSeed(5, 0)), (6, 1, Ect.Actors.Evaluation.ImageGenerator.BatchSeed(5, 1)), (4, 1, Ect.Actors.Evaluation.ImageGenerator.BatchSeed(5, 2)),
+            (6, 2, Ect.Actors.Evaluation.ImageGenerator.BatchSeed(5, 0)), (6, 2, Ect.Actors.Evaluation.ImageGenerator.BatchSeed(5, 1)), (4, 2, Ect.Actors.Evaluation.ImageGenerator.BatchSeed(5, 2)));
         Directory.GetFiles(CacheDir, "*.ectstats").Should().ContainSingle("the reference statistics are cached");
 
         // Same weights, later step: the same values, bit for bit (reference from memory this time).
@@ -117,7 +117,7 @@ public sealed class MetricEvaluatorTests : TestKit, IDisposable
         private int _calls;
         public int Channels => _inner.Channels;
         public int Resolution => _inner.Resolution;
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
         {
             var pixels = _inner.Generate(count, samplingSteps, seed, tMax, midT);
             if (corrupted.Contains(++_calls) || corrupted.Contains(-1)) pixels[count / 2] = float.NaN;
@@ -178,10 +178,10 @@ public sealed class MetricEvaluatorTests : TestKit, IDisposable
     [Fact]
     public void Batch_seeds_are_distinct_non_negative_and_depend_on_the_seed()
     {
-        var seeds = Enumerable.Range(0, 1000).Select(b => FdResNet18Evaluator.BatchSeed(1234, b)).ToList();
+        var seeds = Enumerable.Range(0, 1000).Select(b => Ect.Actors.Evaluation.ImageGenerator.BatchSeed(1234, b)).ToList();
         seeds.Should().OnlyHaveUniqueItems().And.OnlyContain(s => s >= 0);
-        FdResNet18Evaluator.BatchSeed(1235, 0).Should().NotBe(seeds[0]);
-        FdResNet18Evaluator.BatchSeed(1234, 0).Should().Be(seeds[0]);
+        Ect.Actors.Evaluation.ImageGenerator.BatchSeed(1235, 0).Should().NotBe(seeds[0]);
+        Ect.Actors.Evaluation.ImageGenerator.BatchSeed(1234, 0).Should().Be(seeds[0]);
     }
 
     [Fact]

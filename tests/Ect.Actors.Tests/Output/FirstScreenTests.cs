@@ -72,7 +72,7 @@ public class FirstScreenTests
     public void The_progress_line_counts_to_this_invocations_cap_and_names_the_runs_total()
     {
         var display = new ProgressDisplay("off", 15, 60, 32, 1, "r");
-        var stats = new StepStatistics(3, 0.1, 1.0, "tuning", 0, 1e-4, ImagesPerSecond: 32, StepSeconds: 1, Time: DateTimeOffset.UnixEpoch);
+        var stats = new TrainingProgress(3, 0.1, 1.0, "tuning", 0, 1e-4, ImagesPerSecond: 32, StepSeconds: 1, Time: DateTimeOffset.UnixEpoch);
         var line = display.Line(stats);
         line.Should().Contain("step 3/15 (run: 60)");
         line.Should().Contain("eta 00:00:12", "12 steps of 32 images left at 32 img/s");

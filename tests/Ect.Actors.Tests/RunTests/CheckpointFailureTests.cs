@@ -89,7 +89,7 @@ public class CheckpointFailureTests(ITestOutputHelper output)
         disk.Fill();
         var act = () =>
         {
-            for (int i = 1; i <= 20_000; i++) file.Write(new StepStatistics(i, i, 0.5, "pretrain", 0, 1e-3, 100, 0.01, DateTimeOffset.UtcNow));
+            for (int i = 1; i <= 20_000; i++) file.Write(new TrainingProgress(i, i, 0.5, "pretrain", 0, 1e-3, 100, 0.01, DateTimeOffset.UtcNow));
             file.Dispose();
         };
         act.Should().NotThrow();

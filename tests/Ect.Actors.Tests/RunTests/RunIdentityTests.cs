@@ -6,6 +6,7 @@ using Ect.Actors.Run;
 using FluentAssertions;
 using Xunit;
 using static Ect.Actors.Tests.RunTests.DaemonHarness;
+using Ect.Actors.Checkpoints;
 
 namespace Ect.Actors.Tests.RunTests;
 

@@ -35,7 +35,6 @@ public class SerializationTests
         st.Apply(new RolledBack { FromStep = 17, ToStep = 10, Reason = "nan" });
         st.Apply(new CommandApplied { IdempotencyKey = "k3", Accepted = false, Message = "refused" });
         st.Apply(new RunFinished { Step = 14, Kimg = 0.448, WeightsSha256 = "w", EmaSha256 = "e" });
-        st.EventsSinceSnapshot = 9;
         return st;
     }
 

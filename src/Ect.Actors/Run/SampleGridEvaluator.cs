@@ -2,47 +2,8 @@ using Akka.Actor;
 using Akka.Event;
 using Ect.Actors.Configuration;
 using Ect.Actors.Output;
-using Ect.Compute.Evaluation;
 
 namespace Ect.Actors.Run;
-
-/// <summary>
-/// Parent of the configured evaluators. A failing evaluator is restarted (OneForOne) and never touches
-/// training: evaluators run on their own dispatcher, on EMA copies the trainer handed over.
-/// </summary>
-public sealed class EvaluationSupervisor : ReceiveActor
-{
-    private readonly List<IActorRef> _evaluators = new();
-
-    /// <param name="dataPath">The run's dataset (ect.data.path): metric evaluators take their reference images from it.</param>
-    /// <param name="extractorFactory">fd-resnet18's feature extractor (null: ResNet18OnnxExtractor); tests substitute it.</param>
-    public static Props Props(IReadOnlyList<EvaluatorSettings> settings, string runDir, string dataPath, IActorRef coordinator,
-        Func<EvaluatorSettings, IFeatureExtractor>? extractorFactory = null) =>
-        Akka.Actor.Props.Create(() => new EvaluationSupervisor(settings, runDir, dataPath, coordinator, extractorFactory));
-
-    public EvaluationSupervisor(IReadOnlyList<EvaluatorSettings> settings, string runDir, string dataPath, IActorRef coordinator,
-        Func<EvaluatorSettings, IFeatureExtractor>? extractorFactory)
-    {
-        for (int i = 0; i < settings.Count; i++)
-            _evaluators.Add(Context.ActorOf(EvaluatorProps(settings[i], runDir, dataPath, coordinator, extractorFactory), $"{settings[i].Type}-{i}"));
-        Receive<EvaluationRequest>(r =>
-        {
-            for (int i = 0; i < _evaluators.Count && i < r.Models.Count; i++)
-                _evaluators[i].Tell(new Evaluate(r.Step, r.Models[i], r.Final, r.Kimg));
-        });
-    }
-
-    private static Props EvaluatorProps(EvaluatorSettings s, string runDir, string dataPath, IActorRef coordinator,
-        Func<EvaluatorSettings, IFeatureExtractor>? extractorFactory) => s.Type switch
-    {
-        "sample-grid" => SampleGridEvaluator.Props(s, runDir, coordinator),
-        FdResNet18Evaluator.TypeName => FdResNet18Evaluator.Props(s, runDir, dataPath, coordinator, extractorFactory),
-        _ => throw new ArgumentException($"unknown evaluator type {s.Type}"),
-    };
-
-    protected override SupervisorStrategy SupervisorStrategy() =>
-        new OneForOneStrategy(maxNrOfRetries: 20, withinTimeRange: TimeSpan.FromMinutes(1), localOnlyDecider: _ => Directive.Restart);
-}
 
 /// <summary>Writes PNG grids of 1-step and 2-step consistency samples from the EMA weights (fixed noise seed).</summary>
 public sealed class SampleGridEvaluator : ReceiveActor

@@ -18,7 +18,7 @@ namespace Ect.Actors.Run;
 /// is processed once, also across runs and by `ect eval`) and <see cref="MetricRunner"/>.
 /// <para>
 /// Generation: batch b (of <c>batch</c> images) comes from IEvaluationModel.Generate with seed
-/// <see cref="BatchSeed"/>(seed, b), the same seeds for every number of sampling steps and every evaluation, so values
+/// <see cref="ImageGenerator.BatchSeed"/>(seed, b) and first image b * batch (ImageGenerator, `ect eval`'s path), the same seeds for every number of sampling steps and every evaluation, so values
 /// are comparable across steps and the same weights give the same value.
 /// </para>
 /// Each result is appended to metrics.jsonl and fd.png is redrawn from it. Any failure (no ONNX model, no dataset, a
@@ -29,7 +29,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
 {
     public const string TypeName = "fd-resnet18";
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly EvaluatorSettings _s;
+    private readonly EvaluatorSettings _settings;
     private readonly string _runDir;
     private readonly string _dataPath;
     private readonly Func<EvaluatorSettings, IFeatureExtractor> _extractorFactory;
@@ -45,7 +45,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
     public FdResNet18Evaluator(EvaluatorSettings s, string runDir, string dataPath, IActorRef coordinator,
         Func<EvaluatorSettings, IFeatureExtractor>? extractorFactory)
     {
-        _s = s;
+        _settings = s;
         _runDir = runDir;
         _dataPath = dataPath;
         _extractorFactory = extractorFactory ?? (e => new ResNet18OnnxExtractor(e.Threads));
@@ -70,22 +70,22 @@ public sealed class FdResNet18Evaluator : ReceiveActor
     {
         // Created here, not in the constructor: a missing ONNX model must surface as EvaluationFailed, not as an
         // actor that cannot start.
-        _extractor ??= _extractorFactory(_s);
+        _extractor ??= _extractorFactory(_settings);
         // OpenMP's thread count is per thread, and a new thread inherits the last count set anywhere (the trainer's):
         // set this thread's own, so the statistics (and so the metric's bits) never depend on what ran before.
-        torch.set_num_threads(_s.Threads);
+        torch.set_num_threads(_settings.Threads);
         var reference = Reference(model.Channels, model.Resolution);
         var metrics = new Dictionary<string, double>();
-        foreach (var n in _s.SamplingSteps)
+        foreach (var n in _settings.SamplingSteps)
         {
             var name = MetricKey(n);
             var result = ComputeWithRetry(model, n, reference, name, step);
             metrics[name] = result.Value;
             foreach (var w in result.Warnings)
                 if (_warned.Add(w)) _log.Warning("{0} at step {1}: {2} (said once)", name, step, w);
-            MetricsFile.Append(_runDir, new MetricRecord(step, kimg, name, n, result.Value, _s.Count, reference.Images, result.Elapsed.TotalSeconds));
+            MetricsFile.Append(_runDir, new MetricRecord(step, kimg, name, n, result.Value, _settings.Count, reference.Images, result.Elapsed.TotalSeconds));
             _log.Info("{0} = {1:0.####} at step {2} ({3} images vs {4} reference images, {5:0.0} s)",
-                name, result.Value, step, _s.Count, reference.Images, result.Elapsed.TotalSeconds);
+                name, result.Value, step, _settings.Count, reference.Images, result.Elapsed.TotalSeconds);
         }
         FdPlot.Write(_runDir);
         return metrics;
@@ -109,7 +109,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         {
             try
             {
-                var result = MetricRunner.Compute(b => GenerateBatch(model, samplingSteps, b), _s.Count, _extractor!, reference.Statistics);
+                var result = MetricRunner.Compute(b => GenerateBatch(model, samplingSteps, b), _settings.Count, _extractor!, reference.Statistics);
                 if (!double.IsFinite(result.Value)) throw new NonFiniteEvaluationException($"{name} came out {result.Value}");
                 return result;
             }
@@ -134,8 +134,8 @@ public sealed class FdResNet18Evaluator : ReceiveActor
     private DatasetReferenceResult Reference(int channels, int resolution)
     {
         if (_reference is { } r && r.Channels == channels && r.Resolution == resolution) return r.Result;
-        var cacheDir = _s.CacheDir.Length > 0 ? _s.CacheDir : DatasetReference.DefaultCacheDirectory;
-        var result = DatasetReference.Compute(_dataPath, _s.ReferenceCount, channels, resolution, _extractor!, cacheDir, _s.Batch,
+        var cacheDir = _settings.CacheDir.Length > 0 ? _settings.CacheDir : DatasetReference.DefaultCacheDirectory;
+        var result = DatasetReference.Compute(_dataPath, _settings.ReferenceCount, channels, resolution, _extractor!, cacheDir, _settings.Batch,
             "the run's generator", "ect.data.path must be the run's training set.");
         _log.Info("fd-resnet18 reference: {0} images of '{1}' ({2} {3})", result.Images, _dataPath,
             result.Reference.FromCache ? "cached in" : "computed, cached in", result.Reference.CachePath);
@@ -145,29 +145,17 @@ public sealed class FdResNet18Evaluator : ReceiveActor
 
     private Tensor GenerateBatch(IEvaluationModel model, int samplingSteps, int batchIndex)
     {
-        var n = Math.Min(_s.Batch, _s.Count - batchIndex * _s.Batch);
-        if (n <= 0) throw new InvalidOperationException($"batch {batchIndex} is past the {_s.Count} images requested");
-        var pixels = model.Generate(n, samplingSteps, BatchSeed(_s.Seed, batchIndex), _s.TMax, _s.MidT);
-        torch.set_num_threads(_s.Threads); // the EMA model samples with ect.evaluation.threads
+        var n = Math.Min(_settings.Batch, _settings.Count - batchIndex * _settings.Batch);
+        if (n <= 0) throw new InvalidOperationException($"batch {batchIndex} is past the {_settings.Count} images requested");
+        var pixels = model.Generate(n, samplingSteps, ImageGenerator.BatchSeed(_settings.Seed, batchIndex), _settings.TMax, _settings.MidT,
+            firstImage: batchIndex * _settings.Batch);
+        torch.set_num_threads(_settings.Threads); // the EMA model samples with ect.evaluation.threads
         long[] shape = [n, model.Channels, model.Resolution, model.Resolution];
         if (pixels.LongLength != shape.Aggregate(1L, (a, b) => a * b))
             throw new InvalidDataException($"the model returned {pixels.Length} values for {n} images of {model.Channels}x{model.Resolution}x{model.Resolution}");
         if (Array.FindIndex(pixels, v => !float.IsFinite(v)) is var bad and >= 0)
             throw new NonFiniteEvaluationException($"batch {batchIndex} of the {samplingSteps}-step samples has a non-finite value ({pixels[bad]} at {bad})");
         return tensor(pixels, shape);
-    }
-
-    /// <summary>
-    /// The noise seed of generation batch <paramref name="batchIndex"/>: SplitMix64 of (seed, batch index), a
-    /// non-negative int. Independent streams per batch without drawing every batch from one generator.
-    /// </summary>
-    public static int BatchSeed(int seed, int batchIndex)
-    {
-        var z = unchecked(((ulong)(uint)seed << 32 | (uint)batchIndex) + 0x9E3779B97F4A7C15UL);
-        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
-        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
-        z ^= z >> 31;
-        return (int)(z & 0x7FFFFFFF);
     }
 
     protected override void PostStop()

@@ -1,7 +1,11 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Buffers.Binary;
 using System.Text.Json;
 
-namespace Ect.Actors.Inspection;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>
 /// A minimal, TorchSharp-free safetensors reader for inspection: 8-byte little-endian header length N, N bytes of

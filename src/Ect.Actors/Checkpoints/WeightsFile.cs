@@ -1,3 +1,7 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Globalization;
 using System.Security.Cryptography;
 using Ect.Compute.IO;
@@ -5,7 +9,7 @@ using Ect.Compute.Networks;
 using Ect.Compute.Training;
 using static TorchSharp.torch;
 
-namespace Ect.Actors.Evaluation;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>
 /// A network's weights on their own, to ship and to start a run from (ECT tunes from a pretrained diffusion model).
@@ -20,7 +24,7 @@ namespace Ect.Actors.Evaluation;
 public static class WeightsFile
 {
     public const string FormatName = "ect-weights/1";
-    private const string User = "user.";
+    private const string User = CheckpointFormat.UserPrefix;
 
     /// <summary>What `ect export` wrote.</summary>
     public sealed record ExportResult(string Path, int Tensors, long Parameters, long Bytes, string Sha256);
@@ -36,7 +40,7 @@ public static class WeightsFile
         try
         {
             var meta = contents.Metadata;
-            if (!meta.TryGetValue("ect.format", out var fmt) || fmt != TrainState.FormatName)
+            if (!meta.TryGetValue(CheckpointFormat.FormatKey, out var fmt) || fmt != TrainState.FormatName)
                 throw new InvalidDataException($"'{checkpoint}' is not an ECT training checkpoint (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}').");
             // An EDM2 checkpoint (ect.network.type = edm2) describes its network as user.edm2-config instead; its EMA
             // exports the same way (unet.* keys: EDM2's Precond loads them, and so does an EDM2 run's ect.network.init).
@@ -50,10 +54,11 @@ public static class WeightsFile
 
             var outMeta = meta.Where(kv => kv.Key.StartsWith(User, StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-            outMeta["ect.format"] = FormatName;
+            outMeta.Remove(User + "format"); // checkpoints before CheckpointFormat carried a second tag; ect.format is the one
+            outMeta[CheckpointFormat.FormatKey] = FormatName;
             // The daemon's run step (user.step) counts pretraining and tuning; ect.step is the current TrainStep's own count.
-            if (!outMeta.ContainsKey(User + "step") && meta.TryGetValue("ect.step", out var s)) outMeta[User + "step"] = s;
-            outMeta[User + "source-sha256"] = Sha256(checkpoint);
+            if (!outMeta.ContainsKey(User + CheckpointFormat.Step) && meta.TryGetValue("ect.step", out var s)) outMeta[User + CheckpointFormat.Step] = s;
+            outMeta[User + CheckpointFormat.SourceSha256] = Sha256(checkpoint);
 
             var full = System.IO.Path.GetFullPath(output);
             Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
@@ -80,7 +85,8 @@ public static class WeightsFile
         try
         {
             CheckDescribedNetwork(path, contents.Metadata, expected);
-            var prefix = contents.Metadata.TryGetValue("ect.format", out var fmt) && fmt == TrainState.FormatName ? "ema/" : "";
+            var prefix = CheckpointFormat.EmaPrefix(contents.Metadata);
+            contents.Metadata.TryGetValue(CheckpointFormat.FormatKey, out var fmt);
             if (fmt is not null && fmt != TrainState.FormatName && fmt != FormatName)
                 throw new InvalidDataException($"'{path}': ect.format '{fmt}' is neither '{FormatName}' nor '{TrainState.FormatName}'.");
             var tensors = contents.Tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))

@@ -1,7 +1,11 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Ect.Actors.Inspection;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>
 /// SHA-256 digests of the tensor groups of a checkpoint (TrainState writes <c>net/NAME</c>, <c>ema/NAME</c>,

@@ -1,3 +1,7 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -7,7 +11,7 @@ using Ect.Compute.Preconditioning;
 using Ect.Compute.Training;
 using static TorchSharp.torch;
 
-namespace Ect.Actors.Evaluation;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>Which preconditioning wraps the SongUNet: ECT's consistency model or EDM's denoiser.</summary>
 public enum PrecondKind { Ect, Edm }
@@ -96,7 +100,7 @@ public sealed class CheckpointModel : IDisposable
         try
         {
             var meta = contents.Metadata;
-            if (!meta.TryGetValue("ect.format", out var fmt) || (fmt != TrainState.FormatName && fmt != WeightsFile.FormatName))
+            if (!meta.TryGetValue(CheckpointFormat.FormatKey, out var fmt) || (fmt != TrainState.FormatName && fmt != WeightsFile.FormatName))
                 throw new InvalidDataException($"'{path}' is not an ECT training checkpoint nor an `ect export` weights file (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}' or '{WeightsFile.FormatName}').");
             // A training state keeps the EMA under "ema/"; an exported weights file holds only the EMA, under EDM's own keys.
             var emaPrefix = fmt == WeightsFile.FormatName ? "" : EmaPrefix;

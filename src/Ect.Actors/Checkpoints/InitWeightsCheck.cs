@@ -1,12 +1,15 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Ect.Actors.Inspection;
 using Ect.Compute.Networks;
 using Ect.Compute.Preconditioning;
 using Ect.Compute.Training;
 using static TorchSharp.torch;
 
-namespace Ect.Actors.Evaluation;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>
 /// Checks initial weights (ect.network.init) against the configured network from the safetensors header alone
@@ -26,7 +29,7 @@ public static partial class InitWeightsCheck
     /// </summary>
     public static void Check(SafetensorsFile file, SongUNetConfig expected)
     {
-        var prefix = file.Metadata.TryGetValue("ect.format", out var fmt) && fmt == TrainState.FormatName ? "ema/" : "";
+        var prefix = CheckpointFormat.EmaPrefix(file.Metadata);
         var found = file.Tensors.Values.Where(e => e.Name.StartsWith(prefix, StringComparison.Ordinal))
             .ToDictionary(e => e.Name[prefix.Length..], e => e.Shape.ToArray(), StringComparer.Ordinal);
         var wanted = ExpectedShapes(expected);
@@ -55,7 +58,7 @@ public static partial class InitWeightsCheck
     /// <summary>Image channels and class labels of a plain state dict, from its first encoder layer and map_label (3 and 0 when absent).</summary>
     public static (int Channels, int Labels) ImageChannelsAndLabels(SafetensorsFile file)
     {
-        var prefix = file.Metadata.TryGetValue("ect.format", out var fmt) && fmt == TrainState.FormatName ? "ema/" : "";
+        var prefix = CheckpointFormat.EmaPrefix(file.Metadata);
         int channels = 3, labels = 0;
         foreach (var e in file.Tensors.Values)
         {

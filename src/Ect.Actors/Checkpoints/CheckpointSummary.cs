@@ -1,6 +1,10 @@
+using Ect.Actors.Run;
+using Ect.Actors.Evaluation;
+using Ect.Actors.Engine;
+using Ect.Actors.Configuration;
 using System.Globalization;
 
-namespace Ect.Actors.Inspection;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>What `ect inspect` shows about a checkpoint: run counters from __metadata__ and group digests.</summary>
 public sealed record CheckpointSummary(
@@ -16,14 +20,16 @@ public sealed record CheckpointSummary(
     IReadOnlyDictionary<string, string> Metadata,
     int TensorCount)
 {
-    // Metadata keys, first match wins. TrainState writes its TrainStep's counters as ect.* and the daemon's strings
-    // as user.*; the daemon's are the run's (ect.step restarts at the start of tuning, user.step does not).
-    private static readonly string[] PhaseKeys = ["user.phase", "ect.phase", "phase"];
-    private static readonly string[] StepKeys = ["user.step", "ect.step", "step"];
-    private static readonly string[] KimgKeys = ["user.kimg", "ect.kimg", "kimg"];
-    private static readonly string[] ImagesKeys = ["user.images", "ect.images", "images"];
-    private static readonly string[] StageKeys = ["user.stage", "ect.stage", "stage"];
-    private static readonly string[] ConfigDigestKeys = ["user.config-digest", "ect.config-digest", "config-digest", "user.config_digest"];
+    // Metadata keys, first match wins: only keys something writes (CheckpointFormat). TrainState writes its TrainStep's
+    // counters as ect.* and the daemon's strings as user.*; the daemon's are the run's (ect.step restarts at the start
+    // of tuning, user.step does not). A file without the daemon's keys (TrainState alone) falls back to ect.*.
+    private const string U = CheckpointFormat.UserPrefix;
+    private static readonly string[] PhaseKeys = [U + CheckpointFormat.Phase];
+    private static readonly string[] StepKeys = [U + CheckpointFormat.Step, "ect.step"];
+    private static readonly string[] KimgKeys = [U + CheckpointFormat.Kimg];
+    private static readonly string[] ImagesKeys = ["ect.images"];
+    private static readonly string[] StageKeys = [U + CheckpointFormat.Stage, "ect.stage"];
+    private static readonly string[] ConfigDigestKeys = [U + CheckpointFormat.ConfigDigest];
 
     public static CheckpointSummary Of(string path)
     {
