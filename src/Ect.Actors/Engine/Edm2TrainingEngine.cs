@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using System.Globalization;
 using System.Text.Json;
 using Ect.Actors.Evaluation;
@@ -224,7 +225,10 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
         public int Channels => cfg.ImgChannels;
         public int Resolution => cfg.ImgResolution;
 
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT)
+        // firstImage (the index of this call's first image in an evaluation of several batches; ImageGenerator's label
+        // offset for DDPM++) is not used: an EDM2 batch labels its images a row per class (GridClasses), so every FD
+        // batch of a class-conditional network holds every class equally. Not yet ImageGenerator's (issue 13, point 4).
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
         {
             torch.set_num_threads(threads); // per thread: see TorchTrainingEngine's EmaModel
             using var scope = NewDisposeScope();

@@ -258,7 +258,7 @@ public sealed class TrainerActor : ReceiveActor
     /// </summary>
     private ICheckpointImage CaptureWithRetry(IReadOnlyDictionary<string, string> meta)
     {
-        var policy = _s.CheckpointWrite;
+        var policy = _settings.CheckpointWrite;
         var folder = Path.Combine(_runDir, "checkpoints");
         for (int attempt = 1; ; attempt++)
         {
