@@ -95,8 +95,37 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
             _step = new TrainStep(_net, _ema, loss,
                 new TrainStepConfig(_o.BatchSize, new OptimizerConfig(_o.TuningOptimizer, _o.TuningLr), new EmaConfig(_o.EmaBeta), Seed: _o.Seed + 1));
         }
+        _step.Parallel = _parallel;
         _phase = phase;
     }
+
+    private DataParallel? _parallel;
+
+    /// <summary>
+    /// This process's rank in a data-parallel job (Distributed/): each step trains this rank's shard of the batch and
+    /// sums the gradients over the ranks. Null: the whole batch, as one process.
+    /// </summary>
+    public DataParallel? Parallel
+    {
+        get => _parallel;
+        set { _parallel = value; if (_step != null) _step.Parallel = value; }
+    }
+
+    /// <summary>The phase set last (null before the first <see cref="SetPhase"/>).</summary>
+    public string? Phase => _phase;
+
+    /// <summary>The stage and learning rate in effect (set, or restored by a checkpoint load).</summary>
+    public int CurrentStage => Step_.Stage;
+    public double CurrentLearningRate => Step_.LearningRate;
+
+    /// <summary>Steps the current phase's TrainStep has completed (restored by a checkpoint load).</summary>
+    public long StepIndex => Step_.StepIndex;
+
+    /// <summary>The whole training state as bytes (weights, EMA, optimizer, RNG, counters): rank 0 broadcasts it so every rank starts identical.</summary>
+    public byte[] StateBytes() => TrainState.ToBytes(Step_);
+
+    /// <summary>Restores the state <see cref="StateBytes"/> gave (after <see cref="SetPhase"/> with the sender's phase).</summary>
+    public void LoadStateBytes(byte[] state, string source) => TrainState.Load(state, source, Step_);
 
     private TrainStep Step_ => _step ?? throw new InvalidOperationException("SetPhase first");
 
@@ -106,6 +135,16 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
     public EngineStepResult Step(Batch batch)
     {
         var b = (ImageBatch)batch.Payload;
+        if (_parallel is { } dp)
+        {
+            // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K).
+            int shard = dp.ShardSize(_o.BatchSize);
+            using var scope = NewDisposeScope();
+            var x = b.Images.narrow(0, (long)dp.Rank * shard, shard);
+            var c = b.Labels?.narrow(0, (long)dp.Rank * shard, shard);
+            var ds = Step_.Step(x, c);
+            return new EngineStepResult(ds.LossMean, batch.Count);
+        }
         var s = Step_.Step(b.Images, b.Labels);
         return new EngineStepResult(s.LossMean, batch.Count);
     }

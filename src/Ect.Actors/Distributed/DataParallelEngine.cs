@@ -1,0 +1,108 @@
+using Ect.Actors.Configuration;
+using Ect.Actors.Engine;
+using Ect.Compute.Training;
+using Ect.Data;
+
+namespace Ect.Actors.Distributed;
+
+/// <summary>
+/// Rank 0's engine in a data-parallel job: the torch engine, plus a broadcast of each decision to the other ranks
+/// before it is taken, so they take it too (the daemon above it, coordinator and trainer, is the single-process one).
+/// Before the first step after a fresh start or a checkpoint load, the whole training state goes to every rank (as
+/// DDP broadcasts the parameters), so a worker never needs a checkpoint file. Every step: phase, stage, learning
+/// rate and the global batch; each rank trains on its shard and the gradients are summed (TrainStep). Every
+/// <see cref="DigestEvery"/> steps the ranks compare weight+EMA digests; a difference throws
+/// <see cref="RanksDivergedException"/>, which ends the run (the trainer reports it, the coordinator journals it).
+/// </summary>
+internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
+{
+    private readonly TorchTrainingEngine _inner;
+    private readonly RankLink _link;
+    private bool _needsSync = true, _disposed;
+
+    public DataParallelEngine(TorchTrainingEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery)
+    {
+        _inner = inner;
+        _link = link;
+        DigestEvery = digestEvery;
+        lock (_link.Gate)
+        {
+            _link.Send(Decision.Engine, Packets.Engine(spec));
+            _inner.Parallel = new DataParallel(0, link.World.Size, new MpiGradientSum(link.World));
+        }
+    }
+
+    public int DigestEvery { get; }
+    public int WorldSize => _link.World.Size;
+
+    public string Description => $"{_inner.Description}; data-parallel over {_link.World.Size} ranks (Open MPI), each training 1/{_link.World.Size} of every batch";
+
+    public void SetPhase(string phase) => _inner.SetPhase(phase);
+    public void SetStage(int stage) => _inner.SetStage(stage);
+    public void SetLearningRate(double lr) => _inner.SetLearningRate(lr);
+
+    public EngineStepResult Step(Batch batch)
+    {
+        lock (_link.Gate)
+        {
+            var phase = _inner.Phase ?? throw new InvalidOperationException("SetPhase first");
+            if (_needsSync)
+            {
+                _link.Send(Decision.Sync, Packets.Sync(phase, _inner.StateBytes()));
+                _needsSync = false;
+            }
+            _link.Send(Decision.Step, Packets.Step(new Packets.StepSpec(phase, _inner.CurrentStage, _inner.CurrentLearningRate), (ImageBatch)batch.Payload));
+            var result = _inner.Step(batch);
+            if (DigestEvery > 0 && _inner.StepIndex % DigestEvery == 0) CompareDigests();
+            return result;
+        }
+    }
+
+    /// <summary>Rank 0 sends its digest; each rank compares and flags its slot; one all-reduce tells everyone which ranks differ.</summary>
+    private void CompareDigests()
+    {
+        var digest = _inner.WeightsDigest() + ":" + _inner.EmaDigest();
+        _link.Send(Decision.Digest, Packets.Digest(digest));
+        var flags = new long[_link.World.Size];
+        _link.World.AllReduceSum(flags);
+        var differ = Enumerable.Range(0, flags.Length).Where(r => flags[r] != 0).ToList();
+        if (differ.Count > 0) throw new RanksDivergedException(_inner.StepIndex, differ, _link.World.Size);
+    }
+
+    public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata) =>
+        _inner.Capture(new Dictionary<string, string>(metadata) { ["world-size"] = _link.World.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+
+    public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
+    {
+        var meta = _inner.LoadCheckpoint(path);
+        _needsSync = true;
+        return meta;
+    }
+
+    public IEvaluationModel CaptureEma() => _inner.CaptureEma();
+    public string WeightsDigest() => _inner.WeightsDigest();
+    public string EmaDigest() => _inner.EmaDigest();
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        lock (_link.Gate)
+            if (!_link.Finished) _link.Send(Decision.DisposeEngine, []);
+        _inner.Dispose();
+    }
+}
+
+/// <summary>The ranks' weights or EMA differ: data-parallel training lost bit-identity (hardware, a library, a bug).</summary>
+public sealed class RanksDivergedException(long engineStep, IReadOnlyList<int> ranks, int worldSize)
+    : Exception($"ranks {string.Join(", ", ranks)} of {worldSize} hold weights/EMA that differ from rank 0's (digest check after engine step {engineStep} of the phase)")
+{
+    public IReadOnlyList<int> Ranks { get; } = ranks;
+    public int WorldSize { get; } = worldSize;
+}
+
+/// <summary>The gradient sum of TrainStep over MPI_COMM_WORLD (one in-place MPI_Allreduce).</summary>
+internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world) : IGradientSum
+{
+    public void SumInPlace(Span<float> buffer) => world.AllReduceSum(buffer);
+}
