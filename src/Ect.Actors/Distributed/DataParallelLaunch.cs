@@ -49,7 +49,7 @@ public sealed class DataParallelLaunch
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
         try
         {
-            var rank0Code = new WorkerLoop(launch.Link, Console.Error).Run(TimeSpan.FromMilliseconds(IdlePollMs));
+            var rank0Code = new WorkerLoop(launch.Link, Console.Out).Run(TimeSpan.FromMilliseconds(IdlePollMs));
             world.Finalize();
             _ = rank0Code; // rank 0 reports the run's outcome (mpirun exits with it); this rank finished cleanly
             return 0;

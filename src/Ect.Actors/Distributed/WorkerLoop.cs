@@ -85,6 +85,9 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
 
     private void DisposeEngine()
     {
+        // What this rank ends with, beside rank 0's "weights sha256 ..." line: equal digests show the ranks agree.
+        if (_engine is { Phase: not null } e)
+            log.WriteLine($"rank {_rank}: weights sha256 {e.WeightsDigest()}, ema sha256 {e.EmaDigest()}");
         _engine?.Dispose();
         _engine = null;
         if (_scratch != null) try { Directory.Delete(_scratch, recursive: true); } catch (IOException) { }

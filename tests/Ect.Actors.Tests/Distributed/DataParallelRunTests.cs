@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Ect.Actors.Persistence;
+using Ect.Actors.Persistence.Events;
+using Ect.Actors.Tests.RunTests;
+using FluentAssertions;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Ect.Actors.Tests.Distributed;
+
+/// <summary>
+/// `mpirun -np K ect train` on the real torch engine (tiny network, 16x16 Fashion-MNIST, one thread per rank): the
+/// ranks agree bit for bit, a 2-rank run killed (SIGKILL of mpirun) and restarted ends with the bits of an
+/// uninterrupted 2-rank run, one rank under mpirun is a plain run, and what K ranks cannot run is refused.
+/// </summary>
+public class DataParallelRunTests(ITestOutputHelper output)
+{
+    private const string Config = """
+        ect {
+          run { engine = torch, threads = 1 }
+          data { batch-size = 4, max-images = 64, resolution = 16 }
+          network { model-channels = 8, channel-mult = [1, 2], num-blocks = 1, init = "" }
+          pretrain.steps = 4
+          tuning.steps = 4
+          checkpoint.every-steps = 2
+          tuning { kimg-per-tick = 0.004, double-ticks = 1 }
+          evaluation { every-steps = 0, evaluators = [] }
+          display { mode = plain, log-interval-seconds = 0.1 }
+          distributed.digest-every = 1
+          control.enabled = off
+        }
+        """;
+
+    private static (string Dir, string Config) Setup(string name)
+    {
+        var dir = Directory.CreateTempSubdirectory($"ect-mpi-{name}-").FullName;
+        var config = Path.Combine(dir, "tiny.conf");
+        File.WriteAllText(config, Config);
+        return (dir, config);
+    }
+
+    [Fact]
+    public async Task Two_ranks_agree_bit_for_bit_and_a_killed_two_rank_run_resumes_to_the_same_bits()
+    {
+        var (dir, config) = Setup("kill");
+        var reference = Path.Combine(dir, "reference");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(reference, [config]));
+        code.Should().Be(0, o + e);
+        var rank0 = DaemonHarness.Finished(reference);
+        var rank1 = MpiJob.Digests(o, "rank 1:");
+        rank1.Weights.Should().Be(rank0.WeightsSha256, "rank 1 ends with rank 0's weights");
+        rank1.Ema.Should().Be(rank0.EmaSha256, "and its EMA");
+        o.Should().Contain("data-parallel over 2 ranks");
+
+        // Killed: SIGKILL of mpirun after the first steps; its ranks must not outlive it (they hold the run lock).
+        var killed = Path.Combine(dir, "killed");
+        using (var p = MpiJob.Start(2, EctProcess.TrainArgs(killed, [config])))
+        {
+            var stepped = new TaskCompletionSource();
+            p.OutputDataReceived += (_, l) => { if (l.Data?.Contains("step 3/8") == true) stepped.TrySetResult(); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+            p.HasExited.Should().BeFalse("the run was still training at step 3 of 8");
+            var ranks = MpiJob.Children(p.Id);
+            ranks.Should().HaveCount(2, "mpirun runs both ranks as its children");
+            p.Kill(); // SIGKILL of mpirun only
+            await p.WaitForExitAsync();
+            p.ExitCode.Should().Be(128 + 9, "mpirun died of the SIGKILL");
+            var clock = Stopwatch.StartNew();
+            while (ranks.Any(MpiJob.Alive) && clock.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(100);
+            ranks.Where(MpiJob.Alive).Should().BeEmpty("orphaned ranks end themselves within seconds");
+        }
+        RunJournal.Events<RunFinished>(RunJournal.Read(killed)).Should().BeEmpty("the kill landed before the end");
+        (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(killed, [config]));
+        code.Should().Be(0, o + e);
+        var got = DaemonHarness.Finished(killed);
+        got.WeightsSha256.Should().Be(rank0.WeightsSha256, "weights are bit-identical to the uninterrupted 2-rank run");
+        got.EmaSha256.Should().Be(rank0.EmaSha256, "EMA too");
+        MpiJob.Digests(o, "rank 1:").Weights.Should().Be(rank0.WeightsSha256, "the restarted rank 1 agrees as well");
+        DaemonHarness.CheckpointStepsOnce(killed);
+    }
+
+    [Fact]
+    public async Task One_rank_under_mpirun_gives_the_bits_of_a_plain_run()
+    {
+        var (dir, config) = Setup("one");
+        var plain = Path.Combine(dir, "plain");
+        (await EctProcess.RunToEnd(output, EctProcess.TrainArgs(plain, [config]), timeout: TimeSpan.FromSeconds(180))).Code.Should().Be(0);
+        var one = Path.Combine(dir, "one");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 1, EctProcess.TrainArgs(one, [config]));
+        code.Should().Be(0, o + e);
+        o.Should().Contain("data-parallel over 1 ranks", "the run went through the MPI path");
+        var (p, m) = (DaemonHarness.Finished(plain), DaemonHarness.Finished(one));
+        m.WeightsSha256.Should().Be(p.WeightsSha256);
+        m.EmaSha256.Should().Be(p.EmaSha256);
+    }
+
+    [Fact]
+    public async Task A_batch_that_the_ranks_cannot_split_evenly_is_refused_naming_both_numbers()
+    {
+        var (dir, config) = Setup("odd");
+        var run = Path.Combine(dir, "run");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config], "--set", "ect.data.batch-size=5"));
+        code.Should().Be(2, o + e);
+        (o + e).Should().Contain("ect.data.batch-size = 5").And.Contain("not divisible by 2");
+        Directory.Exists(run).Should().BeFalse("nothing started");
+    }
+
+    [Fact]
+    public async Task The_fake_engine_is_refused_on_two_ranks()
+    {
+        var (dir, config) = Setup("fake");
+        var run = Path.Combine(dir, "run");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config], "--set", "ect.run.engine=fake"));
+        code.Should().Be(2, o + e);
+        (o + e).Should().Contain("needs the torch engine");
+    }
+}
