@@ -95,6 +95,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         Command<TrainingHalted>(m => Current(m.Generation), m => { _halt = m; TryFinish(); });
         Command<StepFailed>(m => Current(m.Generation), OnStepFailed);
         Command<TrainerStartFailed>(m => Current(m.Generation), m => EndWithError(m.Step, m.Reason));
+        Command<RanksDivergedAt>(m => Current(m.Generation), OnRanksDiverged);
         Command<Terminated>(t =>
         {
             if (!t.ActorRef.Equals(_trainer)) return;
@@ -171,6 +172,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void Initialize()
     {
+        if (!WorldSizeRecorded(Initialize)) return; // RunCoordinator.Distributed.cs
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
         _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir, _settings.CheckpointWrite), "checkpointer");
         _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");
