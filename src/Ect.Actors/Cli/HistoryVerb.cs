@@ -187,7 +187,7 @@ public sealed class HistoryVerb : ICliVerb
             case RunFinished f:
                 return (f.Step, "finished", string.Create(inv, $"finished, {f.Kimg:0.###} kimg; weights sha256 {Short(f.WeightsSha256)}..., EMA sha256 {Short(f.EmaSha256)}..."));
             case WorldSizeChanged w:
-                return (w.Step, "ranks", $"continued on {w.ToSize} rank(s) (mpirun -np {w.ToSize}), last ran on {w.FromSize}" + (w.Step > 0 ? ": from the last checkpoint, not bit-identical with a run that kept its ranks" : ""));
+                return (w.Step, "ranks", $"trains on {w.ToSize} rank(s) (mpirun -np {w.ToSize}) from here, before on {w.FromSize}" + (w.Step > 0 ? ": from the last checkpoint, not bit-identical with a run that kept its ranks" : ""));
             case RanksDiverged d:
                 return (d.Step, "diverged", $"stopped: {d.Reason}");
             case RunExtended x:

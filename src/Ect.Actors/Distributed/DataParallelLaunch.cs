@@ -17,6 +17,8 @@ namespace Ect.Actors.Distributed;
 public sealed class DataParallelLaunch
 {
     public const string DigestEveryKey = "ect.distributed.digest-every";
+    /// <summary>Fault injection for tests: this rank (> 0) perturbs its weights after each state sync (0 = off).</summary>
+    public const string TestDivergeRankKey = "ect.distributed.test-diverge-rank";
 
     private DataParallelLaunch(MpiWorld world) { World = world; Link = new RankLink(world); }
 

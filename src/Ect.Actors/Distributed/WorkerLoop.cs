@@ -39,6 +39,7 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
                         Engine.LoadStateBytes(state, $"the training state rank 0 broadcast to rank {_rank}");
                         // The loaded state carries stage and learning rate; the next step's decision sets them again.
                         _stage = null; _lr = double.NaN;
+                        if (_divergeRank == _rank) Diverge();
                         break;
                     }
                     case Decision.Step: Step(payload); break;
@@ -61,10 +62,22 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
 
     private TorchTrainingEngine Engine => _engine ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
 
+    /// <summary>Fault injection (ect.distributed.test-diverge-rank): this rank's weights leave rank 0's, as a faulty machine's would.</summary>
+    private void Diverge()
+    {
+        using var noGrad = TorchSharp.torch.no_grad();
+        var p = Engine.Parameters.First();
+        p.add_(1e-3f);
+        log.WriteLine($"rank {_rank}: weights perturbed (ect.distributed.test-diverge-rank = {_rank})");
+    }
+
+    private int _divergeRank;
+
     private void BuildEngine(Packets.EngineSpec spec)
     {
         DisposeEngine();
         var config = ConfigurationFactory.ParseString(spec.ConfigHocon).WithFallback(EctConfiguration.Defaults());
+        _divergeRank = config.GetInt(DataParallelLaunch.TestDivergeRankKey, 0);
         var settings = RunSettings.From(config, checkData: false);
         // Capture() never runs here, but the engine wants a scratch folder: one outside the run directory.
         _scratch = Directory.CreateTempSubdirectory($"ect-rank{_rank}-").FullName;

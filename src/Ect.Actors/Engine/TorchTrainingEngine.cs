@@ -111,6 +111,9 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         set { _parallel = value; if (_step != null) _step.Parallel = value; }
     }
 
+    /// <summary>The trained network's parameters (not the EMA's).</summary>
+    public IEnumerable<TorchSharp.Modules.Parameter> Parameters => _net.parameters();
+
     /// <summary>The phase set last (null before the first <see cref="SetPhase"/>).</summary>
     public string? Phase => _phase;
 

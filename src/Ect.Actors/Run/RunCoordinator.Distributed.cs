@@ -29,7 +29,7 @@ public sealed partial class RunCoordinator
 
     private void OnRanksDiverged(RanksDivergedAt m)
     {
-        var reason = $"ranks {string.Join(", ", m.Ranks)} of {m.WorldSize} diverged from rank 0 after step {m.Step} (weights/EMA digests differ)";
+        var reason = $"rank(s) {string.Join(", ", m.Ranks)} of {m.WorldSize} diverged from rank 0 after step {m.Step} (weights/EMA digests differ)";
         PersistEvent(new RanksDiverged { Step = m.Step, Ranks = { m.Ranks }, WorldSize = m.WorldSize, Reason = reason }, _ => EndWithError(m.Step, reason));
     }
 }

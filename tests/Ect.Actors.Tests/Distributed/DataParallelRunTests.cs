@@ -108,6 +108,42 @@ public class DataParallelRunTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Ranks_whose_weights_differ_stop_the_run_and_the_journal_names_the_step_and_the_rank()
+    {
+        var (dir, config) = Setup("diverge");
+        var run = Path.Combine(dir, "run");
+        // Fault injection: rank 1 perturbs its weights after the state sync, before step 1.
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config], "--set", "ect.distributed.test-diverge-rank=1"));
+        code.Should().NotBe(0, o + e);
+        o.Should().Contain("rank 1: weights perturbed");
+        var journal = RunJournal.Read(run);
+        var diverged = RunJournal.Events<RanksDiverged>(journal).Should().ContainSingle().Subject;
+        diverged.Step.Should().Be(1, "digest-every = 1 checks after the first step");
+        diverged.Ranks.Should().Equal(1);
+        diverged.WorldSize.Should().Be(2);
+        (o + e).Should().Contain("rank(s) 1 of 2 diverged from rank 0 after step 1");
+        RunJournal.Events<RunInterrupted>(journal).Should().ContainSingle().Which.Step.Should().Be(1);
+        RunJournal.Events<RunFinished>(journal).Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task A_run_continued_on_another_number_of_ranks_journals_it_and_inspect_shows_it()
+    {
+        var (dir, config) = Setup("resize");
+        var run = Path.Combine(dir, "run");
+        (await EctProcess.RunToEnd(output, EctProcess.TrainArgs(run, [config], "--steps", "4"), timeout: TimeSpan.FromSeconds(180))).Code.Should().Be(0);
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config]));
+        code.Should().Be(0, o + e);
+        var journal = RunJournal.Read(run);
+        var change = RunJournal.Events<WorldSizeChanged>(journal).Should().ContainSingle().Subject;
+        (change.FromSize, change.ToSize, change.Step).Should().Be((1, 2, 4L));
+        RunJournal.Events<RunFinished>(journal).Should().ContainSingle().Which.Step.Should().Be(8);
+        var inspect = await EctProcess.RunAsync(TimeSpan.FromSeconds(60), "inspect", run);
+        inspect.Code.Should().Be(0, inspect.Err);
+        inspect.Out.Should().MatchRegex(@"ranks\s+│?\s*2").And.Contain("step 4: 1 -> 2 ranks");
+    }
+
+    [Fact]
     public async Task The_fake_engine_is_refused_on_two_ranks()
     {
         var (dir, config) = Setup("fake");
