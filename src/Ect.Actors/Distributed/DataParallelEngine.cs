@@ -19,16 +19,19 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
     private readonly TorchTrainingEngine _inner;
     private readonly RankLink _link;
     private bool _needsSync = true, _disposed;
+    private readonly MpiGradientSum _sum;
+    private readonly System.Diagnostics.Stopwatch _stepTime = new();
 
     public DataParallelEngine(TorchTrainingEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery)
     {
         _inner = inner;
         _link = link;
+        _sum = new MpiGradientSum(link.World);
         DigestEvery = digestEvery;
         lock (_link.Gate)
         {
             _link.Send(Decision.Engine, Packets.Engine(spec));
-            _inner.Parallel = new DataParallel(0, link.World.Size, new MpiGradientSum(link.World));
+            _inner.Parallel = new DataParallel(0, link.World.Size, _sum);
         }
     }
 
@@ -52,7 +55,10 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
                 _needsSync = false;
             }
             _link.Send(Decision.Step, Packets.Step(new Packets.StepSpec(phase, _inner.CurrentStage, _inner.CurrentLearningRate), (ImageBatch)batch.Payload));
-            var result = _inner.Step(batch);
+            _stepTime.Start();
+            EngineStepResult result;
+            try { result = _inner.Step(batch); }
+            finally { _stepTime.Stop(); }
             if (DigestEvery > 0 && _inner.StepIndex % DigestEvery == 0) CompareDigests();
             return result;
         }
@@ -87,6 +93,10 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
     {
         if (_disposed) return;
         _disposed = true;
+        // What the gradient sum cost (the bench script reads this line): MPI_Allreduce's wall time, waits included.
+        if (_sum.Calls > 0)
+            Console.WriteLine(System.FormattableString.Invariant(
+                $"data-parallel: {_sum.Calls} all-reduce(s) of {_sum.Floats:N0} floats over {_link.World.Size} ranks, {_sum.Time.Elapsed.TotalMilliseconds / _sum.Calls:F1} ms each, {100 * _sum.Time.Elapsed.TotalSeconds / Math.Max(_stepTime.Elapsed.TotalSeconds, 1e-9):F1}% of rank 0's step time"));
         lock (_link.Gate)
             if (!_link.Finished) _link.Send(Decision.DisposeEngine, []);
         _inner.Dispose();
@@ -104,5 +114,17 @@ public sealed class RanksDivergedException(long engineStep, IReadOnlyList<int> r
 /// <summary>The gradient sum of TrainStep over MPI_COMM_WORLD (one in-place MPI_Allreduce).</summary>
 internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world) : IGradientSum
 {
-    public void SumInPlace(Span<float> buffer) => world.AllReduceSum(buffer);
+    /// <summary>Wall time inside MPI_Allreduce (it includes waiting for the slowest rank), calls, floats per call.</summary>
+    public System.Diagnostics.Stopwatch Time { get; } = new();
+    public long Calls { get; private set; }
+    public long Floats { get; private set; }
+
+    public void SumInPlace(Span<float> buffer)
+    {
+        Time.Start();
+        world.AllReduceSum(buffer);
+        Time.Stop();
+        Calls++;
+        Floats = buffer.Length;
+    }
 }
