@@ -58,6 +58,16 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
             _stepTime.Start();
             EngineStepResult result;
             try { result = _inner.Step(batch); }
+            catch (Exception e)
+            {
+                // The other ranks are inside this step's all-reduce or about to enter it: a rollback here would send
+                // them decisions they cannot receive. End the whole job; a restart resumes from the last checkpoint.
+                Console.Error.WriteLine($"rank 0 of {_link.World.Size}: the step failed inside a data-parallel step ({e.GetType().Name}: {e.GetBaseException().Message}); " +
+                                        "ending the job (MPI_Abort). Start it again to resume from the last checkpoint.");
+                Console.Error.Flush();
+                _link.World.Abort(1);
+                throw;
+            }
             finally { _stepTime.Stop(); }
             if (DigestEvery > 0 && _inner.StepIndex % DigestEvery == 0) CompareDigests();
             return result;

@@ -76,7 +76,9 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
     private void BuildEngine(Packets.EngineSpec spec)
     {
         DisposeEngine();
-        var config = ConfigurationFactory.ParseString(spec.ConfigHocon).WithFallback(EctConfiguration.Defaults());
+        // No initial weights: rank 0's state arrives before the first step, so a worker needs no teacher file.
+        var config = ConfigurationFactory.ParseString("ect.network.init = \"\"")
+            .WithFallback(ConfigurationFactory.ParseString(spec.ConfigHocon)).WithFallback(EctConfiguration.Defaults());
         _divergeRank = config.GetInt(DataParallelLaunch.TestDivergeRankKey, 0);
         var settings = RunSettings.From(config, checkData: false);
         // Capture() never runs here, but the engine wants a scratch folder: one outside the run directory.
