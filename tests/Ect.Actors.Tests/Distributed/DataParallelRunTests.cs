@@ -81,6 +81,40 @@ public class DataParallelRunTests(ITestOutputHelper output)
         DaemonHarness.CheckpointStepsOnce(killed);
     }
 
+    /// <summary>Rank 0 (the daemon) or rank 1 (a worker) SIGKILLed alone: mpirun ends the other rank and exits, within seconds.</summary>
+    /// Slow suite: in 1 of its first 3 runs (machine loaded by other builds) the victim-1 job ended by itself around
+    /// step 3, before the kill, with no RunInterrupted and no output captured (the assertion now prints the output).
+    [Theory]
+    [Trait("Category", "Slow")]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task A_rank_that_dies_ends_the_whole_job_in_bounded_time(int victim)
+    {
+        var (dir, config) = Setup($"dead{victim}");
+        var run = Path.Combine(dir, "run");
+        using var p = MpiJob.Start(2, EctProcess.TrainArgs(run, [config], "--set", "ect.tuning.steps=400"));
+        var text = new System.Text.StringBuilder();
+        var stepped = new TaskCompletionSource();
+        p.OutputDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); if (l.Data?.Contains("step 3/") == true) stepped.TrySetResult(); };
+        p.ErrorDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+        lock (text) p.HasExited.Should().BeFalse($"the run was still training:\n{text}");
+        var ranks = MpiJob.Children(p.Id);
+        ranks.Should().HaveCount(2);
+        // mpirun starts the ranks in rank order; the dead one is named by mpirun's message below.
+        Process.GetProcessById(ranks[victim]).Kill();
+        var clock = Stopwatch.StartNew();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        while (ranks.Any(MpiJob.Alive) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100);
+        output.WriteLine($"job ended {clock.Elapsed.TotalSeconds:F1} s after the kill (mpirun exit {p.ExitCode})\n{text}");
+        ranks.Where(MpiJob.Alive).Should().BeEmpty("no rank outlives the job");
+        p.ExitCode.Should().NotBe(0);
+        lock (text) text.ToString().Should().Contain($"process rank {victim}").And.Contain("signal 9");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), "a dead rank ends the job within seconds");
+    }
+
     [Fact]
     public async Task One_rank_under_mpirun_gives_the_bits_of_a_plain_run()
     {
