@@ -186,6 +186,10 @@ public sealed class HistoryVerb : ICliVerb
                 return (r.FromStep, "rollback", $"rolled back from step {r.FromStep} to step {r.ToStep}: {r.Reason}");
             case RunFinished f:
                 return (f.Step, "finished", string.Create(inv, $"finished, {f.Kimg:0.###} kimg; weights sha256 {Short(f.WeightsSha256)}..., EMA sha256 {Short(f.EmaSha256)}..."));
+            case WorldSizeChanged w:
+                return (w.Step, "ranks", $"trains on {w.ToSize} rank(s) (mpirun -np {w.ToSize}) from here, before on {w.FromSize}" + (w.Step > 0 ? ": from the last checkpoint, not bit-identical with a run that kept its ranks" : ""));
+            case RanksDiverged d:
+                return (d.Step, "diverged", $"stopped: {d.Reason}");
             case RunExtended x:
                 return (x.Step, "extended", $"finished run lengthened from {x.PreviousTotalSteps} to {x.TotalSteps} steps by ect train");
             case CommandApplied a:

@@ -58,6 +58,9 @@ public sealed class InspectVerb : ICliVerb
         Row("kimg", s.Kimg?.ToString("0.###", CultureInfo.InvariantCulture));
         Row("stage", s.Stage?.ToString(CultureInfo.InvariantCulture));
         Row("config digest", s.ConfigDigest);
+        // Data-parallel runs (mpirun -np K) write their number of ranks; a checkpoint without it came from one process.
+        Row("ranks", s.Metadata.GetValueOrDefault("user.world-size", "1"));
+        if (Directory.Exists(target) && WorldSizeChanges(target) is { } changes) Row("rank changes (journal)", changes);
         Row("tensors", s.TensorCount.ToString(CultureInfo.InvariantCulture));
         Row("weights sha256", s.WeightsDigest);
         Row("ema sha256", s.EmaDigest);
@@ -73,6 +76,18 @@ public sealed class InspectVerb : ICliVerb
             console.Write(meta);
         }
         return 0;
+    }
+
+    /// <summary>The run's journaled changes of its number of ranks ("step 40: 2 -> 1; ..."), null when none or no readable journal.</summary>
+    private static string? WorldSizeChanges(string runDir)
+    {
+        try
+        {
+            var changes = Ect.Actors.Persistence.RunJournal.Events<Ect.Actors.Persistence.Events.WorldSizeChanged>(Ect.Actors.Persistence.RunJournal.Read(runDir)).ToList();
+            return changes.Count == 0 ? null
+                : string.Join("; ", changes.Select(c => string.Create(CultureInfo.InvariantCulture, $"step {c.Step}: {c.FromSize} -> {c.ToSize} ranks")));
+        }
+        catch (Exception) { return null; } // inspect reads checkpoints; a journal it cannot read is `ect history`'s to report
     }
 
     /// <summary>
@@ -96,6 +111,7 @@ public sealed class InspectVerb : ICliVerb
         "user.data-path" => "the dataset it was trained on",
         "user.init-weights" or "user.init-sha256" => "the weights the run started from",
         "user.source-sha256" => "SHA-256 of the checkpoint this was exported from",
+        "user.world-size" => "ranks of the data-parallel run that wrote it (mpirun -np K)",
         _ when key.StartsWith("user.sigma", StringComparison.Ordinal) => "noise level of the preconditioning",
         _ when key.StartsWith("user.", StringComparison.Ordinal) => "the run's (written by the daemon)",
         _ when key.StartsWith("ect.", StringComparison.Ordinal) => "the current phase's TrainStep (written by TrainState)",

@@ -39,6 +39,13 @@ public sealed class TrainVerb : ICliVerb
     public static int Run(IReadOnlyList<string> configFiles, string[] sets, long? steps, string runDir, bool newRun = false, bool rebuildJournal = false,
         string[]? revertCommands = null)
     {
+        // Under mpirun: rank 0 goes on below (Distributed.DataParallelLaunch.Current set), the other ranks follow it.
+        try
+        {
+            if (Ect.Mpi.MpiLaunch.Detect() is not null && Distributed.DataParallelLaunch.Current is null)
+                return Distributed.DataParallelLaunch.Run(() => Run(configFiles, sets, steps, runDir, newRun, rebuildJournal, revertCommands));
+        }
+        catch (Ect.Mpi.MpiException e) { Console.Error.WriteLine(e.Message); return 2; }
         RunSettings settings;
         try
         {
@@ -58,6 +65,7 @@ public sealed class TrainVerb : ICliVerb
                 catch (InvalidOperationException e) { throw new ConfigurationException(e.Message); }
             }
             settings = RunSettings.From(config) with { ExplicitKeys = EctConfiguration.ExplicitKeys(configFiles, all) };
+            Distributed.DataParallelLaunch.Current?.Check(settings);
             Engines.Check(settings, runDir); // ect.network.init of a continued run: checked against its recorded configuration
             if (ControlHook.Enabled(config)) ControlEndpoint.Configure(config, runDir);
         }

@@ -28,4 +28,5 @@ public sealed record RunStatus(
     bool Paused,
     double? LastLoss,
     double? ImagesPerSecond,
-    string? LastCheckpoint);
+    string? LastCheckpoint,
+    int WorldSize = 1);

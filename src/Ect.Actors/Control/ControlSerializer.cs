@@ -97,6 +97,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             if (s.LastLoss is { } loss) sm.LastLoss = loss;
             if (s.ImagesPerSecond is { } ips) sm.ImagesPerSecond = ips;
             if (s.LastCheckpoint is { } ck) sm.LastCheckpoint = ck;
+            sm.WorldSize = s.WorldSize;
             m.Status = sm;
         }
         return m;
@@ -109,7 +110,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             status = new RunStatus(s.RunId, s.Phase, s.Step, s.Kimg, s.Stage, s.Paused,
                 s.HasLastLoss ? s.LastLoss : null,
                 s.HasImagesPerSecond ? s.ImagesPerSecond : null,
-                s.HasLastCheckpoint ? s.LastCheckpoint : null);
+                s.HasLastCheckpoint ? s.LastCheckpoint : null,
+                s.HasWorldSize && s.WorldSize >= 1 ? s.WorldSize : 1);
         return new RunCommandReply(m.IdempotencyKey, m.Accepted, m.Message, status);
     }
 }

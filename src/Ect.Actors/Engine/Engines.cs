@@ -12,7 +12,8 @@ public static class Engines
     public static EngineFactory ForSettings(RunSettings settings) => settings.Engine switch
     {
         "fake" => Fake,
-        _ => Torch,
+        // Under mpirun (Distributed/): rank 0's engine tells the other ranks what to do at each step.
+        _ => Distributed.DataParallelLaunch.Current is { } launch ? launch.Rank0Factory(Torch) : Torch,
     };
 
     public static (ITrainingEngine, IBatchSource) Torch(RunSettings s, string runDir)
@@ -21,12 +22,19 @@ public static class Engines
         if (Edm2Engines.IsEdm2(c)) return Edm2Engines.Create(s, runDir); // issue 14: EDM2 network, imgnet training step
         var source = new DatasetBatchSource(s.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels,
             c.GetInt("ect.data.max-images", 0));
-        var net = NetworkConfig(c, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0);
+        return (TorchEngine(s, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
+    }
+
+    /// <summary>The torch engine for a data set of this shape (a data-parallel worker builds it without opening the data).</summary>
+    public static TorchTrainingEngine TorchEngine(RunSettings s, int resolution, int channels, int labelDim, string scratchDir)
+    {
+        var c = s.Config;
+        var net = NetworkConfig(c, resolution, channels, labelDim);
         var (p, t) = (s.Pretrain, s.Tuning); // validated by RunSettings.From
         var o = new TorchEngineOptions(net, s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
             s.PretrainLr, p.PMean, p.PStd, s.TuningLr, t.Optimizer, t.PMean, t.PStd, t.Mapping, t.Q, t.K, t.B, t.C)
         { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c), EvaluationThreads = s.EvaluationThreads };
-        return (new TorchTrainingEngine(o, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
+        return new TorchTrainingEngine(o, scratchDir);
     }
 
     public static SongUNetConfig NetworkConfig(Akka.Configuration.Config c, int resolution, int channels, int labelDim)

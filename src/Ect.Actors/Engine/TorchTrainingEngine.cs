@@ -96,8 +96,40 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
             _step = new TrainStep(_net, _ema, loss,
                 new TrainStepConfig(_options.BatchSize, new OptimizerConfig(_options.TuningOptimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
         }
+        _step.Parallel = _parallel;
         _phase = phase;
     }
+
+    private DataParallel? _parallel;
+
+    /// <summary>
+    /// This process's rank in a data-parallel job (Distributed/): each step trains this rank's shard of the batch and
+    /// sums the gradients over the ranks. Null: the whole batch, as one process.
+    /// </summary>
+    public DataParallel? Parallel
+    {
+        get => _parallel;
+        set { _parallel = value; if (_step != null) _step.Parallel = value; }
+    }
+
+    /// <summary>The trained network's parameters (not the EMA's).</summary>
+    public IEnumerable<TorchSharp.Modules.Parameter> Parameters => _net.parameters();
+
+    /// <summary>The phase set last (null before the first <see cref="SetPhase"/>).</summary>
+    public string? Phase => _phase;
+
+    /// <summary>The stage and learning rate in effect (set, or restored by a checkpoint load).</summary>
+    public int CurrentStage => CurrentTrainStep.Stage;
+    public double CurrentLearningRate => CurrentTrainStep.LearningRate;
+
+    /// <summary>Steps the current phase's TrainStep has completed (restored by a checkpoint load).</summary>
+    public long StepIndex => CurrentTrainStep.StepIndex;
+
+    /// <summary>The whole training state as bytes (weights, EMA, optimizer, RNG, counters): rank 0 broadcasts it so every rank starts identical.</summary>
+    public byte[] StateBytes() => TrainState.ToBytes(CurrentTrainStep);
+
+    /// <summary>Restores the state <see cref="StateBytes"/> gave (after <see cref="SetPhase"/> with the sender's phase).</summary>
+    public void LoadStateBytes(byte[] state, string source) => TrainState.Load(state, source, CurrentTrainStep);
 
     private TrainStep CurrentTrainStep => _step ?? throw new InvalidOperationException("SetPhase first");
 
@@ -107,6 +139,16 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
     public EngineStepResult Step(Batch batch)
     {
         var b = (ImageBatch)batch.Payload;
+        if (_parallel is { } dp)
+        {
+            // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K).
+            int shard = dp.ShardSize(_options.BatchSize);
+            using var scope = NewDisposeScope();
+            var x = b.Images.narrow(0, (long)dp.Rank * shard, shard);
+            var c = b.Labels?.narrow(0, (long)dp.Rank * shard, shard);
+            var ds = CurrentTrainStep.Step(x, c);
+            return new EngineStepResult(ds.LossMean, batch.Count);
+        }
         var s = CurrentTrainStep.Step(b.Images, b.Labels);
         return new EngineStepResult(s.LossMean, batch.Count);
     }

@@ -29,6 +29,8 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
         [typeof(RunExtended)] = "RunExtended.v1",
         [typeof(RunSnapshot)] = "RunSnapshot.v1",
         [typeof(RunDirectoryChanged)] = "RunDirectoryChanged.v1",
+        [typeof(WorldSizeChanged)] = "WorldSizeChanged.v1",
+        [typeof(RanksDiverged)] = "RanksDiverged.v1",
     };
 
     private static readonly Dictionary<string, MessageParser> Parsers = new()
@@ -48,6 +50,8 @@ public sealed class RunEventSerializer : SerializerWithStringManifest
         ["RunExtended.v1"] = RunExtended.Parser,
         ["RunSnapshot.v1"] = RunSnapshot.Parser,
         ["RunDirectoryChanged.v1"] = RunDirectoryChanged.Parser,
+        ["WorldSizeChanged.v1"] = WorldSizeChanged.Parser,
+        ["RanksDiverged.v1"] = RanksDiverged.Parser,
     };
 
     /// <summary>The HOCON that binds every journal type to this serializer.</summary>

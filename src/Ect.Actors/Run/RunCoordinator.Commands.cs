@@ -19,7 +19,8 @@ public sealed partial class RunCoordinator
         _state.Paused,
         _lastStats?.Loss,
         _lastStats?.ImagesPerSecond,
-        _state.LastCheckpoint?.Path);
+        _state.LastCheckpoint?.Path,
+        WorldSize);
 
     private RunCommandReply Reply(string key, bool accepted, string message) => new(key, accepted, message, Status());
 

@@ -135,6 +135,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
 
     private void Initialize()
     {
+        if (!WorldSizeRecorded(Initialize)) return; // RunCoordinator.Distributed.cs
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
         _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir, _settings.CheckpointWrite), "checkpointer");
         _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");

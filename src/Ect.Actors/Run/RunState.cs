@@ -26,6 +26,8 @@ public sealed class RunState
     public bool Paused { get; private set; }
     public bool Finished { get; private set; }
     public int RollbacksInARow { get; private set; }
+    /// <summary>Ranks of the run's last start (WorldSizeChanged; 1 for runs without mpirun and runs journaled before it).</summary>
+    public int WorldSize { get; private set; } = 1;
     // Read-only outside: Apply (and FromSnapshot) are the only writers.
     public IReadOnlyList<CheckpointCommitted> Checkpoints => _checkpoints;
     public IReadOnlyList<ConfigChanged> ConfigChanges => _configChanges;
@@ -82,6 +84,8 @@ public sealed class RunState
             case RunPaused p: Paused = true; Remember(p.IdempotencyKey, true, PausedMessage(p.Step)); break;
             case RunResumed r: Paused = false; Remember(r.IdempotencyKey, true, $"resumed at step {r.Step}"); break;
             case RunInterrupted: break;
+            case WorldSizeChanged w: WorldSize = w.ToSize; break;
+            case RanksDiverged: break;
             case RolledBack r: RollbacksInARow++; RollbackStep = r.FromStep; break;
             case RunFinished f: Finished = true; Phase = Phases.Finished; Step = f.Step; Kimg = f.Kimg; break;
             case CommandApplied c: Remember(c.IdempotencyKey, c.Accepted, c.Message); break;
@@ -120,7 +124,7 @@ public sealed class RunState
         {
             RunId = RunId, ConfigHocon = ConfigHocon, Phase = Phase, Stage = Stage, Step = Step, Kimg = Kimg,
             Paused = Paused, Finished = Finished, RollbacksInARow = RollbacksInARow, RollbackStep = RollbackStep,
-            RunUuid = RunUuid, RunDir = RunDirectory, Host = Host,
+            RunUuid = RunUuid, RunDir = RunDirectory, Host = Host, WorldSize = WorldSize,
         };
         s.Checkpoints.AddRange(Checkpoints);
         s.ConfigChanges.AddRange(ConfigChanges);
@@ -140,7 +144,7 @@ public sealed class RunState
             // A snapshot written before rollback_step existed: the rollback came from no earlier than the last
             // committed step, so only a checkpoint beyond it resets the count (never a replayed older one).
             RollbackStep = s.HasRollbackStep ? s.RollbackStep : s.Step,
-            RunUuid = s.RunUuid, RunDirectory = s.RunDir, Host = s.Host,
+            RunUuid = s.RunUuid, RunDirectory = s.RunDir, Host = s.Host, WorldSize = s.HasWorldSize ? s.WorldSize : 1,
         };
         r._checkpoints.AddRange(s.Checkpoints);
         r._configChanges.AddRange(s.ConfigChanges);

@@ -193,6 +193,14 @@ public sealed class TrainerActor : ReceiveActor
             r = _engine.Step(batch);
             _samplerState = batch.StateAfter;
         }
+        catch (Distributed.RanksDivergedException d)
+        {
+            // Not a rollback: the ranks would diverge again. The coordinator journals it and ends the run.
+            _halted = true;
+            _log.Error("Data-parallel ranks diverged at step {0}: {1}", _step + 1, d.Message);
+            Context.Parent.Tell(new RanksDivergedAt(_resume.Generation, _step + 1, d.Ranks, d.WorldSize));
+            return;
+        }
         catch (Exception e)
         {
             // Out of memory, a libtorch error inside the step, a data loader that failed: roll back to the last

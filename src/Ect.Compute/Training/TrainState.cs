@@ -24,6 +24,19 @@ public static class TrainState
         var dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot save the training state to '{full}': folder '{dir}' does not exist.");
 
+        AtomicFile.Write(full, fs => WriteTo(fs, step, metadata));
+    }
+
+    /// <summary>The state as the bytes of the file <see cref="Save"/> writes (a data-parallel job's rank 0 broadcasts it to the others).</summary>
+    public static byte[] ToBytes(IResumableTrainStep step, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var ms = new MemoryStream();
+        WriteTo(ms, step, metadata);
+        return ms.ToArray();
+    }
+
+    private static void WriteTo(Stream stream, IResumableTrainStep step, IReadOnlyDictionary<string, string>? metadata)
+    {
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (k, v) in step.Net.state_dict()) tensors["net/" + k] = v;
@@ -44,13 +57,17 @@ public static class TrainState
         if (metadata is not null)
             foreach (var (k, v) in metadata) meta[UserPrefix + k] = v;
 
-        AtomicFile.Write(full, fs => Safetensors.Write(fs, tensors, meta));
+        Safetensors.Write(stream, tensors, meta);
     }
 
     /// <summary>Restores <paramref name="step"/> from <paramref name="path"/>; returns the caller's metadata (without the user. prefix).</summary>
-    public static IReadOnlyDictionary<string, string> Load(string path, IResumableTrainStep step)
+    public static IReadOnlyDictionary<string, string> Load(string path, IResumableTrainStep step) => Restore(path, Safetensors.Read(path), step);
+
+    /// <summary>Restores <paramref name="step"/> from the bytes of a state file (<see cref="ToBytes"/>); <paramref name="source"/> names them in errors.</summary>
+    public static IReadOnlyDictionary<string, string> Load(byte[] data, string source, IResumableTrainStep step) => Restore(source, Safetensors.Read(data, source), step);
+
+    private static IReadOnlyDictionary<string, string> Restore(string path, Safetensors.Contents contents, IResumableTrainStep step)
     {
-        var contents = Safetensors.Read(path);
         try
         {
             if (!contents.Metadata.TryGetValue("ect.format", out var fmt) || fmt != FormatName)

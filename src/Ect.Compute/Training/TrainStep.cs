@@ -66,6 +66,26 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
 
     public void RestoreCounters(long stepIndex, long imagesSeen) { StepIndex = stepIndex; ImagesSeen = imagesSeen; }
 
+    /// <summary>
+    /// This rank's part in a data-parallel job (null: one process trains the whole batch). Step then takes this rank's
+    /// shard of the batch and sums the gradients over all ranks (one all-reduce of a flat buffer) before the update.
+    /// </summary>
+    public DataParallel? Parallel
+    {
+        get => _parallel;
+        set
+        {
+            if (value is { } dp)
+            {
+                DataParallel.CheckDivisible(Config.BatchSize, dp.Size, "the batch size");
+                if (dp.ShardSize(Config.BatchSize) % Config.AccumulationRounds != 0)
+                    throw new ArgumentException($"a shard of {dp.ShardSize(Config.BatchSize)} images (batch {Config.BatchSize} over {dp.Size} ranks) cannot be split into {Config.AccumulationRounds} accumulation rounds.");
+            }
+            _parallel = value;
+        }
+    }
+    private DataParallel? _parallel;
+
     /// <summary>A copy of the step's RNG state (torch generator state bytes).</summary>
     public Tensor GetRngState() => _rngState.clone().DetachFromDisposeScope();
 
@@ -91,21 +111,33 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         LearningRate = lr;
     }
 
-    /// <summary>Runs one step on <paramref name="images"/> [BatchSize, C, H, W] (float32 in [-1, 1]).</summary>
+    /// <summary>
+    /// Runs one step on <paramref name="images"/> [BatchSize, C, H, W] (float32 in [-1, 1]); with <see cref="Parallel"/>,
+    /// on this rank's shard [BatchSize / K, C, H, W] of the global batch.
+    /// </summary>
     public StepStatistics Step(Tensor images, Tensor? classLabels = null)
     {
-        if (images.shape.Length == 0 || images.shape[0] != Config.BatchSize)
-            throw new ArgumentException($"images has shape [{string.Join(",", images.shape)}]; expected {Config.BatchSize} images (the configured batch size).", nameof(images));
+        int expected = _parallel?.ShardSize(Config.BatchSize) ?? Config.BatchSize;
+        if (images.shape.Length == 0 || images.shape[0] != expected)
+            throw new ArgumentException($"images has shape [{string.Join(",", images.shape)}]; expected {expected} images (the configured batch size" +
+                                        (_parallel is { } p ? $" {Config.BatchSize} over {p.Size} ranks)." : ")."), nameof(images));
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var callerRng = torch.random.get_rng_state();
+        // Rank 0 (and a plain run) draws from the step's own stream; rank r > 0 from a stream seeded by (seed, step, r).
+        var stepRng = _rngState;
+        if (_parallel is { Rank: > 0 } worker)
+        {
+            torch.random.manual_seed(unchecked((long)DataParallel.RankSeed(Config.Seed, StepIndex, worker.Rank)));
+            stepRng = torch.random.get_rng_state();
+        }
         Net.train();
         int redo = 0;
         Tensor losses;
         while (true)
         {
             // Every attempt starts from the step's RNG state: a redo repeats the same noise and dropout masks.
-            torch.random.set_rng_state(_rngState);
+            torch.random.set_rng_state(stepRng);
             Optimizer.ZeroGrad();
             losses = RunRounds(images, classLabels);
             bool finite = losses.isfinite().all().item<bool>() && GradientCleaner.AllFinite(_params);
@@ -113,6 +145,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
             redo++;
         }
         var newRng = torch.random.get_rng_state();
+        (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? SumOverRanks(dp, losses) : null;
 
         long nonFinite = GradientCleaner.Clean(_params);
         double gradNorm = GradNorm();
@@ -123,19 +156,54 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         var l64 = losses.to(float64);
         double mean = l64.mean().item<double>();
         double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+        if (globalLoss is { } gl && _parallel!.Size > 1)
+        {
+            // The whole batch's loss (summed in float32 with the gradients): what a single process would report, to float precision.
+            mean = gl.Sum / gl.Count;
+            std = Math.Sqrt(Math.Max(0, gl.SumSq / gl.Count - mean * mean));
+        }
 
-        _rngState.Dispose();
-        _rngState = newRng.DetachFromDisposeScope();
+        if (_parallel is not { Rank: > 0 })
+        {
+            _rngState.Dispose();
+            _rngState = newRng.DetachFromDisposeScope();
+        }
         torch.random.set_rng_state(callerRng);
         StepIndex++;
         ImagesSeen += Config.BatchSize;
         return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, redo, nonFinite, beta, sw.Elapsed);
     }
 
+    /// <summary>
+    /// Sums every gradient over the ranks with one all-reduce of a flat float32 buffer (the gradients in parameter
+    /// order, then this rank's loss sum, sum of squares and count), and writes the sums back into the gradients.
+    /// Each rank's loss was scaled by the global batch size, so the sum is the whole batch's gradient.
+    /// </summary>
+    private (double Sum, double SumSq, double Count) SumOverRanks(DataParallel dp, Tensor losses)
+    {
+        using var scope = NewDisposeScope();
+        var grads = _params.Where(p => p.grad is not null).Select(p => p.grad!).ToArray();
+        foreach (var g in grads)
+            if (g.dtype != ScalarType.Float32) throw new NotSupportedException($"data-parallel training sums float32 gradients; a gradient is {g.dtype}.");
+        var l64 = losses.detach().to(float64);
+        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.pow(2).sum().item<double>(), (float)l64.numel() });
+        var flat = cat(grads.Select(g => g.reshape(-1)).Append(stats).ToArray(), 0).contiguous();
+        dp.Sum.SumInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(flat.bytes));
+        long off = 0;
+        using (no_grad())
+            foreach (var g in grads)
+            {
+                g.copy_(flat.narrow(0, off, g.numel()).view(g.shape));
+                off += g.numel();
+            }
+        var s = flat.narrow(0, off, 3).to(float64);
+        return (s[0].item<double>(), s[1].item<double>(), s[2].item<double>());
+    }
+
     private Tensor RunRounds(Tensor images, Tensor? classLabels)
     {
         int rounds = Config.AccumulationRounds;
-        long per = Config.BatchSize / rounds;
+        long per = images.shape[0] / rounds;
         var all = new List<Tensor>(rounds);
         for (int r = 0; r < rounds; r++)
         {

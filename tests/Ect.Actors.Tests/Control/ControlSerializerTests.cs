@@ -19,6 +19,8 @@ public sealed class ControlSerializerTests : TestKit
         new ControlRequest("secret", new SetStage("k9", -1)),
         new RunCommandReply("k10", true, "ok", new RunStatus("r", "training", 10, 0.64, 1, true, null, 12.5, null)),
         new RunCommandReply("k11", false, "unknown key", null),
+        // A data-parallel run's status carries its number of ranks (issue 20).
+        new RunCommandReply("k12", true, "", new RunStatus("r", "tuning", 7, 0.1, 0, false, 1.5, 3.0, "checkpoints/ckpt-000000006.ckpt", WorldSize: 4)),
     };
 
     [Theory]

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Data-parallel throughput (issue 20 point 6): img/s of `ect train` as
+#   2 ranks x 1 thread (mpirun -np 2)  |  1 process x 2 threads  |  1 process x 1 thread
+# on the default configuration and the 1.75M-parameter bench network (Ect.Bench trainstep's: DDPM++ 32 ch [1,2,2],
+# 2 blocks, attention at 16, batch 32), on a quiet machine and beside a one-core CPU hog (`yes > /dev/null`).
+# Run it on a QUIET machine (nothing else building or training): numbers taken beside other work mean nothing.
+#
+#   scripts/bench-data-parallel.sh [--steps N] [--warmup W] [--configs default,bench] [--hog both|off|on] [--out DIR] [--ect-dll DLL]
+#
+# Each cell is one fresh run of N steps (evaluators, control and checkpoints out of the way); img/s is counted from
+# stats.jsonl between step W and step N (start-up, JIT and the first steps excluded). The 2-rank rows also give the
+# all-reduce's share of rank 0's step time (ect's own "data-parallel: ..." line; it includes waiting for the slower rank).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=40 warmup=10 configs=default,bench hog=both out="" dll=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) steps=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --configs) configs=$2; shift 2 ;;
+    --hog) hog=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --ect-dll) dll=$2; shift 2 ;;   # an already built ect.dll (skips the Release build)
+    *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+[ "$warmup" -lt "$steps" ] || { echo "--warmup $warmup must be below --steps $steps" >&2; exit 2; }
+command -v mpirun >/dev/null || { echo "mpirun not found: apt-get install -y openmpi-bin libopenmpi-dev" >&2; exit 2; }
+out=${out:-$(mktemp -d /tmp/ect-bench-dp.XXXXXX)}
+mkdir -p "$out"
+if [ -z "$dll" ]; then
+  dotnet build -c Release src/Ect.Actors -v q -nologo >/dev/null
+  dll="$PWD/src/Ect.Actors/bin/Release/net10.0/linux-x64/ect.dll"
+fi
+ect="dotnet $dll"
+mpi="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader"
+
+common=(--set ect.evaluation.every-steps=0 --set "ect.evaluation.evaluators=[]" --set ect.control.enabled=off
+        --set ect.display.mode=plain --set ect.checkpoint.every-steps=100000 --set ect.distributed.digest-every=0
+        --set ect.tuning.steps=100000 --steps "$steps")
+config_args() {
+  case "$1" in
+    default) ;;
+    bench) echo --set ect.network.model-channels=32 --set "ect.network.channel-mult=[1,2,2]" --set ect.network.num-blocks=2 \
+                --set "ect.network.attn-resolutions=[16]" --set 'ect.network.init=""' --set ect.data.batch-size=32 \
+                --set ect.pretrain.steps=0 ;;
+    *) echo "unknown config $1" >&2; exit 2 ;;
+  esac
+}
+
+# img/s between step $warmup and the last step of a run's stats.jsonl (python3: JSON lines and ISO times).
+rate() {
+  python3 - "$1" "$warmup" <<'PY'
+import json, sys, datetime
+rows = [json.loads(l) for l in open(sys.argv[1] + "/stats.jsonl")]
+w = int(sys.argv[2]); a = next(r for r in rows if r["step"] == w); b = rows[-1]
+t = lambda r: datetime.datetime.fromisoformat(r["time"]).timestamp()
+print(f'{(b["kimg"] - a["kimg"]) * 1000 / (t(b) - t(a)):.2f}')
+PY
+}
+
+hog_pid=""
+stop_hog() { [ -n "$hog_pid" ] && kill "$hog_pid" 2>/dev/null; hog_pid=""; }
+trap stop_hog EXIT
+
+conditions=(); [ "$hog" != on ] && conditions+=(quiet); [ "$hog" != off ] && conditions+=(hog)
+printf '| config | condition | 2 ranks x 1 thread | 1 process x 2 threads | 1 process x 1 thread | 2 ranks / 1x1 | all-reduce share |\n|---|---|---|---|---|---|---|\n' | tee "$out/table.md"
+for cfg in ${configs//,/ }; do
+  for cond in "${conditions[@]}"; do
+    [ "$cond" = hog ] && { yes > /dev/null & hog_pid=$!; }
+    read -r -a extra <<< "$(config_args "$cfg")"
+    d="$out/$cfg-$cond"; rm -rf "$d"; mkdir -p "$d"
+    $mpi -np 2 $ect train --run-dir "$d/mpi2" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2.log" 2>&1
+    $ect train --run-dir "$d/t2" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2.log" 2>&1
+    $ect train --run-dir "$d/t1" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1.log" 2>&1
+    stop_hog
+    m=$(rate "$d/mpi2") t2=$(rate "$d/t2") t1=$(rate "$d/t1")
+    share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2.log" | tail -1 | cut -d' ' -f1)
+    ratio=$(python3 -c "print(f'{$m / $t1:.2f}x')")
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$cfg" "$cond" "$m" "$t2" "$t1" "$ratio" "${share:--}" | tee -a "$out/table.md"
+  done
+done
+echo "load average at the end: $(cat /proc/loadavg); runs and logs in $out"

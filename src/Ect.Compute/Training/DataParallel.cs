@@ -1,0 +1,42 @@
+namespace Ect.Compute.Training;
+
+/// <summary>
+/// Sums a flat float buffer over every rank of a data-parallel job, in place (MPI_Allreduce with MPI_SUM behind it
+/// in Ect.Actors; Ect.Compute itself knows no MPI). Every rank calls it once per step with a buffer of the same length.
+/// </summary>
+public interface IGradientSum
+{
+    void SumInPlace(Span<float> buffer);
+}
+
+/// <summary>
+/// One rank's part of a data-parallel step (DDP's shape): the configured batch size is the global batch, split into
+/// <see cref="Size"/> equal shards; this rank trains on shard <see cref="Rank"/> (images [Rank * B/K, (Rank + 1) * B/K)).
+/// Each rank's loss is scaled by the global batch size, so the summed gradient equals a single process's gradient of
+/// the whole batch (up to float summation order). Noise and dropout: rank 0 draws from the step's own RNG stream
+/// (as a plain run does, so a 1-rank job is bit-identical to a plain run), rank r > 0 from a generator seeded by
+/// (seed, step, rank), which needs no state of its own to resume.
+/// </summary>
+public sealed record DataParallel(int Rank, int Size, IGradientSum Sum)
+{
+    public int ShardSize(int globalBatch) => globalBatch / Size;
+
+    /// <summary>Refuses a global batch that K ranks cannot split evenly, naming both numbers.</summary>
+    public static void CheckDivisible(int globalBatch, int size, string batchKey)
+    {
+        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size), size, "world size must be >= 1");
+        if (globalBatch % size != 0)
+            throw new ArgumentException(
+                $"{batchKey} = {globalBatch} cannot be split into {size} equal shards (one per rank): {globalBatch} is not divisible by {size}. " +
+                $"Set {batchKey} to a multiple of {size} (e.g. {Math.Max(size, globalBatch / size * size)}), or run with a number of ranks that divides {globalBatch}.");
+    }
+
+    /// <summary>The seed of rank <paramref name="rank"/>'s noise at step <paramref name="step"/> (SplitMix64 of the three).</summary>
+    public static ulong RankSeed(long seed, long step, int rank)
+    {
+        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xBF58476D1CE4E5B9UL ^ (ulong)rank * 0x94D049BB133111EBUL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (z ^ (z >> 31)) & 0x7FFF_FFFF_FFFF_FFFFUL; // torch seeds are int64 in TorchSharp's manual_seed
+    }
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+
+namespace Ect.Mpi;
+
+/// <summary>
+/// MPI_COMM_WORLD of an mpirun job: rank, size and the collectives ect needs (in-place sum all-reduce, broadcast,
+/// barrier, abort). One per process (<see cref="Init"/>); calls may come from several threads but never at the same
+/// time (MPI_THREAD_SERIALIZED). Every collective must be called by every rank in the same order.
+/// </summary>
+public sealed unsafe class MpiWorld
+{
+    /// <summary>MPI_THREAD_SERIALIZED: the trainer's thread and the main thread call MPI, one at a time.</summary>
+    private const int ThreadSerialized = 2;
+    /// <summary>Element count per MPI call (its count argument is an int).</summary>
+    private const int Chunk = 1 << 30;
+
+    private static MpiWorld? _current;
+    private static readonly object Gate = new();
+    private readonly OpenMpiLibrary _mpi;
+    private bool _finalized;
+
+    private MpiWorld(OpenMpiLibrary mpi, int rank, int size) { _mpi = mpi; Rank = rank; Size = size; }
+
+    public int Rank { get; }
+    public int Size { get; }
+
+    /// <summary>The world of this process once <see cref="Init"/> ran, else null.</summary>
+    public static MpiWorld? Current => _current;
+
+    /// <summary>
+    /// Loads libmpi and calls MPI_Init_thread (once per process; later calls return the same world). Only for a
+    /// process mpirun started (<see cref="MpiLaunch.Detect()"/>): MPI_Init in a plain process would make a 1-rank singleton job.
+    /// </summary>
+    public static MpiWorld Init()
+    {
+        lock (Gate)
+        {
+            if (_current != null) return _current;
+            var mpi = OpenMpiLibrary.Load();
+            int provided = 0, rank = 0, size = 0;
+            mpi.Check(mpi.InitThread(null, null, ThreadSerialized, &provided), "MPI_Init_thread");
+            if (provided < ThreadSerialized)
+                throw new MpiException($"MPI_Init_thread gave thread level {provided}; ect needs {ThreadSerialized} (MPI_THREAD_SERIALIZED). Use an Open MPI built with thread support.");
+            mpi.Check(mpi.CommRank(mpi.CommWorld, &rank), "MPI_Comm_rank");
+            mpi.Check(mpi.CommSize(mpi.CommWorld, &size), "MPI_Comm_size");
+            return _current = new MpiWorld(mpi, rank, size);
+        }
+    }
+
+    /// <summary>Elementwise sum over all ranks, in place: afterwards every rank holds the same sums.</summary>
+    public void AllReduceSum(Span<float> data) => AllReduce(data, _mpi.Float, _mpi.OpSum, "MPI_Allreduce(float, sum)");
+    public void AllReduceSum(Span<double> data) => AllReduce(data, _mpi.Double, _mpi.OpSum, "MPI_Allreduce(double, sum)");
+    public void AllReduceSum(Span<long> data) => AllReduce(data, _mpi.Long, _mpi.OpSum, "MPI_Allreduce(long, sum)");
+    public void AllReduceMax(Span<long> data) => AllReduce(data, _mpi.Long, _mpi.OpMax, "MPI_Allreduce(long, max)");
+
+    private void AllReduce<T>(Span<T> data, nint type, nint op, string call) where T : unmanaged
+    {
+        EnsureLive(call);
+        fixed (T* p = data)
+            for (int off = 0; off < data.Length; off += Chunk)
+            {
+                int n = Math.Min(Chunk, data.Length - off);
+                _mpi.Check(_mpi.Allreduce(OpenMpiLibrary.InPlace, (nint)(p + off), n, type, op, _mpi.CommWorld), call);
+            }
+    }
+
+    /// <summary>MPI_Bcast of bytes from <paramref name="root"/>: the root sends <paramref name="data"/>, the others receive into it (same length everywhere).</summary>
+    public void Broadcast(Span<byte> data, int root = 0)
+    {
+        EnsureLive("MPI_Bcast");
+        fixed (byte* p = data)
+            for (int off = 0; off < data.Length; off += Chunk)
+                _mpi.Check(_mpi.Bcast((nint)(p + off), Math.Min(Chunk, data.Length - off), _mpi.Byte, root, _mpi.CommWorld), "MPI_Bcast");
+    }
+
+    /// <summary>
+    /// A broadcast that waits without spinning a core: MPI_Ibcast, then MPI_Test with <paramref name="idleSleep"/>
+    /// between tests once the first millisecond has passed (a blocking MPI_Bcast busy-polls for as long as the root
+    /// takes, e.g. a paused run). <paramref name="whileWaiting"/> runs between tests (a liveness check may throw).
+    /// Small messages only (one call).
+    /// </summary>
+    public void BroadcastPolling(Span<byte> data, int root, TimeSpan idleSleep, Action? whileWaiting = null)
+    {
+        EnsureLive("MPI_Ibcast");
+        nint request = 0;
+        int done = 0;
+        var clock = Stopwatch.StartNew();
+        fixed (byte* p = data)
+        {
+            _mpi.Check(_mpi.Ibcast((nint)p, data.Length, _mpi.Byte, root, _mpi.CommWorld, &request), "MPI_Ibcast");
+            while (true)
+            {
+                _mpi.Check(_mpi.Test(&request, &done, 0), "MPI_Test");
+                if (done != 0) return;
+                if (clock.ElapsedMilliseconds < 1) { Thread.SpinWait(64); continue; }
+                whileWaiting?.Invoke();
+                Thread.Sleep(idleSleep);
+            }
+        }
+    }
+
+    public void Barrier()
+    {
+        EnsureLive("MPI_Barrier");
+        _mpi.Check(_mpi.Barrier(_mpi.CommWorld), "MPI_Barrier");
+    }
+
+    /// <summary>Ends every rank of the job (mpirun reports the code). Does not return.</summary>
+    public void Abort(int code)
+    {
+        _mpi.Abort(_mpi.CommWorld, code);
+        Environment.Exit(code); // not reached: MPI_Abort kills this process too
+    }
+
+    /// <summary>MPI_Finalize (once; a collective: every rank calls it before exiting normally).</summary>
+    public void Finalize()
+    {
+        lock (Gate)
+        {
+            if (_finalized) return;
+            _finalized = true;
+            _mpi.Check(_mpi.Finalize(), "MPI_Finalize");
+        }
+    }
+
+    private void EnsureLive(string call)
+    {
+        if (_finalized) throw new MpiException($"{call} after MPI_Finalize");
+    }
+}

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using Ect.Actors.Persistence;
+using Ect.Actors.Persistence.Events;
+using Ect.Actors.Tests.RunTests;
+using FluentAssertions;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Ect.Actors.Tests.Distributed;
+
+/// <summary>
+/// `mpirun -np K ect train` on the real torch engine (tiny network, 16x16 Fashion-MNIST, one thread per rank): the
+/// ranks agree bit for bit, a 2-rank run killed (SIGKILL of mpirun) and restarted ends with the bits of an
+/// uninterrupted 2-rank run, one rank under mpirun is a plain run, and what K ranks cannot run is refused.
+/// </summary>
+public class DataParallelRunTests(ITestOutputHelper output)
+{
+    private const string Config = """
+        ect {
+          run { engine = torch, threads = 1 }
+          data { batch-size = 4, max-images = 64, resolution = 16 }
+          network { model-channels = 8, channel-mult = [1, 2], num-blocks = 1, init = "" }
+          pretrain.steps = 4
+          tuning.steps = 4
+          checkpoint.every-steps = 2
+          tuning { kimg-per-tick = 0.004, double-ticks = 1 }
+          evaluation { every-steps = 0, evaluators = [] }
+          display { mode = plain, log-interval-seconds = 0.1 }
+          distributed.digest-every = 1
+          control.enabled = off
+        }
+        """;
+
+    private static (string Dir, string Config) Setup(string name)
+    {
+        var dir = Directory.CreateTempSubdirectory($"ect-mpi-{name}-").FullName;
+        var config = Path.Combine(dir, "tiny.conf");
+        File.WriteAllText(config, Config);
+        return (dir, config);
+    }
+
+    [Fact]
+    public async Task Two_ranks_agree_bit_for_bit_and_a_killed_two_rank_run_resumes_to_the_same_bits()
+    {
+        var (dir, config) = Setup("kill");
+        var reference = Path.Combine(dir, "reference");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(reference, [config]));
+        code.Should().Be(0, o + e);
+        var rank0 = DaemonHarness.Finished(reference);
+        var rank1 = MpiJob.Digests(o, "rank 1:");
+        rank1.Weights.Should().Be(rank0.WeightsSha256, "rank 1 ends with rank 0's weights");
+        rank1.Ema.Should().Be(rank0.EmaSha256, "and its EMA");
+        o.Should().Contain("data-parallel over 2 ranks");
+
+        // Killed: SIGKILL of mpirun after the first steps; its ranks must not outlive it (they hold the run lock).
+        var killed = Path.Combine(dir, "killed");
+        using (var p = MpiJob.Start(2, EctProcess.TrainArgs(killed, [config])))
+        {
+            var stepped = new TaskCompletionSource();
+            p.OutputDataReceived += (_, l) => { if (l.Data?.Contains("step 3/8") == true) stepped.TrySetResult(); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+            p.HasExited.Should().BeFalse("the run was still training at step 3 of 8");
+            var ranks = MpiJob.Children(p.Id);
+            ranks.Should().HaveCount(2, "mpirun runs both ranks as its children");
+            p.Kill(); // SIGKILL of mpirun only
+            await p.WaitForExitAsync();
+            p.ExitCode.Should().Be(128 + 9, "mpirun died of the SIGKILL");
+            var clock = Stopwatch.StartNew();
+            while (ranks.Any(MpiJob.Alive) && clock.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(100);
+            ranks.Where(MpiJob.Alive).Should().BeEmpty("orphaned ranks end themselves within seconds");
+        }
+        RunJournal.Events<RunFinished>(RunJournal.Read(killed)).Should().BeEmpty("the kill landed before the end");
+        (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(killed, [config]));
+        code.Should().Be(0, o + e);
+        var got = DaemonHarness.Finished(killed);
+        got.WeightsSha256.Should().Be(rank0.WeightsSha256, "weights are bit-identical to the uninterrupted 2-rank run");
+        got.EmaSha256.Should().Be(rank0.EmaSha256, "EMA too");
+        MpiJob.Digests(o, "rank 1:").Weights.Should().Be(rank0.WeightsSha256, "the restarted rank 1 agrees as well");
+        DaemonHarness.CheckpointStepsOnce(killed);
+    }
+
+    /// <summary>Rank 0 (the daemon) or rank 1 (a worker) SIGKILLed alone: mpirun ends the other rank and exits, within seconds.</summary>
+    /// Slow suite: in 1 of its first 3 runs (machine loaded by other builds) the victim-1 job ended by itself around
+    /// step 3, before the kill, with no RunInterrupted and no output captured (the assertion now prints the output).
+    [Theory]
+    [Trait("Category", "Slow")]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task A_rank_that_dies_ends_the_whole_job_in_bounded_time(int victim)
+    {
+        var (dir, config) = Setup($"dead{victim}");
+        var run = Path.Combine(dir, "run");
+        using var p = MpiJob.Start(2, EctProcess.TrainArgs(run, [config], "--set", "ect.tuning.steps=400"));
+        var text = new System.Text.StringBuilder();
+        var stepped = new TaskCompletionSource();
+        p.OutputDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); if (l.Data?.Contains("step 3/") == true) stepped.TrySetResult(); };
+        p.ErrorDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+        lock (text) p.HasExited.Should().BeFalse($"the run was still training:\n{text}");
+        var ranks = MpiJob.Children(p.Id);
+        ranks.Should().HaveCount(2);
+        // mpirun starts the ranks in rank order; the dead one is named by mpirun's message below.
+        Process.GetProcessById(ranks[victim]).Kill();
+        var clock = Stopwatch.StartNew();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        while (ranks.Any(MpiJob.Alive) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100);
+        output.WriteLine($"job ended {clock.Elapsed.TotalSeconds:F1} s after the kill (mpirun exit {p.ExitCode})\n{text}");
+        ranks.Where(MpiJob.Alive).Should().BeEmpty("no rank outlives the job");
+        p.ExitCode.Should().NotBe(0);
+        lock (text) text.ToString().Should().Contain($"process rank {victim}").And.Contain("signal 9");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), "a dead rank ends the job within seconds");
+    }
+
+    [Fact]
+    public async Task One_rank_under_mpirun_gives_the_bits_of_a_plain_run()
+    {
+        var (dir, config) = Setup("one");
+        var plain = Path.Combine(dir, "plain");
+        (await EctProcess.RunToEnd(output, EctProcess.TrainArgs(plain, [config]), timeout: TimeSpan.FromSeconds(180))).Code.Should().Be(0);
+        var one = Path.Combine(dir, "one");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 1, EctProcess.TrainArgs(one, [config]));
+        code.Should().Be(0, o + e);
+        o.Should().Contain("data-parallel over 1 ranks", "the run went through the MPI path");
+        var (p, m) = (DaemonHarness.Finished(plain), DaemonHarness.Finished(one));
+        m.WeightsSha256.Should().Be(p.WeightsSha256);
+        m.EmaSha256.Should().Be(p.EmaSha256);
+    }
+
+    [Fact]
+    public async Task A_batch_that_the_ranks_cannot_split_evenly_is_refused_naming_both_numbers()
+    {
+        var (dir, config) = Setup("odd");
+        var run = Path.Combine(dir, "run");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config], "--set", "ect.data.batch-size=5"));
+        code.Should().Be(2, o + e);
+        (o + e).Should().Contain("ect.data.batch-size = 5").And.Contain("not divisible by 2");
+        Directory.Exists(run).Should().BeFalse("nothing started");
+    }
+
+    [Fact]
+    public async Task Ranks_whose_weights_differ_stop_the_run_and_the_journal_names_the_step_and_the_rank()
+    {
+        var (dir, config) = Setup("diverge");
+        var run = Path.Combine(dir, "run");
+        // Fault injection: rank 1 perturbs its weights after the state sync, before step 1.
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config], "--set", "ect.distributed.test-diverge-rank=1"));
+        code.Should().NotBe(0, o + e);
+        o.Should().Contain("rank 1: weights perturbed");
+        var journal = RunJournal.Read(run);
+        var diverged = RunJournal.Events<RanksDiverged>(journal).Should().ContainSingle().Subject;
+        diverged.Step.Should().Be(1, "digest-every = 1 checks after the first step");
+        diverged.Ranks.Should().Equal(1);
+        diverged.WorldSize.Should().Be(2);
+        (o + e).Should().Contain("rank(s) 1 of 2 diverged from rank 0 after step 1");
+        RunJournal.Events<RunInterrupted>(journal).Should().ContainSingle().Which.Step.Should().Be(1);
+        RunJournal.Events<RunFinished>(journal).Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task A_run_continued_on_another_number_of_ranks_journals_it_and_inspect_shows_it()
+    {
+        var (dir, config) = Setup("resize");
+        var run = Path.Combine(dir, "run");
+        (await EctProcess.RunToEnd(output, EctProcess.TrainArgs(run, [config], "--steps", "4"), timeout: TimeSpan.FromSeconds(180))).Code.Should().Be(0);
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config]));
+        code.Should().Be(0, o + e);
+        var journal = RunJournal.Read(run);
+        var change = RunJournal.Events<WorldSizeChanged>(journal).Should().ContainSingle().Subject;
+        (change.FromSize, change.ToSize, change.Step).Should().Be((1, 2, 4L));
+        RunJournal.Events<RunFinished>(journal).Should().ContainSingle().Which.Step.Should().Be(8);
+        var inspect = await EctProcess.RunAsync(TimeSpan.FromSeconds(60), "inspect", run);
+        inspect.Code.Should().Be(0, inspect.Err);
+        inspect.Out.Should().MatchRegex(@"ranks\s+│?\s*2").And.Contain("step 4: 1 -> 2 ranks");
+    }
+
+    [Fact]
+    public async Task The_fake_engine_is_refused_on_two_ranks()
+    {
+        var (dir, config) = Setup("fake");
+        var run = Path.Combine(dir, "run");
+        var (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(run, [config], "--set", "ect.run.engine=fake"));
+        code.Should().Be(2, o + e);
+        (o + e).Should().Contain("needs the torch engine");
+    }
+}
