@@ -16,6 +16,7 @@
 # Prints one line per event and a summary (also in WORK/summary.txt). Exit 0 when every check passed, 1 otherwise.
 # Loopback only (PostgreSQL listens on 127.0.0.1).
 set -uo pipefail
+shopt -s dotglob  # temporary files of AtomicFile are dot files (.NAME.PID.GUID.tmp): the *.tmp checks must see them
 
 kills=10 write_kills=5 seed=$RANDOM steps=900 work="" pg_port=55471 use_pg=1 use_disk=1
 while [[ $# -gt 0 ]]; do
