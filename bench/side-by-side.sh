@@ -9,7 +9,8 @@
 #   ECT_REF_DIR=DIR bench/side-by-side.sh [pairs=3] [steps=20] [threads=2] [batch=32] [reps=10]
 # ECT_REF_DIR holds the official code; if it lacks training/loss.py it is exported there from ECT_REF_GIT
 # (default /work/.mirror/locuslab+ect/repo, the git dir `fetch github:locuslab/ect` gives). OFFICIAL_BENCH overrides
-# the harness path, PYTHON the interpreter (default /usr/bin/python3). Exit 0 when every run succeeded.
+# the harness path, PYTHON the interpreter (default /usr/bin/python3), BENCH_CONFIG the build (default Release).
+# Exit 0 when every run succeeded.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 pairs=3 steps=20 threads=2 batch=32 reps=10
@@ -30,11 +31,23 @@ fi
 export ECT_REF_DIR
 [[ -f $harness ]] || { echo "official harness not found: $harness (set OFFICIAL_BENCH)" >&2; exit 2; }
 "$python" -c "import torch" 2>/dev/null || { echo "$python cannot import torch (apt-get install python3-torch)" >&2; exit 2; }
+# The official training loop imports its metrics package, which imports scipy.linalg at import time (for FID, which
+# the bench never computes). Without python3-scipy a stub that fails if it is ever called stands in.
+official_pythonpath=${PYTHONPATH:-}
+if ! "$python" -c "import scipy.linalg" 2>/dev/null; then
+  stub=$(mktemp -d /tmp/ect-scipy-stub.XXXXXX)
+  mkdir -p "$stub/scipy"
+  echo "# stand-in: the official metrics module imports scipy.linalg; the bench never calls it" >"$stub/scipy/__init__.py"
+  printf 'def sqrtm(*a, **k):\n    raise RuntimeError("scipy is not installed (stub from bench/side-by-side.sh)")\n' >"$stub/scipy/linalg.py"
+  official_pythonpath=$stub${PYTHONPATH:+:$PYTHONPATH}
+  echo "note: $python has no scipy; a stub scipy.linalg (never called by the bench) is used: $stub"
+fi
 
-echo "building Ect.Bench (Release)..."
-dotnet build -c Release "$here/bench/Ect.Bench" -v q -nologo >/dev/null
-bench_dll=$(find "$here/bench/Ect.Bench/bin/Release" -name Ect.Bench.dll | head -1)
-[[ -n $bench_dll ]] || { echo "Ect.Bench.dll not found under bench/Ect.Bench/bin/Release" >&2; exit 1; }
+config=${BENCH_CONFIG:-Release}
+echo "building Ect.Bench ($config)..."
+dotnet build -c "$config" "$here/bench/Ect.Bench" -v q -nologo >/dev/null
+bench_dll=$(find "$here/bench/Ect.Bench/bin/$config" -name Ect.Bench.dll | head -1)
+[[ -n $bench_dll ]] || { echo "Ect.Bench.dll not found under bench/Ect.Bench/bin/$config" >&2; exit 1; }
 
 log=$(mktemp -d /tmp/ect-side-by-side.XXXXXX)
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -46,7 +59,7 @@ ours() {
   /usr/bin/time -f "%M" -o "$log/ours-sample-$1.rss" dotnet "$bench_dll" sample batch="$batch" reps="$reps" threads="$threads" >"$log/ours-sample-$1.txt"
 }
 official() {
-  /usr/bin/time -f "%M" -o "$log/official-$1.rss" "$python" "$harness" bench --steps "$steps" --warmup 3 --threads "$threads" \
+  PYTHONPATH=$official_pythonpath /usr/bin/time -f "%M" -o "$log/official-$1.rss" "$python" "$harness" bench --steps "$steps" --warmup 3 --threads "$threads" \
     --batch "$batch" --sample-reps "$reps" --dropout 0.1 >"$log/official-$1.txt"
 }
 for p in $(seq 1 "$pairs"); do
