@@ -36,6 +36,7 @@ export ECT_REF_DIR
 official_pythonpath=${PYTHONPATH:-}
 if ! "$python" -c "import scipy.linalg" 2>/dev/null; then
   stub=$(mktemp -d /tmp/ect-scipy-stub.XXXXXX)
+  trap 'rm -rf "$stub"' EXIT
   mkdir -p "$stub/scipy"
   echo "# stand-in: the official metrics module imports scipy.linalg; the bench never calls it" >"$stub/scipy/__init__.py"
   printf 'def sqrtm(*a, **k):\n    raise RuntimeError("scipy is not installed (stub from bench/side-by-side.sh)")\n' >"$stub/scipy/linalg.py"
