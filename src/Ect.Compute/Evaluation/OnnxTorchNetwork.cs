@@ -24,6 +24,7 @@ public sealed class OnnxTorchNetwork : IDisposable
     private readonly Scalar _one = 1.0.ToScalar();
     private readonly string _input;
     private readonly string _output;
+    private readonly Dictionary<string, int> _lastUse = []; // value name -> index of the last step that reads it
 
     public OnnxTorchNetwork(OnnxGraph graph, string inputName, string outputName, string modelPath)
     {
@@ -83,6 +84,14 @@ public sealed class OnnxTorchNetwork : IDisposable
                     throw new NotSupportedException($"'{modelPath}': ONNX operator '{n.OpType}' (node output '{n.Outputs.FirstOrDefault()}') is not supported by the native runner.");
             }
         }
+        IndexLastUses();
+    }
+
+    private void IndexLastUses()
+    {
+        for (int k = 0; k < _steps.Count; k++)
+            foreach (var name in _steps[k].Node.Inputs)
+                _lastUse[name] = k;
     }
 
     /// <summary>BatchNormalization (X, scale, B, mean, var; epsilon) as y = x a + c with a = scale / sqrt(var + eps), c = B - mean a.</summary>
@@ -105,8 +114,9 @@ public sealed class OnnxTorchNetwork : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var values = new Dictionary<string, Tensor> { [_input] = input };
-        foreach (var s in _steps)
+        for (int k = 0; k < _steps.Count; k++)
         {
+            var s = _steps[k];
             var n = s.Node;
             Tensor x = values[n.Inputs[0]];
             Tensor y = n.OpType switch
@@ -120,6 +130,11 @@ public sealed class OnnxTorchNetwork : IDisposable
                 _ => throw new InvalidOperationException(n.OpType),
             };
             values[n.Outputs[0]] = y;
+            // Intermediates are freed after their last reader: activations of a chunk are tens of MB each, and the
+            // memory of a freed one is reused for the next instead of fresh pages (measured: 5x the CPU time otherwise).
+            foreach (var name in n.Inputs)
+                if (_lastUse.GetValueOrDefault(name, -1) == k && name != _input && name != _output && values.Remove(name, out var dead))
+                    dead.Dispose();
         }
         return values[_output].MoveToOuterDisposeScope();
     }
