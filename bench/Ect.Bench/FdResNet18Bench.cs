@@ -9,7 +9,8 @@ namespace Ect.Bench;
 /// FD-ResNet18 feature extraction throughput on small grey images (Fashion-MNIST 28x28, CIFAR-like 32x32), as used by
 /// `ect eval`: preprocessing (resize to 224, BGR, mean image), ONNX Runtime ResNet-18 image by image, and the float64
 /// statistics update, through <see cref="MetricRunner.ComputeStatistics"/>. Generation is not included.
-/// Usage: fd-resnet18 [--images N=256] [--threads T=2] [--batch B=64] [--sizes 28,32] [--spin]
+/// Usage: fd-resnet18 [--images N=256] [--threads T=2] [--batch B=64] [--sizes 28,32] [--spin] [--native]
+/// (--native: the network natively batched in TorchSharp; default: ONNX Runtime image by image, as `ect eval`).
 /// </summary>
 public sealed class FdResNet18Bench : IBenchmarkVerb
 {
@@ -22,11 +23,12 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
         var threads = IntArg(args, "--threads", 2);
         var batch = IntArg(args, "--batch", 64);
         var spin = args.Contains("--spin");
+        var ort = !args.Contains("--native");
         var sizes = (ArgValue(args, "--sizes") ?? "28,32").Split(',').Select(int.Parse).ToArray();
         torch.set_num_threads(threads);
-        Console.WriteLine($"fd-resnet18: {images} images per size, batch {batch}, {threads} threads (ONNX Runtime intra-op and torch), ORT spinning {(spin ? "on" : "off")}, " +
+        Console.WriteLine($"fd-resnet18: {images} images per size, batch {batch}, {threads} threads (ONNX Runtime intra-op and torch), {(ort ? $"ONNX Runtime image by image, spinning {(spin ? "on" : "off")}" : "native batched TorchSharp network")}, " +
                           $"{Environment.ProcessorCount} logical CPUs visible; load average {LoadAverage()}");
-        using var fx = new ResNet18OnnxExtractor(intraOpThreads: threads, allowSpinning: spin);
+        using var fx = new ResNet18OnnxExtractor(intraOpThreads: threads, allowSpinning: spin, nativeNetwork: !ort);
         // Warm-up: session initialisation and first-run allocations are not part of the steady state.
         using (var warm = torch.rand(8, 1, 28, 28) * 2 - 1) fx.ExtractFeatures(warm).Dispose();
 

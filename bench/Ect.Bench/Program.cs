@@ -14,6 +14,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // As `ect` does, before any benchmark loads libtorch (OMP_WAIT_POLICY=ACTIVE in the environment keeps spinning).
+        Ect.Compute.Runtime.OpenMpWaitPolicy.Apply();
         var verbs = typeof(Program).Assembly.GetTypes()
             .Where(t => typeof(IBenchmarkVerb).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
             .Select(t => (IBenchmarkVerb)Activator.CreateInstance(t)!)

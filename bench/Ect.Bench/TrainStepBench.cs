@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using Ect.Compute.Losses;
-using Ect.Compute.Networks;
 using Ect.Compute.Optim;
 using Ect.Compute.Preconditioning;
 using Ect.Compute.Training;
@@ -44,8 +43,7 @@ public sealed class TrainStepBench : IBenchmarkVerb
 
     private static double RunMode(string mode, int steps, int batch, int warmup)
     {
-        var cfg = SongUNetConfig.DdpmPP(imgResolution: 32, imgChannels: 1, modelChannels: 32, channelMult: [1, 2, 2],
-            numBlocks: 2, attnResolutions: [16], dropout: 0.1);
+        var cfg = BenchNetwork.Config();
         torch.random.manual_seed(0);
         Precond net = mode == "ect" ? new EctPrecond(cfg) : new EdmPrecond(cfg);
         Precond ema = mode == "ect" ? new EctPrecond(cfg) : new EdmPrecond(cfg);

@@ -7,6 +7,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // Before anything loads libtorch (and its OpenMP runtime, which reads the setting once, as it loads).
+        Ect.Compute.Runtime.OpenMpWaitPolicy.Apply();
         var (root, usageExitCodes) = Build();
         var parsed = root.Parse(args);
         var code = parsed.Invoke(); // with parse errors: prints them and the help hint

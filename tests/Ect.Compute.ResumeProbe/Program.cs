@@ -17,11 +17,13 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        Ect.Compute.Runtime.OpenMpWaitPolicy.Apply(); // as ect's Main, before libtorch loads
         try
         {
             torch.set_num_threads(1);
-            // As every torch entry point of ect does (no NNPACK, no oneDNN: see LibTorchBackends.Configure); with oneDNN
-            // on, this test's two process chains ended with different bits in about half the tries on AMD EPYC hosts.
+            // As every torch entry point of ect does (no NNPACK; oneDNN on unless ECT_LIBTORCH_ONEDNN=off: see
+            // LibTorchBackends.Configure). Before the networks padded channel counts (Networks.ChannelPaddedConvolution),
+            // this test's two process chains ended with different bits in about half the tries on AMD EPYC hosts.
             Ect.Compute.Runtime.LibTorchBackends.Configure();
             var cfg = new TrainStepConfig(4, new OptimizerConfig(OptimizerKind.RAdam, 1e-3), new EmaConfig(HalfLifeKimg: 0.05, RampupRatio: 0.5), Seed: 5);
             using var step = NewStep(cfg);

@@ -1,7 +1,6 @@
 using Parameter = TorchSharp.Modules.Parameter;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Ect.Compute.Networks;
 
@@ -14,19 +13,11 @@ namespace Ect.Compute.Networks;
 public sealed class Conv2d : nn.Module<Tensor, Tensor>
 {
     /// <summary>
-    /// Smallest channel count any convolution kernel is run with. TorchSharp-cpu 0.107 (oneDNN) returns wrong
-    /// input gradients from conv backward-data when the convolution has few output channels (1-3, 8; sometimes
-    /// 24): on the hosts of earlier sessions intermittently NaN at more than one thread; on this project's AMD EPYC hosts (AVX-512F)
-    /// (2026-12-01) wrong by ~0.6-1.4 (max abs, gradients of size ~1) at one thread as well and NaN at two,
-    /// every time, for 8x8 to 32x32 inputs (tests/Ect.Compute.Tests/Networks/PaddedConvolutionTests measures
-    /// against a float64 reference). Forward and weight gradients are fine. So convolutions with fewer output
-    /// channels run with a zero-padded kernel of this many output channels (16 was exact, to 1e-7, on both
-    /// hosts, as were 32 and 64) and the result is sliced; the stored parameters keep EDM's shape. The extra
-    /// output channels are exact zeros that are dropped, so results are unchanged. Since oneDNN is switched off
-    /// altogether (Runtime.LibTorchBackends.Configure, also for 8- and 24-channel convolutions that this padding
-    /// does not cover) ATen's own kernels run; the padding stays, for a process that turns oneDNN back on.
+    /// Smallest output channel count any convolution kernel is run with: <see cref="ChannelPaddedConvolution"/> pads
+    /// every summed channel count to a multiple of this (oneDNN on this project's AMD EPYC hosts is wrong otherwise;
+    /// measured there). Kept as the name earlier code and tests use.
     /// </summary>
-    public const int MinComputeChannels = 16;
+    public const int MinComputeChannels = ChannelPaddedConvolution.ChannelBlock;
 
     public int InChannels { get; }
     public int OutChannels { get; }
@@ -38,10 +29,11 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     public Parameter? Bias { get; }
     public Tensor? ResampleFilter { get; }
 
-    /// <summary>When true (default), apply the <see cref="MinComputeChannels"/> workaround.</summary>
+    /// <summary>When true (default), convolutions run channel-padded (<see cref="ChannelPaddedConvolution"/>); false runs
+    /// libtorch's kernels on the stored shapes (tests compare the two).</summary>
     public bool PadSmallConvolutions { get; set; } = true;
 
-    /// <summary>libtorch configured as ect runs it (no NNPACK, no oneDNN: <see cref="Runtime.LibTorchBackends.Configure"/>)
+    /// <summary>libtorch configured as ect runs it (no NNPACK: <see cref="Runtime.LibTorchBackends.Configure"/>)
     /// before the first convolution of the process, whichever entry point builds the network (engine, eval, a test).</summary>
     static Conv2d() => Runtime.LibTorchBackends.Configure();
 
@@ -111,40 +103,21 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
         return x;
     }
 
-    private Tensor Convolve(Tensor x, Tensor w, long padding)
-    {
-        long outC = w.shape[0];
-        if (!PadSmallConvolutions || outC >= MinComputeChannels)
-            return F.conv2d(x, w, padding: [padding, padding]);
-        using var zerosW = zeros([MinComputeChannels - outC, w.shape[1], w.shape[2], w.shape[3]], w.dtype);
-        using var wPadded = cat([w, zerosW], 0);
-        using var y = F.conv2d(x, wPadded, padding: [padding, padding]);
-        return y.narrow(1, 0, outC);
-    }
+    // Every kernel runs through ChannelPaddedConvolution: channel counts padded where oneDNN is wrong (see there).
+    private Tensor Convolve(Tensor x, Tensor w, long padding) =>
+        ChannelPaddedConvolution.Conv2d(x, w, padding: padding, pad: PadSmallConvolutions);
 
-    // Depthwise resampling: one filter per channel (groups = C). With few channels the input is
-    // zero-padded to MinComputeChannels channels (see MinComputeChannels) and the result sliced.
-    private Tensor ResampleDown(Tensor x, Tensor f, long padding) =>
-        Depthwise(x, f, (xin, w, c) => F.conv2d(xin, w, strides: [2, 2], padding: [padding, padding], groups: c));
+    // Depthwise resampling: one filter per channel (groups = C).
+    private Tensor ResampleDown(Tensor x, Tensor f, long padding)
+    {
+        using var tiled = f.tile([x.shape[1], 1, 1, 1]);
+        return ChannelPaddedConvolution.Conv2d(x, tiled, stride: 2, padding: padding, groups: x.shape[1], pad: PadSmallConvolutions);
+    }
 
     private Tensor ResampleUp(Tensor x, Tensor f, long padding)
     {
         using var f4 = f.mul(4);
-        return Depthwise(x, f4, (xin, w, c) => F.conv_transpose2d(xin, w, strides: [2, 2], padding: [padding, padding], groups: c));
-    }
-
-    private Tensor Depthwise(Tensor x, Tensor f, Func<Tensor, Tensor, long, Tensor> op)
-    {
-        long c = x.shape[1];
-        if (!PadSmallConvolutions || c >= MinComputeChannels)
-        {
-            using var tiled = f.tile([c, 1, 1, 1]);
-            return op(x, tiled, c);
-        }
-        using var tiledPadded = f.tile([MinComputeChannels, 1, 1, 1]);
-        using var pad = zeros([x.shape[0], MinComputeChannels - c, x.shape[2], x.shape[3]], x.dtype);
-        using var xp = cat([x, pad], 1);
-        using var y = op(xp, tiledPadded, MinComputeChannels);
-        return y.narrow(1, 0, c);
+        using var tiled = f4.tile([x.shape[1], 1, 1, 1]);
+        return ChannelPaddedConvolution.DepthwiseConvTranspose2d(x, tiled, 2, padding, pad: PadSmallConvolutions);
     }
 }

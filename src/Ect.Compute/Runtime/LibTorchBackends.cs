@@ -29,7 +29,7 @@ public static unsafe class LibTorchBackends
     private static bool _configured;
 
     /// <summary>
-    /// Switches NNPACK off once per process (later calls return at once). Call before the first convolution; every
+    /// Switches NNPACK off once per process (later calls return at once), and oneDNN too when ECT_LIBTORCH_ONEDNN=off. Call before the first convolution; every
     /// entry point that builds a network does (the training engine, checkpoint loading, `ect eval`). Returns false when
     /// this libtorch lacks the symbols (then nothing changes and the messages may appear).
     /// </summary>
@@ -41,13 +41,17 @@ public static unsafe class LibTorchBackends
             _configured = true;
             if (!TryContext(out var ctx)) return false;
             ((delegate* unmanaged<nint, byte, void>)NativeLibrary.GetExport(_lib, SetNnpack))(ctx, 0);
-            // oneDNN off as well, unless ECT_LIBTORCH_ONEDNN=on: on this project's AMD EPYC hosts (2026-12-01) its
-            // float32 convolution backward-data is wrong for 3x3 kernels with 1-3, 8 or 24 output channels at one
-            // thread too (max error ~2 against float64; Conv2d pads the < 16 cases), and a tiny DDPM++ trained 3 + 3
-            // steps across two processes ended with other bits than 6 steps in one in about half the tries
-            // (TrainStateResumeTests); with oneDNN off, 6 of 6 matched. Exact resume is the daemon's promise, so
-            // ATen's own convolution kernels are used. Speed with it off is not measured yet (issue 21).
-            if (Environment.GetEnvironmentVariable("ECT_LIBTORCH_ONEDNN") != "on")
+            // oneDNN stays on (ECT_LIBTORCH_ONEDNN=off switches it off, an escape for a host where it misbehaves in a
+            // way ChannelPaddedConvolution does not cover). With it off (2026-12-01, first fix for wrong oneDNN
+            // kernels) training ran ~5x slower (bench trainstep, 2 threads: 4.6/5.5 img/s off, 29.1/24.9 on). What was
+            // wrong were 3x3 convolutions summing over a channel count that is not a multiple of 16 (forward: C_in > 16;
+            // backward-data: C_out); the networks pad those (Networks.ChannelPaddedConvolution), and with that padding
+            // the cross-process resume test passed 20 of 20 in a row with oneDNN on (scripts/repeat-resume-test.sh; the
+            // tiny network it trains had 3x3 convolutions with C_in = 24 and with C_out = 8 and 1 unpadded: the wrong
+            // kernels read memory they should not, so their results differ between processes, and at 2 threads between
+            // two calls: that was the resume failure, not a cold primitive cache). Padded, oneDNN on vs off measured
+            // 8.3 / 15.0 against 2.6 / 2.4 img/s (bench trainstep, ECT, 2 threads, loaded machine).
+            if (Environment.GetEnvironmentVariable("ECT_LIBTORCH_ONEDNN") == "off")
                 ((delegate* unmanaged<nint, byte, void>)NativeLibrary.GetExport(_lib, SetMkldnn))(ctx, 0);
             return true;
         }
@@ -64,7 +68,7 @@ public static unsafe class LibTorchBackends
     }
 
     /// <summary>libtorch's oneDNN (mkldnn) switch, at::globalContext().setUserEnabledMkldnn: off, convolutions take ATen's
-    /// own kernels (<see cref="Configure"/> switches it off).</summary>
+    /// own kernels (<see cref="Configure"/> switches it off only when ECT_LIBTORCH_ONEDNN=off). Process-wide: for tests.</summary>
     public static void SetMkldnnEnabled(bool enabled)
     {
         lock (Gate)

@@ -1,6 +1,5 @@
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 using Parameter = TorchSharp.Modules.Parameter;
 
 namespace Ect.Compute.Networks.Edm2;
@@ -67,17 +66,7 @@ public sealed class MPConv : nn.Module<Tensor, Tensor>
         return Convolve(x, ws, ws.shape[^1] / 2);
     }
 
-    // Deviation (platform): oneDNN in TorchSharp-cpu intermittently returns NaN input gradients from conv
-    // backward-data with few output channels at > 1 thread (see Conv2d.MinComputeChannels); out_conv has
-    // img_channels (3) outputs, so such a kernel runs zero-padded to MinComputeChannels and the result is sliced.
-    private static Tensor Convolve(Tensor x, Tensor w, long padding)
-    {
-        long outC = w.shape[0];
-        if (outC >= Conv2d.MinComputeChannels)
-            return F.conv2d(x, w, padding: [padding, padding]);
-        using var zerosW = zeros([Conv2d.MinComputeChannels - outC, w.shape[1], w.shape[2], w.shape[3]], w.dtype, w.device);
-        using var wPadded = cat([w, zerosW], 0);
-        using var y = F.conv2d(x, wPadded, padding: [padding, padding]);
-        return y.narrow(1, 0, outC);
-    }
+    // Deviation (platform): the official code calls conv2d directly; here channel counts are padded where oneDNN is
+    // wrong on this project's hosts (out_conv's img_channels outputs, any C mod 16 != 0: see ChannelPaddedConvolution).
+    private static Tensor Convolve(Tensor x, Tensor w, long padding) => ChannelPaddedConvolution.Conv2d(x, w, padding: padding);
 }
