@@ -61,18 +61,7 @@ public class DataParallelRunTests(ITestOutputHelper output)
         var killed = Path.Combine(dir, "killed");
         using (var p = MpiJob.Start(2, EctProcess.TrainArgs(killed, [config], longer)))
         {
-            var stepped = new TaskCompletionSource();
-            var text = new System.Text.StringBuilder();
-            var progress = new System.Text.RegularExpressions.Regex(@"step (\d+)/40");
-            p.OutputDataReceived += (_, l) =>
-            {
-                lock (text) text.AppendLine(l.Data);
-                if (l.Data is { } line && progress.Match(line) is { Success: true } m && int.Parse(m.Groups[1].Value) >= 3) stepped.TrySetResult();
-            };
-            p.ErrorDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); };
-            p.BeginOutputReadLine();
-            p.BeginErrorReadLine();
-            await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+            var text = await TrainingPastStep3(p, 40);
             p.HasExited.Should().BeFalse($"the run was still training at step 3 or later of 40; its output:\n{text}");
             var ranks = MpiJob.Children(p.Id);
             ranks.Should().HaveCount(2, "mpirun runs both ranks as its children");
@@ -105,19 +94,7 @@ public class DataParallelRunTests(ITestOutputHelper output)
         var (dir, config) = Setup($"dead{victim}");
         var run = Path.Combine(dir, "run");
         using var p = MpiJob.Start(2, EctProcess.TrainArgs(run, [config], "--set", "ect.tuning.steps=400", "--set", "ect.tuning.double-ticks=100"));
-        var text = new System.Text.StringBuilder();
-        var stepped = new TaskCompletionSource();
-        // Step 3 or later: the progress line is printed every 0.1 s, so a given step's line may never appear.
-        var progress = new System.Text.RegularExpressions.Regex(@"step (\d+)/404");
-        p.OutputDataReceived += (_, l) =>
-        {
-            lock (text) text.AppendLine(l.Data);
-            if (l.Data is { } line && progress.Match(line) is { Success: true } m && int.Parse(m.Groups[1].Value) >= 3) stepped.TrySetResult();
-        };
-        p.ErrorDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+        var text = await TrainingPastStep3(p, 404);
         lock (text) p.HasExited.Should().BeFalse($"the run was still training:\n{text}");
         var ranks = MpiJob.Children(p.Id);
         ranks.Should().HaveCount(2);
@@ -131,6 +108,28 @@ public class DataParallelRunTests(ITestOutputHelper output)
         p.ExitCode.Should().NotBe(0);
         lock (text) text.ToString().Should().Contain($"process rank {victim}").And.Contain("signal 9");
         clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), "a dead rank ends the job within seconds");
+    }
+
+    /// <summary>
+    /// Collects the job's output and returns once its progress shows step 3 or later of <paramref name="total"/> (or
+    /// the job ended, or 120 s passed). Step 3 or later, not step 3: the progress line is printed every 0.1 s, so a given
+    /// step's line may never appear. The text keeps growing after the return (the caller prints it on failure).
+    /// </summary>
+    private static async Task<System.Text.StringBuilder> TrainingPastStep3(Process p, int total)
+    {
+        var text = new System.Text.StringBuilder();
+        var stepped = new TaskCompletionSource();
+        var progress = new System.Text.RegularExpressions.Regex($@"step (\d+)/{total}\b");
+        p.OutputDataReceived += (_, l) =>
+        {
+            lock (text) text.AppendLine(l.Data);
+            if (l.Data is { } line && progress.Match(line) is { Success: true } m && int.Parse(m.Groups[1].Value) >= 3) stepped.TrySetResult();
+        };
+        p.ErrorDataReceived += (_, l) => { lock (text) text.AppendLine(l.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        await Task.WhenAny(stepped.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(120)));
+        return text;
     }
 
     [Fact]
