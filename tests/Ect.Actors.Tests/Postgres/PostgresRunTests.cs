@@ -20,18 +20,7 @@ namespace Ect.Actors.Tests.Postgres;
 public sealed class PostgresRunTests(PostgresFixture pg, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     // KillResumeTests' run: slow enough steps, writes and evaluations that a random kill lands inside one of them.
-    private const string Config = """
-        ect {
-          run.engine = fake
-          pretrain.steps = 60
-          tuning.steps = 60
-          checkpoint.every-steps = 15
-          evaluation.every-steps = 40
-          tuning.kimg-per-tick = 0.1
-          fake { step-ms = 12, write-ms = 150, eval-ms = 250, parameters = 4096 }
-          display { mode = plain, log-interval-seconds = 0.1 }
-        }
-        """;
+    private const string Config = Ect.Actors.Tests.RunTests.KillResumeTests.Config;
 
     private static string PostgresConf => Path.Combine(RepoRoot.Find(), "hocon", "postgres.conf");
     private Dictionary<string, string> Env => new() { [Ect.Actors.Postgres.PostgresPersistence.EnvironmentVariable] = pg.ConnectionString };

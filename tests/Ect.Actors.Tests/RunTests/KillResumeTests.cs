@@ -15,7 +15,8 @@ namespace Ect.Actors.Tests.RunTests;
 /// </summary>
 public class KillResumeTests(ITestOutputHelper output)
 {
-    private const string Config = """
+    /// <summary>The fake run killed here (and on PostgreSQL by PostgresRunTests): steps, writes and evaluations slow enough that a random kill lands inside one of them.</summary>
+    internal const string Config = """
         ect {
           run.engine = fake
           pretrain.steps = 60
