@@ -140,7 +140,7 @@ public sealed class RanksDivergedException(long engineStep, IReadOnlyList<int> r
 /// <summary>The gradient sum of TrainStep over MPI_COMM_WORLD (one in-place MPI_Allreduce).</summary>
 internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world, StepWatch watch) : IGradientSum
 {
-    /// <summary>Wall time inside MPI_Allreduce (it includes waiting for the slowest rank), calls, floats per call.</summary>
+    /// <summary>Wall time of the meeting before MPI_Allreduce and of the all-reduce (waiting for the slowest rank included), calls, floats per call.</summary>
     public System.Diagnostics.Stopwatch Time { get; } = new();
     public long Calls { get; private set; }
     public long Floats { get; private set; }
@@ -148,9 +148,12 @@ internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world, StepWatch watch) : 
     public void SumInPlace(Span<float> buffer)
     {
         Time.Start();
-        watch.Meet(StepWatch.GradientTag);
-        world.AllReduceSum(buffer);
-        Time.Stop();
+        try
+        {
+            watch.Meet(StepWatch.GradientTag);
+            world.AllReduceSum(buffer);
+        }
+        finally { Time.Stop(); }
         Calls++;
         Floats = buffer.Length;
     }
