@@ -18,14 +18,14 @@ namespace Ect.Actors.Distributed;
 /// </summary>
 internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
 {
-    private readonly TorchTrainingEngine _inner;
+    private readonly IDataParallelEngine _inner;
     private readonly RankLink _link;
     private bool _needsSync = true, _disposed;
     private readonly MpiGradientSum _sum;
     private readonly StepWatch _watch;
     private readonly System.Diagnostics.Stopwatch _stepTime = new();
 
-    public DataParallelEngine(TorchTrainingEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery, TimeSpan stepTimeout)
+    public DataParallelEngine(IDataParallelEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery, TimeSpan stepTimeout)
     {
         _inner = inner;
         _link = link;
@@ -42,7 +42,7 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
     public int DigestEvery { get; }
     public int WorldSize => _link.World.Size;
 
-    public string Description => $"{_inner.Description}; data-parallel over {_link.World.Size} ranks (Open MPI), each training 1/{_link.World.Size} of every batch";
+    public string Description => $"{(_inner as IDescribed)?.Description}; data-parallel over {_link.World.Size} ranks (Open MPI), each training 1/{_link.World.Size} of every batch";
 
     public void SetPhase(string phase) => _inner.SetPhase(phase);
     public void SetStage(int stage) => _inner.SetStage(stage);

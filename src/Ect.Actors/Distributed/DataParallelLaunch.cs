@@ -75,16 +75,13 @@ public sealed class DataParallelLaunch
 
     /// <summary>
     /// Refuses (exit 2, before anything starts) what a K-rank job cannot run: a batch that K does not divide, the fake
-    /// engine on several ranks, a bad digest interval.
+    /// engine on several ranks, a bad digest interval or step timeout.
     /// </summary>
     public void Check(RunSettings s)
     {
         int k = World.Size;
         if (k > 1 && s.Engine != "torch")
             throw new ConfigurationException($"ect.run.engine = {s.Engine}: a data-parallel run (mpirun -np {k}) needs the torch engine; run the fake engine without mpirun or with -np 1.");
-        // Edm2TrainStep has no data-parallel path yet (its imgnet loop body would need TrainStep's flat all-reduce).
-        if (k > 1 && Engine.Edm2Engines.IsEdm2(s.Config))
-            throw new ConfigurationException($"ect.network.type = edm2: EDM2 networks do not train data-parallel yet (mpirun -np {k}); run it without mpirun or with -np 1.");
         try { DataParallel.CheckDivisible(s.BatchSize, k, "ect.data.batch-size"); }
         catch (ArgumentException e) { throw new ConfigurationException(e.Message + $" (mpirun -np {k})"); }
         DigestEvery(s.Config);
@@ -117,8 +114,8 @@ public sealed class DataParallelLaunch
         // The effective configuration (a continued run's recorded one): checked again, as the command line's was.
         DataParallel.CheckDivisible(s.BatchSize, World.Size, "ect.data.batch-size");
         var (engine, source) = torch(s, runDir);
-        if (World.Size == 1 && engine is not TorchTrainingEngine) return (engine, source);
-        var inner = (TorchTrainingEngine)engine;
+        if (World.Size == 1 && engine is not IDataParallelEngine) return (engine, source);
+        var inner = (IDataParallelEngine)engine;
         var data = (DatasetBatchSource)source;
         // Every rank opens the data set itself (rank 0's full path) and assembles only its shard of each batch.
         data.Shard = (0, World.Size);

@@ -45,12 +45,27 @@ internal static class DataShard
         {
             source = new DatasetBatchSource(spec.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels, c.GetInt("ect.data.max-images", 0));
         }
-        catch (Exception e)
-        {
-            throw new InvalidDataException($"rank {rank} cannot open the data set rank 0 trains on ({spec.DataPath}): {e.Message} " +
-                                           "Every rank reads the data itself: on other machines the same path must hold the same data set (copy it or use a shared file system).", e);
-        }
-        var mine = (source.Dataset.Count, source.Resolution, source.Channels, Labels: s.UseLabels ? source.LabelDim : 0, Print: Fingerprint(source.Dataset));
+        catch (Exception e) { throw CannotOpen(spec, rank, e); }
+        return Check(source, spec, rank, size);
+    }
+
+    /// <summary>The torch engine factory's pair (SongUNet or EDM2, as the configuration says) for a worker, its run directory <paramref name="scratch"/>.</summary>
+    public static (ITrainingEngine Engine, DatasetBatchSource Source) OpenEngine(RunSettings s, Packets.EngineSpec spec, int rank, string scratch)
+    {
+        (ITrainingEngine, IBatchSource) pair;
+        try { pair = Engines.Torch(s, scratch); }
+        catch (Exception e) when (e is DatasetException or IOException) { throw CannotOpen(spec, rank, e); }
+        return (pair.Item1, (DatasetBatchSource)pair.Item2);
+    }
+
+    private static InvalidDataException CannotOpen(Packets.EngineSpec spec, int rank, Exception e) =>
+        new($"rank {rank} cannot open the data set rank 0 trains on ({spec.DataPath}): {e.Message} " +
+            "Every rank reads the data itself: on other machines the same path must hold the same data set (copy it or use a shared file system).", e);
+
+    /// <summary>Refuses (and disposes) <paramref name="source"/> unless it is rank 0's data set; else makes it a source of shard <paramref name="rank"/> of <paramref name="size"/>.</summary>
+    public static DatasetBatchSource Check(DatasetBatchSource source, Packets.EngineSpec spec, int rank, int size)
+    {
+        var mine = (source.Dataset.Count, source.Resolution, source.Channels, Labels: source.LabelDim, Print: Fingerprint(source.Dataset));
         var rank0 = (spec.DataCount, spec.Resolution, spec.Channels, Labels: spec.LabelDim, Print: spec.DataFingerprint);
         if (mine != rank0)
         {

@@ -18,7 +18,7 @@ namespace Ect.Actors.Distributed;
 public sealed class WorkerLoop(RankLink link, TextWriter log)
 {
     private readonly int _rank = link.World.Rank;
-    private TorchTrainingEngine? _engine;
+    private IDataParallelEngine? _engine;
     private DatasetBatchSource? _data;
     private StepWatch? _watch;
     private WorkerWatchdog? _watchdog;
@@ -69,7 +69,7 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         finally { DisposeEngine(); }
     }
 
-    private TorchTrainingEngine Engine => _engine ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
+    private IDataParallelEngine Engine => _engine ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
     private StepWatch Watch => _watch ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
     private DatasetBatchSource Data => _data ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
 
@@ -88,8 +88,10 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
     private void BuildEngine(Packets.EngineSpec spec)
     {
         DisposeEngine();
-        // No initial weights: rank 0's state arrives before the first step, so a worker needs no teacher file.
-        var config = ConfigurationFactory.ParseString("ect.network.init = \"\"")
+        // No initial weights: rank 0's state arrives before the first step, so a worker needs no teacher file. The data
+        // set at rank 0's full path; no EDM2 power-function EMA snapshots (rank 0 writes them; a worker writes nothing).
+        var config = ConfigurationFactory.ParseString(
+                $"ect.network.init = \"\"\nect.data.path = {System.Text.Json.JsonSerializer.Serialize(spec.DataPath)}\nect.edm2.phema-snapshot-every-steps = 0")
             .WithFallback(ConfigurationFactory.ParseString(spec.ConfigHocon)).WithFallback(EctConfiguration.Defaults());
         _divergeRank = config.GetInt(DataParallelLaunch.TestDivergeRankKey, 0);
         _hangRank = config.GetInt(DataParallelLaunch.TestHangRankKey, 0);
@@ -98,10 +100,12 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         var timeout = DataParallelLaunch.StepTimeout(config);
         _watch = new StepWatch(link.World, timeout);
         if (timeout > TimeSpan.Zero && _watchdog is null) _watchdog = new WorkerWatchdog(_rank, link.World.Size, timeout);
-        _data = DataShard.Open(settings, spec, _rank, link.World.Size);
-        // Capture() never runs here, but the engine wants a scratch folder: one outside the run directory.
+        // Capture() never runs here, but the engine wants a scratch folder (as its run directory): one outside the run directory.
         _scratch = Directory.CreateTempSubdirectory($"ect-rank{_rank}-").FullName;
-        _engine = Engines.TorchEngine(settings, spec.Resolution, spec.Channels, spec.LabelDim, _scratch);
+        // The engine rank 0 runs (SongUNet or EDM2) and the data set, opened here and checked against rank 0's.
+        var (engine, source) = DataShard.OpenEngine(settings, spec, _rank, _scratch);
+        _data = DataShard.Check(source, spec, _rank, link.World.Size);
+        _engine = engine as IDataParallelEngine ?? throw new InvalidDataException($"rank {_rank}: the engine {engine.GetType().Name} has no data-parallel path");
         _engine.Parallel = new DataParallel(_rank, link.World.Size, new MpiGradientSum(link.World, _watch));
         _stage = null; _lr = double.NaN;
     }

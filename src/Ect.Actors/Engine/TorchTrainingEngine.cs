@@ -40,7 +40,7 @@ public sealed record TorchEngineOptions(
 /// safetensors file, written by Capture on the trainer thread to a scratch file in the checkpoint folder, then
 /// moved into place by the checkpointer (a rename).
 /// </summary>
-public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
+public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distributed.IDataParallelEngine
 {
     private readonly TorchEngineOptions _options;
     private readonly EctPrecond _net, _ema;
