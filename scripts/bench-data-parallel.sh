@@ -5,18 +5,22 @@
 # 2 blocks, attention at 16, batch 32), on a quiet machine and beside a one-core CPU hog (`yes > /dev/null`).
 # Run it on a QUIET machine (nothing else building or training): numbers taken beside other work mean nothing.
 #
-#   scripts/bench-data-parallel.sh [--steps N] [--warmup W] [--configs default,bench] [--hog both|off|on] [--out DIR] [--ect-dll DLL]
+#   scripts/bench-data-parallel.sh [--steps N] [--warmup W] [--repeats R] [--configs default,bench] [--hog both|off|on] [--out DIR] [--ect-dll DLL]
 #
-# Each cell is one fresh run of N steps (evaluators, control and checkpoints out of the way); img/s is counted from
-# stats.jsonl between step W and step N (start-up, JIT and the first steps excluded). The 2-rank rows also give the
-# all-reduce's share of rank 0's step time (ect's own "data-parallel: ..." line; it includes waiting for the slower rank).
+# Each cell is R fresh runs of N steps per variant (evaluators, control and checkpoints out of the way), the three
+# variants alternating run by run (2 ranks, 2 threads, 1 thread, then again), so a drift of the machine's speed hits
+# them alike; img/s is counted from stats.jsonl between step W and step N (start-up, JIT and the first steps
+# excluded); a cell shows the median of its R runs (with min-max when R > 1), the ratio is of the medians. The
+# 2-rank rows also give the all-reduce's share of rank 0's step time (median; ect's own "data-parallel: ..." line;
+# it includes waiting for the slower rank).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 warmup=10 configs=default,bench hog=both out="" dll=""
+steps=40 warmup=10 repeats=1 configs=default,bench hog=both out="" dll=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
+    --repeats) repeats=$2; shift 2 ;;
     --configs) configs=$2; shift 2 ;;
     --hog) hog=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -25,6 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$warmup" -lt "$steps" ] || { echo "--warmup $warmup must be below --steps $steps" >&2; exit 2; }
+[[ "$repeats" =~ ^[1-9][0-9]*$ ]] || { echo "--repeats $repeats must be a whole number >= 1" >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "mpirun not found: apt-get install -y openmpi-bin libopenmpi-dev" >&2; exit 2; }
 out=${out:-$(mktemp -d /tmp/ect-bench-dp.XXXXXX)}
 mkdir -p "$out"
@@ -59,6 +64,17 @@ print(f'{(b["kimg"] - a["kimg"]) * 1000 / (t(b) - t(a)):.2f}')
 PY
 }
 
+# "median (min-max)" of the numbers given (just the number for one).
+summary() {
+  python3 - "$@" <<'PY'
+import statistics, sys
+v = [float(x) for x in sys.argv[1:]]
+m = statistics.median(v)
+print(f'{m:.2f}' if len(v) == 1 else f'{m:.2f} ({min(v):.2f}-{max(v):.2f})')
+PY
+}
+median() { python3 -c 'import statistics, sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
+
 hog_pid=""
 stop_hog() { [ -n "$hog_pid" ] && kill "$hog_pid" 2>/dev/null; hog_pid=""; }
 trap stop_hog EXIT
@@ -70,14 +86,20 @@ for cfg in ${configs//,/ }; do
     [ "$cond" = hog ] && { yes > /dev/null & hog_pid=$!; }
     read -r -a extra <<< "$(config_args "$cfg")"
     d="$out/$cfg-$cond"; rm -rf "$d"; mkdir -p "$d"
-    $mpi -np 2 $ect train --run-dir "$d/mpi2" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2.log" 2>&1
-    $ect train --run-dir "$d/t2" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2.log" 2>&1
-    $ect train --run-dir "$d/t1" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1.log" 2>&1
+    ms=() t2s=() t1s=() shares=()
+    for ((i = 1; i <= repeats; i++)); do
+      $mpi -np 2 $ect train --run-dir "$d/mpi2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2-$i.log" 2>&1
+      $ect train --run-dir "$d/t2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2-$i.log" 2>&1
+      $ect train --run-dir "$d/t1-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1-$i.log" 2>&1
+      ms+=("$(rate "$d/mpi2-$i")") t2s+=("$(rate "$d/t2-$i")") t1s+=("$(rate "$d/t1-$i")")
+      share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2-$i.log" | tail -1 | cut -d'%' -f1)
+      [ -n "$share" ] && shares+=("$share")
+      echo "  $cfg $cond round $i of $repeats: 2 ranks ${ms[-1]}, 2 threads ${t2s[-1]}, 1 thread ${t1s[-1]} img/s, all-reduce ${share:--}%" >&2
+    done
     stop_hog
-    m=$(rate "$d/mpi2") t2=$(rate "$d/t2") t1=$(rate "$d/t1")
-    share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2.log" | tail -1 | cut -d' ' -f1)
-    ratio=$(python3 -c "print(f'{$m / $t1:.2f}x')")
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$cfg" "$cond" "$m" "$t2" "$t1" "$ratio" "${share:--}" | tee -a "$out/table.md"
+    ratio=$(python3 -c "print(f'{$(median "${ms[@]}") / $(median "${t1s[@]}"):.2f}x')")
+    share=-; [ ${#shares[@]} -gt 0 ] && share="$(median "${shares[@]}")%"
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$cfg" "$cond" "$(summary "${ms[@]}")" "$(summary "${t2s[@]}")" "$(summary "${t1s[@]}")" "$ratio" "$share" | tee -a "$out/table.md"
   done
 done
 echo "load average at the end: $(cat /proc/loadavg); runs and logs in $out"

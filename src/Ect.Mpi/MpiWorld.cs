@@ -99,6 +99,68 @@ public sealed unsafe class MpiWorld
         }
     }
 
+    /// <summary>
+    /// Sends one long to rank <paramref name="dest"/> with <paramref name="tag"/> (MPI_Send; a message this small goes
+    /// out eagerly, so the call does not wait for the receiver to post its receive).
+    /// </summary>
+    public void SendLong(long value, int dest, int tag)
+    {
+        EnsureLive("MPI_Send");
+        _mpi.Check(_mpi.Send((nint)(&value), 1, _mpi.Long, dest, tag, _mpi.CommWorld), "MPI_Send");
+    }
+
+    /// <summary>
+    /// Receives one long with <paramref name="tag"/> from every other rank (MPI_Irecv each, then MPI_Test polled; after
+    /// the first millisecond it sleeps <paramref name="idleSleep"/> between tests, so a long wait costs no core). Returns
+    /// true with <paramref name="values"/>[r] = rank r's value once all arrived. After <paramref name="timeout"/> it
+    /// cancels the receives still open and returns false, <paramref name="missing"/> naming the ranks not heard from:
+    /// the point-to-point answer to "which rank is late", which a collective cannot give (it only completes or waits).
+    /// </summary>
+    public bool TryReceiveFromAll(int tag, Span<long> values, TimeSpan timeout, TimeSpan idleSleep, out IReadOnlyList<int> missing)
+    {
+        EnsureLive("MPI_Irecv");
+        if (values.Length != Size) throw new ArgumentException($"values holds {values.Length} slots, the world has {Size} ranks", nameof(values));
+        var buffer = GC.AllocateArray<long>(Size, pinned: true);
+        var requests = GC.AllocateArray<nint>(Size, pinned: true);
+        var open = new List<int>();
+        fixed (long* b = buffer)
+        fixed (nint* req = requests)
+        {
+            for (int r = 0; r < Size; r++)
+            {
+                if (r == Rank) continue;
+                _mpi.Check(_mpi.Irecv((nint)(b + r), 1, _mpi.Long, r, tag, _mpi.CommWorld, req + r), "MPI_Irecv");
+                open.Add(r);
+            }
+            var clock = Stopwatch.StartNew();
+            while (true)
+            {
+                for (int i = open.Count - 1; i >= 0; i--)
+                {
+                    int done = 0;
+                    _mpi.Check(_mpi.Test(req + open[i], &done, 0), "MPI_Test");
+                    if (done != 0) open.RemoveAt(i);
+                }
+                if (open.Count == 0) break;
+                if (clock.Elapsed >= timeout)
+                {
+                    foreach (var r in open)
+                    {
+                        _mpi.Check(_mpi.Cancel(req + r), "MPI_Cancel");
+                        _mpi.Check(_mpi.Wait(req + r, 0), "MPI_Wait");
+                    }
+                    missing = open;
+                    return false;
+                }
+                if (clock.ElapsedMilliseconds < 1) { Thread.SpinWait(64); continue; }
+                Thread.Sleep(idleSleep);
+            }
+        }
+        buffer.CopyTo(values);
+        missing = [];
+        return true;
+    }
+
     public void Barrier()
     {
         EnsureLive("MPI_Barrier");

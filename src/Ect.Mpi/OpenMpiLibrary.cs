@@ -23,6 +23,10 @@ internal sealed unsafe class OpenMpiLibrary
     public readonly delegate* unmanaged<nint, int, nint, int, nint, int> Bcast;
     public readonly delegate* unmanaged<nint, int, nint, int, nint, nint*, int> Ibcast;
     public readonly delegate* unmanaged<nint*, int*, nint, int> Test;
+    public readonly delegate* unmanaged<nint, int, nint, int, int, nint, int> Send;
+    public readonly delegate* unmanaged<nint, int, nint, int, int, nint, nint*, int> Irecv;
+    public readonly delegate* unmanaged<nint*, int> Cancel;
+    public readonly delegate* unmanaged<nint*, nint, int> Wait;
     public readonly delegate* unmanaged<nint, int> Barrier;
     public readonly delegate* unmanaged<nint, int, int> Abort;
     public readonly delegate* unmanaged<int, byte*, int*, int> ErrorString;
@@ -48,6 +52,10 @@ internal sealed unsafe class OpenMpiLibrary
         Bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)F("MPI_Bcast");
         Ibcast = (delegate* unmanaged<nint, int, nint, int, nint, nint*, int>)F("MPI_Ibcast");
         Test = (delegate* unmanaged<nint*, int*, nint, int>)F("MPI_Test");
+        Send = (delegate* unmanaged<nint, int, nint, int, int, nint, int>)F("MPI_Send");
+        Irecv = (delegate* unmanaged<nint, int, nint, int, int, nint, nint*, int>)F("MPI_Irecv");
+        Cancel = (delegate* unmanaged<nint*, int>)F("MPI_Cancel");
+        Wait = (delegate* unmanaged<nint*, nint, int>)F("MPI_Wait");
         Barrier = (delegate* unmanaged<nint, int>)F("MPI_Barrier");
         Abort = (delegate* unmanaged<nint, int, int>)F("MPI_Abort");
         ErrorString = (delegate* unmanaged<int, byte*, int*, int>)F("MPI_Error_string");

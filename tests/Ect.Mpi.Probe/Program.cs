@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Ect.Mpi;
 
-// ect-mpi-probe MODE: collectives | idle-wait | abort. Prints "rank R/S MODE ok ..." or exits 1 with what was wrong.
+// ect-mpi-probe MODE: collectives | idle-wait | abort | late-rank. Prints "rank R/S MODE ok ..." or exits 1 with what was wrong.
 var mode = args.Length > 0 ? args[0] : "collectives";
 var launch = MpiLaunch.Detect() ?? throw new InvalidOperationException("not started by mpirun");
 var world = MpiWorld.Init();
@@ -57,6 +57,32 @@ switch (mode)
         if (r == k - 1) { Console.WriteLine($"rank {r}/{k} aborting"); Console.Out.Flush(); Thread.Sleep(300); world.Abort(3); }
         world.Barrier();
         Fail("the barrier returned although a rank aborted");
+        break;
+    }
+    case "late-rank":
+    {
+        // Round 1: every rank but the last tells rank 0 it arrived; rank 0 gives up after 1 s and names the last rank.
+        // Round 2: all arrive, rank 0 gets every value. Rank 0 prints what it saw.
+        var values = new long[k];
+        if (r != 0 && r != k - 1) world.SendLong(10 + r, 0, tag: 1);
+        if (r == 0)
+        {
+            var clock = Stopwatch.StartNew();
+            if (world.TryReceiveFromAll(1, values, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(1), out var missing))
+                Fail("round 1 completed although the last rank never sent");
+            if (clock.Elapsed < TimeSpan.FromSeconds(0.9)) Fail($"round 1 gave up after {clock.Elapsed.TotalSeconds:F2} s, before its 1 s timeout");
+            Console.WriteLine($"rank 0/{k} round 1 missing [{string.Join(",", missing)}]");
+        }
+        world.Barrier();
+        if (r != 0) world.SendLong(100 + r, 0, tag: 2);
+        if (r == 0)
+        {
+            if (!world.TryReceiveFromAll(2, values, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(1), out var missing))
+                Fail($"round 2 timed out, missing {string.Join(",", missing)}");
+            Console.WriteLine($"rank 0/{k} round 2 values [{string.Join(",", values.Skip(1))}]");
+        }
+        world.Barrier();
+        Console.WriteLine($"rank {r}/{k} late-rank ok");
         break;
     }
     default: Fail($"unknown mode {mode}"); break;

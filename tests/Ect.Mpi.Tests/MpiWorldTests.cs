@@ -53,6 +53,16 @@ public class MpiWorldTests
     }
 
     [Fact]
+    public async Task Rank_0_names_the_rank_it_did_not_hear_from_within_the_timeout_and_hears_all_of_them_later()
+    {
+        var (code, o, e, _) = await MpiRun.RunAsync(3, ProbeDll, ["late-rank"], TimeSpan.FromSeconds(90));
+        code.Should().Be(0, o + e);
+        o.Should().Contain("rank 0/3 round 1 missing [2]", "rank 1 sent, rank 2 did not");
+        o.Should().Contain("rank 0/3 round 2 values [101,102]", "the cancelled receives took nothing from the next round");
+        o.Should().Contain("rank 2/3 late-rank ok");
+    }
+
+    [Fact]
     public void Without_mpirun_nothing_is_detected_and_malformed_variables_are_refused()
     {
         MpiLaunch.Detect(_ => null).Should().BeNull();

@@ -10,23 +10,27 @@ namespace Ect.Actors.Distributed;
 /// before it is taken, so they take it too (the daemon above it, coordinator and trainer, is the single-process one).
 /// Before the first step after a fresh start or a checkpoint load, the whole training state goes to every rank (as
 /// DDP broadcasts the parameters), so a worker never needs a checkpoint file. Every step: phase, stage, learning
-/// rate and the global batch; each rank trains on its shard and the gradients are summed (TrainStep). Every
+/// rate and where the global batch starts in the sampler's order (a few dozen bytes); every rank opened the data set
+/// itself and assembles its own shard (DatasetBatchSource.Shard), trains on it, and the gradients are summed
+/// (TrainStep). Before the sum the ranks meet (<see cref="StepWatch"/>): a worker stuck in the step is named. Every
 /// <see cref="DigestEvery"/> steps the ranks compare weight+EMA digests; a difference throws
 /// <see cref="RanksDivergedException"/>, which ends the run (the trainer reports it, the coordinator journals it).
 /// </summary>
 internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
 {
-    private readonly TorchTrainingEngine _inner;
+    private readonly IDataParallelEngine _inner;
     private readonly RankLink _link;
     private bool _needsSync = true, _disposed;
     private readonly MpiGradientSum _sum;
+    private readonly StepWatch _watch;
     private readonly System.Diagnostics.Stopwatch _stepTime = new();
 
-    public DataParallelEngine(TorchTrainingEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery)
+    public DataParallelEngine(IDataParallelEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery, TimeSpan stepTimeout)
     {
         _inner = inner;
         _link = link;
-        _sum = new MpiGradientSum(link.World);
+        _watch = new StepWatch(link.World, stepTimeout);
+        _sum = new MpiGradientSum(link.World, _watch);
         DigestEvery = digestEvery;
         lock (_link.Gate)
         {
@@ -38,7 +42,7 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
     public int DigestEvery { get; }
     public int WorldSize => _link.World.Size;
 
-    public string Description => $"{_inner.Description}; data-parallel over {_link.World.Size} ranks (Open MPI), each training 1/{_link.World.Size} of every batch";
+    public string Description => $"{(_inner as IDescribed)?.Description}; data-parallel over {_link.World.Size} ranks (Open MPI), each training 1/{_link.World.Size} of every batch";
 
     public void SetPhase(string phase) => _inner.SetPhase(phase);
     public void SetStage(int stage) => _inner.SetStage(stage);
@@ -54,10 +58,20 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
                 _link.Send(Decision.Sync, Packets.Sync(phase, _inner.StateBytes()));
                 _needsSync = false;
             }
-            _link.Send(Decision.Step, Packets.Step(new Packets.StepSpec(phase, _inner.CurrentStage, _inner.CurrentLearningRate), (ImageBatch)batch.Payload));
+            _watch.Begin(phase, _inner.StepIndex + 1);
+            _link.Send(Decision.Step, Packets.Step(new Packets.StepSpec(phase, _inner.CurrentStage, _inner.CurrentLearningRate, ((ImageBatch)batch.Payload).Start)));
             _stepTime.Start();
             EngineStepResult result;
             try { result = _inner.Step(batch); }
+            catch (RankHungException hung)
+            {
+                // MPI is left mid-step (the stuck rank never met us): no further MPI call but MPI_Abort. The trainer
+                // reports it, the coordinator journals it (RunInterrupted), and DataParallelLaunch aborts the job.
+                _link.Break(hung.Message);
+                Console.Error.WriteLine($"rank 0 of {_link.World.Size}: {hung.Message}; the run journals it and ends the job.");
+                Console.Error.Flush();
+                throw;
+            }
             catch (Exception e)
             {
                 // The other ranks are inside this step's all-reduce or about to enter it: a rollback here would send
@@ -80,6 +94,8 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
         var digest = _inner.WeightsDigest() + ":" + _inner.EmaDigest();
         _link.Send(Decision.Digest, Packets.Digest(digest));
         var flags = new long[_link.World.Size];
+        try { _watch.Meet(StepWatch.DigestTag); }
+        catch (RankHungException hung) { _link.Break(hung.Message); throw; }
         _link.World.AllReduceSum(flags);
         var differ = Enumerable.Range(0, flags.Length).Where(r => flags[r] != 0).ToList();
         if (differ.Count > 0) throw new RanksDivergedException(_inner.StepIndex, differ, _link.World.Size);
@@ -108,7 +124,7 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
             Console.WriteLine(System.FormattableString.Invariant(
                 $"data-parallel: {_sum.Calls} all-reduce(s) of {_sum.Floats:N0} floats over {_link.World.Size} ranks, {_sum.Time.Elapsed.TotalMilliseconds / _sum.Calls:F1} ms each, {100 * _sum.Time.Elapsed.TotalSeconds / Math.Max(_stepTime.Elapsed.TotalSeconds, 1e-9):F1}% of rank 0's step time"));
         lock (_link.Gate)
-            if (!_link.Finished) _link.Send(Decision.DisposeEngine, []);
+            if (!_link.Finished && _link.Broken is null) _link.Send(Decision.DisposeEngine, []);
         _inner.Dispose();
     }
 }
@@ -122,9 +138,9 @@ public sealed class RanksDivergedException(long engineStep, IReadOnlyList<int> r
 }
 
 /// <summary>The gradient sum of TrainStep over MPI_COMM_WORLD (one in-place MPI_Allreduce).</summary>
-internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world) : IGradientSum
+internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world, StepWatch watch) : IGradientSum
 {
-    /// <summary>Wall time inside MPI_Allreduce (it includes waiting for the slowest rank), calls, floats per call.</summary>
+    /// <summary>Wall time of the meeting before MPI_Allreduce and of the all-reduce (waiting for the slowest rank included), calls, floats per call.</summary>
     public System.Diagnostics.Stopwatch Time { get; } = new();
     public long Calls { get; private set; }
     public long Floats { get; private set; }
@@ -132,8 +148,12 @@ internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world) : IGradientSum
     public void SumInPlace(Span<float> buffer)
     {
         Time.Start();
-        world.AllReduceSum(buffer);
-        Time.Stop();
+        try
+        {
+            watch.Meet(StepWatch.GradientTag);
+            world.AllReduceSum(buffer);
+        }
+        finally { Time.Stop(); }
         Calls++;
         Floats = buffer.Length;
     }

@@ -19,6 +19,11 @@ public sealed class DataParallelLaunch
     public const string DigestEveryKey = "ect.distributed.digest-every";
     /// <summary>Fault injection for tests: this rank (> 0) perturbs its weights after each state sync (0 = off).</summary>
     public const string TestDivergeRankKey = "ect.distributed.test-diverge-rank";
+    /// <summary>ect.distributed.step-timeout-s: a step older than this with a worker not at its all-reduce ends the job (0 = never).</summary>
+    public const string StepTimeoutKey = RankHungException.StepTimeoutKey;
+    /// <summary>Fault injection for tests: this rank (> 0) sleeps forever inside step <see cref="TestHangStepKey"/> of a phase (0 = off).</summary>
+    public const string TestHangRankKey = "ect.distributed.test-hang-rank";
+    public const string TestHangStepKey = "ect.distributed.test-hang-step";
 
     private DataParallelLaunch(MpiWorld world) { World = world; Link = new RankLink(world); }
 
@@ -70,19 +75,28 @@ public sealed class DataParallelLaunch
 
     /// <summary>
     /// Refuses (exit 2, before anything starts) what a K-rank job cannot run: a batch that K does not divide, the fake
-    /// engine on several ranks, a bad digest interval.
+    /// engine on several ranks, a bad digest interval or step timeout.
     /// </summary>
     public void Check(RunSettings s)
     {
         int k = World.Size;
         if (k > 1 && s.Engine != "torch")
             throw new ConfigurationException($"ect.run.engine = {s.Engine}: a data-parallel run (mpirun -np {k}) needs the torch engine; run the fake engine without mpirun or with -np 1.");
-        // Edm2TrainStep has no data-parallel path yet (its imgnet loop body would need TrainStep's flat all-reduce).
-        if (k > 1 && Engine.Edm2Engines.IsEdm2(s.Config))
-            throw new ConfigurationException($"ect.network.type = edm2: EDM2 networks do not train data-parallel yet (mpirun -np {k}); run it without mpirun or with -np 1.");
         try { DataParallel.CheckDivisible(s.BatchSize, k, "ect.data.batch-size"); }
         catch (ArgumentException e) { throw new ConfigurationException(e.Message + $" (mpirun -np {k})"); }
         DigestEvery(s.Config);
+        StepTimeout(s.Config);
+    }
+
+    /// <summary>ect.distributed.step-timeout-s (seconds, > 0; 0 = never: TimeSpan.Zero).</summary>
+    public static TimeSpan StepTimeout(Akka.Configuration.Config c)
+    {
+        double t;
+        try { t = c.GetDouble(StepTimeoutKey, 1800); }
+        catch (Exception) { throw new ConfigurationException($"{StepTimeoutKey} = {c.GetString(StepTimeoutKey)}: not a number of seconds (0 = never)."); }
+        if (!double.IsFinite(t) || t < 0 || t > 7 * 24 * 3600)
+            throw new ConfigurationException($"{StepTimeoutKey} = {c.GetString(StepTimeoutKey)}: must be 0 (never) or a number of seconds up to 604800 (a week); e.g. 1800.");
+        return TimeSpan.FromSeconds(t);
     }
 
     private static int DigestEvery(Akka.Configuration.Config c)
@@ -100,16 +114,26 @@ public sealed class DataParallelLaunch
         // The effective configuration (a continued run's recorded one): checked again, as the command line's was.
         DataParallel.CheckDivisible(s.BatchSize, World.Size, "ect.data.batch-size");
         var (engine, source) = torch(s, runDir);
-        if (World.Size == 1 && engine is not TorchTrainingEngine) return (engine, source);
-        var inner = (TorchTrainingEngine)engine;
+        if (World.Size == 1 && engine is not IDataParallelEngine) return (engine, source);
+        var inner = (IDataParallelEngine)engine;
         var data = (DatasetBatchSource)source;
-        var spec = new Packets.EngineSpec(EctConfiguration.Render(s.Config), data.Resolution, data.Channels, s.UseLabels ? data.LabelDim : 0);
-        return (new DataParallelEngine(inner, Link, spec, DigestEvery(s.Config)), source);
+        // Every rank opens the data set itself (rank 0's full path) and assembles only its shard of each batch.
+        data.Shard = (0, World.Size);
+        var spec = new Packets.EngineSpec(EctConfiguration.Render(s.Config), data.Resolution, data.Channels, s.UseLabels ? data.LabelDim : 0,
+            Path.GetFullPath(s.DataPath), data.Dataset.Count, DataShard.Fingerprint(data.Dataset));
+        return (new DataParallelEngine(inner, Link, spec, DigestEvery(s.Config), StepTimeout(s.Config)), source);
     };
 
     /// <summary>Tells the workers the run is over (once; waits for a step in progress to end, at most a minute, then aborts the job).</summary>
     private void FinishWorkers(int code)
     {
+        if (Link.Broken is { } why)
+        {
+            // A rank hung mid-step (journaled by the run): the collective it never joined cannot be finished.
+            Console.Error.WriteLine($"rank 0: ending the job (MPI_Abort): {why}");
+            Console.Error.Flush();
+            World.Abort(code == 0 ? 1 : code);
+        }
         if (!Monitor.TryEnter(Link.Gate, TimeSpan.FromSeconds(60)))
         {
             Console.Error.WriteLine("rank 0: the trainer still holds MPI a minute after the run ended; aborting the job.");

@@ -36,11 +36,20 @@ public sealed class RankLink(MpiWorld world)
     public MpiWorld World { get; } = world;
     public bool Finished { get; private set; }
 
+    /// <summary>
+    /// Why MPI can no longer be used (a rank hung mid-step: a collective is left half-done), else null. Set once;
+    /// afterwards nothing is sent, and the end of the run aborts the job (DataParallelLaunch) instead of finishing it.
+    /// </summary>
+    public string? Broken { get; private set; }
+
+    public void Break(string reason) { lock (Gate) Broken ??= reason; }
+
     public void Send(Decision decision, byte[] payload)
     {
         lock (Gate)
         {
             if (Finished) throw new InvalidOperationException($"rank 0 sent {decision} after Finish");
+            if (Broken is { } why) throw new InvalidOperationException($"rank 0 cannot send {decision}: the job's MPI state is broken ({why})");
             if (decision == Decision.Finish) Finished = true;
             var header = new byte[HeaderBytes];
             BinaryPrimitives.WriteInt32LittleEndian(header, (int)decision);

@@ -8,15 +8,20 @@ namespace Ect.Actors.Distributed;
 /// <summary>
 /// A rank > 0 of a data-parallel job: no coordinator, journal, control endpoint, evaluators or display; it writes
 /// nothing to the run directory. It follows rank 0's decisions (<see cref="Decision"/>) in order: builds the engine
-/// rank 0 describes, loads the state rank 0 sends, takes every step rank 0 takes on its own shard of the batch (the
-/// gradient all-reduce inside the step is where the ranks meet), and answers digest checks. Waiting for the next
+/// rank 0 describes and opens the data set itself (<see cref="DataShard"/>), loads the state rank 0 sends, takes every
+/// step rank 0 takes on its own shard of the batch, assembled here from where rank 0 says the batch starts (the
+/// gradient all-reduce inside the step is where the ranks meet, after a note to rank 0 that this rank got there:
+/// <see cref="StepWatch"/>), and answers digest checks. Waiting for the next
 /// decision (a paused run, an evaluation on rank 0) sleeps between polls. A rank 0 that dies ends the job through
 /// mpirun; an mpirun that dies ends this rank through <see cref="Ect.Mpi.ParentWatch"/>.
 /// </summary>
 public sealed class WorkerLoop(RankLink link, TextWriter log)
 {
     private readonly int _rank = link.World.Rank;
-    private TorchTrainingEngine? _engine;
+    private IDataParallelEngine? _engine;
+    private DatasetBatchSource? _data;
+    private StepWatch? _watch;
+    private WorkerWatchdog? _watchdog;
     private string? _scratch;
     private int? _stage;
     private double _lr = double.NaN;
@@ -28,7 +33,9 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         {
             while (true)
             {
+                _watchdog?.Idle();
                 var (decision, payload) = link.Receive(idleSleep);
+                _watchdog?.Busy(decision == Decision.Step ? $"step {(_engine?.StepIndex ?? 0) + 1} of the {_engine?.Phase} phase" : $"rank 0's {decision} decision");
                 switch (decision)
                 {
                     case Decision.Engine: BuildEngine(Packets.Engine(payload)); break;
@@ -48,6 +55,8 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
                         var mine = Engine.WeightsDigest() + ":" + Engine.EmaDigest();
                         var flags = new long[link.World.Size];
                         if (mine != Packets.Digest(payload)) flags[_rank] = 1;
+                        Watch.Begin(Engine.Phase!, Engine.StepIndex);
+                        Watch.Meet(StepWatch.DigestTag);
                         link.World.AllReduceSum(flags);
                         if (flags[_rank] != 0) log.WriteLine($"rank {_rank}: weights/EMA differ from rank 0's (rank 0 ends the run)");
                         break;
@@ -60,7 +69,9 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         finally { DisposeEngine(); }
     }
 
-    private TorchTrainingEngine Engine => _engine ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
+    private IDataParallelEngine Engine => _engine ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
+    private StepWatch Watch => _watch ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
+    private DatasetBatchSource Data => _data ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
 
     /// <summary>Fault injection (ect.distributed.test-diverge-rank): this rank's weights leave rank 0's, as a faulty machine's would.</summary>
     private void Diverge()
@@ -71,30 +82,49 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         log.WriteLine($"rank {_rank}: weights perturbed (ect.distributed.test-diverge-rank = {_rank})");
     }
 
-    private int _divergeRank;
+    private int _divergeRank, _hangRank;
+    private long _hangStep;
 
     private void BuildEngine(Packets.EngineSpec spec)
     {
         DisposeEngine();
-        // No initial weights: rank 0's state arrives before the first step, so a worker needs no teacher file.
-        var config = ConfigurationFactory.ParseString("ect.network.init = \"\"")
+        // No initial weights: rank 0's state arrives before the first step, so a worker needs no teacher file. The data
+        // set at rank 0's full path; no EDM2 power-function EMA snapshots (rank 0 writes them; a worker writes nothing).
+        var config = ConfigurationFactory.ParseString(
+                $"ect.network.init = \"\"\nect.data.path = {System.Text.Json.JsonSerializer.Serialize(spec.DataPath)}\nect.edm2.phema-snapshot-every-steps = 0")
             .WithFallback(ConfigurationFactory.ParseString(spec.ConfigHocon)).WithFallback(EctConfiguration.Defaults());
         _divergeRank = config.GetInt(DataParallelLaunch.TestDivergeRankKey, 0);
+        _hangRank = config.GetInt(DataParallelLaunch.TestHangRankKey, 0);
+        _hangStep = config.GetLong(DataParallelLaunch.TestHangStepKey, 2);
         var settings = RunSettings.From(config, checkData: false);
-        // Capture() never runs here, but the engine wants a scratch folder: one outside the run directory.
+        var timeout = DataParallelLaunch.StepTimeout(config);
+        _watch = new StepWatch(link.World, timeout);
+        if (timeout > TimeSpan.Zero && _watchdog is null) _watchdog = new WorkerWatchdog(_rank, link.World.Size, timeout);
+        // Capture() never runs here, but the engine wants a scratch folder (as its run directory): one outside the run directory.
         _scratch = Directory.CreateTempSubdirectory($"ect-rank{_rank}-").FullName;
-        _engine = Engines.TorchEngine(settings, spec.Resolution, spec.Channels, spec.LabelDim, _scratch);
-        _engine.Parallel = new DataParallel(_rank, link.World.Size, new MpiGradientSum(link.World));
+        // The engine rank 0 runs (SongUNet or EDM2) and the data set, opened here and checked against rank 0's.
+        var (engine, source) = DataShard.OpenEngine(settings, spec, _rank, _scratch);
+        _data = DataShard.Check(source, spec, _rank, link.World.Size);
+        _engine = engine as IDataParallelEngine ?? throw new InvalidDataException($"rank {_rank}: the engine {engine.GetType().Name} has no data-parallel path");
+        _engine.Parallel = new DataParallel(_rank, link.World.Size, new MpiGradientSum(link.World, _watch));
         _stage = null; _lr = double.NaN;
     }
 
     private void Step(byte[] payload)
     {
-        var (spec, images) = Packets.Step(payload);
-        using var batch = new Batch(images, (int)images.Images.shape[0], "");
+        var spec = Packets.Step(payload);
+        using var batch = DataShard.At(Data, spec.BatchStart);
         if (Engine.Phase != spec.Phase) Engine.SetPhase(spec.Phase);
         if (_stage != spec.Stage) { Engine.SetStage(spec.Stage); _stage = spec.Stage; }
         if (!spec.LearningRate.Equals(_lr)) { Engine.SetLearningRate(spec.LearningRate); _lr = spec.LearningRate; }
+        Watch.Begin(spec.Phase, Engine.StepIndex + 1);
+        if (_hangRank == _rank && Engine.StepIndex + 1 == _hangStep)
+        {
+            // Fault injection (ect.distributed.test-hang-rank): alive but stuck inside a step, as a deadlocked library would be.
+            log.WriteLine($"rank {_rank}: hanging inside step {_hangStep} of the {spec.Phase} phase ({DataParallelLaunch.TestHangRankKey} = {_rank})");
+            log.Flush();
+            Thread.Sleep(Timeout.Infinite);
+        }
         Engine.Step(batch);
     }
 
@@ -105,6 +135,8 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
             log.WriteLine($"rank {_rank}: weights sha256 {e.WeightsDigest()}, ema sha256 {e.EmaDigest()}");
         _engine?.Dispose();
         _engine = null;
+        _data?.Dispose();
+        _data = null;
         if (_scratch != null) try { Directory.Delete(_scratch, recursive: true); } catch (IOException) { }
         _scratch = null;
     }

@@ -37,10 +37,40 @@ public sealed class DatasetBatchSource : IBatchSource, IDescribed
 
     public void Restore(string state) => _assembler.State = SamplerState.Parse(state);
 
+    /// <summary>The data set itself (a data-parallel worker checks that it opened the same one as rank 0).</summary>
+    public ImageDataset Dataset => _data;
+
+    /// <summary>
+    /// A data-parallel rank's part of every batch (Distributed/): <see cref="Next"/> still draws the whole global batch's
+    /// indices (the sampler advances by the batch size, as in one process) but assembles only images
+    /// [Rank * B/K, (Rank + 1) * B/K), with the flips they have in the whole batch, so the shard holds exactly those rows
+    /// of the global batch. Null: the whole batch. Set it before the first batch.
+    /// </summary>
+    public (int Rank, int Size)? Shard { get; set; }
+
     public Batch Next()
     {
+        if (Shard is { } shard) return NextShard(shard.Rank, shard.Size);
         var b = _assembler.Next();
         return new Batch(b, (int)b.Images.shape[0], _assembler.State.ToString());
+    }
+
+    private int[]? _indices;
+
+    /// <summary>Count: the global batch's images (what the step trains on over all ranks: the run's img/s).</summary>
+    private Batch NextShard(int rank, int size)
+    {
+        int global = _assembler.BatchSize, n = global / size, first = rank * n;
+        _indices ??= new int[global];
+        var start = _assembler.State;
+        _assembler.Sampler.NextIndices(_indices);
+        var images = TorchSharp.torch.empty([n, Channels, Resolution, Resolution], TorchSharp.torch.ScalarType.Float32);
+        var labels = LabelDim > 0 ? TorchSharp.torch.empty([n, LabelDim], TorchSharp.torch.ScalarType.Float32) : null;
+        var imgSpan = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(images.bytes);
+        var labSpan = labels is null ? Span<float>.Empty : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(labels.bytes);
+        // The k-th image of the shard is the (first + k)-th of the batch: its flip is drawn at that position.
+        _assembler.Assemble(_indices.AsSpan(first, n), start.Advance(first, _data.Count), imgSpan, labSpan);
+        return new Batch(new ImageBatch(images, labels, start), global, _assembler.State.ToString());
     }
 
     public void Dispose() => _data.Dispose();

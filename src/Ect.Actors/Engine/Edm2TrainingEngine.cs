@@ -44,7 +44,7 @@ public sealed record Edm2EngineOptions(
 /// EDM2 checkpoint instead). Deviation: the sample grids run the EMA in eval mode (the branch's in-training grids run
 /// its EMA copies in train mode, with dropout and forced normalisation; its FID evaluation uses eval mode, as here).
 /// </summary>
-public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
+public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distributed.IDataParallelEngine
 {
     public const string NetworkKindKey = "network-kind";
     public const string Edm2ConfigKey = "edm2-config";
@@ -146,9 +146,26 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
         }
         var cfg = new Edm2TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, lr, _o.AdamBeta1, _o.AdamBeta2, 1e-8),
             _o.LrDecayBatches, _o.EmaBeta, _o.PhemaStds, Seed: seed);
-        _step = new Edm2TrainStep(_net, _ema, _phema.Cast<Precond>().ToList(), loss, cfg);
+        _step = new Edm2TrainStep(_net, _ema, _phema.Cast<Precond>().ToList(), loss, cfg) { Parallel = _parallel };
         _phase = phase;
     }
+
+    // Data-parallel (Distributed/, mpirun -np K): as TorchTrainingEngine's.
+    private DataParallel? _parallel;
+
+    public DataParallel? Parallel
+    {
+        get => _parallel;
+        set { _parallel = value; if (_step != null) _step.Parallel = value; }
+    }
+
+    public string? Phase => _phase;
+    public int CurrentStage => Step_.Stage;
+    public double CurrentLearningRate => Step_.LearningRate;
+    public long StepIndex => Step_.StepIndex;
+    public IEnumerable<TorchSharp.Modules.Parameter> Parameters => _net.parameters();
+    public byte[] StateBytes() => TrainState.ToBytes(Step_);
+    public void LoadStateBytes(byte[] state, string source) => TrainState.Load(state, source, Step_);
 
     private Edm2TrainStep Step_ => _step ?? throw new InvalidOperationException("SetPhase first");
 
@@ -158,7 +175,15 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
     public EngineStepResult Step(Batch batch)
     {
         var b = (ImageBatch)batch.Payload;
-        var s = Step_.Step(b.Images, b.Labels);
+        Ect.Compute.Training.StepStatistics s;
+        if (_parallel is { } dp && b.Images.shape[0] != dp.ShardSize(_o.BatchSize))
+        {
+            // A whole batch (a data-parallel source assembles only the shard): this rank's rows.
+            int shard = dp.ShardSize(_o.BatchSize);
+            using var scope = NewDisposeScope();
+            s = Step_.Step(b.Images.narrow(0, (long)dp.Rank * shard, shard), b.Labels?.narrow(0, (long)dp.Rank * shard, shard));
+        }
+        else s = Step_.Step(b.Images, b.Labels);
         _globalStep++;
         if (_o.PhemaSnapshotEvery > 0 && _phase == Phases.Tuning && _globalStep % _o.PhemaSnapshotEvery == 0)
         {

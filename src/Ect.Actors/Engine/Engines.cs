@@ -25,7 +25,7 @@ public static class Engines
         return (TorchEngine(s, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
     }
 
-    /// <summary>The torch engine for a data set of this shape (a data-parallel worker builds it without opening the data).</summary>
+    /// <summary>The torch engine for a data set of this shape.</summary>
     public static TorchTrainingEngine TorchEngine(RunSettings s, int resolution, int channels, int labelDim, string scratchDir)
     {
         var c = s.Config;

@@ -40,7 +40,7 @@ public sealed record TorchEngineOptions(
 /// safetensors file, written by Capture on the trainer thread to a scratch file in the checkpoint folder, then
 /// moved into place by the checkpointer (a rename).
 /// </summary>
-public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
+public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distributed.IDataParallelEngine
 {
     private readonly TorchEngineOptions _options;
     private readonly EctPrecond _net, _ema;
@@ -141,11 +141,13 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         var b = (ImageBatch)batch.Payload;
         if (_parallel is { } dp)
         {
-            // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K).
+            // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K). A data-parallel source
+            // (DatasetBatchSource.Shard) assembles only those; a whole batch is cut here.
             int shard = dp.ShardSize(_options.BatchSize);
             using var scope = NewDisposeScope();
-            var x = b.Images.narrow(0, (long)dp.Rank * shard, shard);
-            var c = b.Labels?.narrow(0, (long)dp.Rank * shard, shard);
+            bool whole = b.Images.shape[0] != shard;
+            var x = whole ? b.Images.narrow(0, (long)dp.Rank * shard, shard) : b.Images;
+            var c = whole ? b.Labels?.narrow(0, (long)dp.Rank * shard, shard) : b.Labels;
             var ds = CurrentTrainStep.Step(x, c);
             return new EngineStepResult(ds.LossMean, batch.Count);
         }

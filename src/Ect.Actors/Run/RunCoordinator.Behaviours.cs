@@ -74,6 +74,7 @@ public sealed partial class RunCoordinator
         Command<StepFailed>(m => Current(m.Generation), OnStepFailed);
         Command<TrainerStartFailed>(m => Current(m.Generation), m => EndWithError(m.Step, m.Reason));
         Command<RanksDivergedAt>(m => Current(m.Generation), OnRanksDiverged); // RunCoordinator.Distributed.cs
+        Command<RankHungAt>(m => Current(m.Generation), OnRankHung);
         Command<Terminated>(t => t.ActorRef.Equals(_trainer), _ => OnTrainerStopped());
         TrainerAnswers(then: () => { });
         Always();

@@ -32,7 +32,13 @@ public sealed partial class RunCoordinator
         var reason = $"rank(s) {string.Join(", ", m.Ranks)} of {m.WorldSize} diverged from rank 0 after step {m.Step} (weights/EMA digests differ)";
         PersistEvent(new RanksDiverged { Step = m.Step, Ranks = { m.Ranks }, WorldSize = m.WorldSize, Reason = reason }, _ => EndWithError(m.Step, reason));
     }
+
+    /// <summary>A worker stuck inside a step (ect.distributed.step-timeout-s): journaled as the run's interruption (RunInterrupted, naming rank and step).</summary>
+    private void OnRankHung(RankHungAt m) => EndWithError(m.Step, $"run step {m.Step}: {m.Reason}");
 }
 
 /// <summary>Trainer -> coordinator: the digest check after Step found ranks whose weights/EMA differ from rank 0's.</summary>
 internal sealed record RanksDivergedAt(int Generation, long Step, IReadOnlyList<int> Ranks, int WorldSize);
+
+/// <summary>Trainer -> coordinator: a worker did not reach a step's all-reduce within ect.distributed.step-timeout-s.</summary>
+internal sealed record RankHungAt(int Generation, long Step, string Reason);

@@ -201,6 +201,14 @@ public sealed class TrainerActor : ReceiveActor
             Context.Parent.Tell(new RanksDivergedAt(_resume.Generation, _step + 1, d.Ranks, d.WorldSize));
             return;
         }
+        catch (Distributed.RankHungException h)
+        {
+            // Not a rollback either: MPI is left mid-step. The coordinator journals it and ends the run (and the job).
+            _halted = true;
+            _log.Error("Data-parallel step {0}: {1}", _step + 1, h.Message);
+            Context.Parent.Tell(new RankHungAt(_resume.Generation, _step + 1, h.Message));
+            return;
+        }
         catch (Exception e)
         {
             // Out of memory, a libtorch error inside the step, a data loader that failed: roll back to the last

@@ -1,3 +1,6 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
 namespace Ect.Compute.Training;
 
 /// <summary>
@@ -29,6 +32,34 @@ public sealed record DataParallel(int Rank, int Size, IGradientSum Sum)
             throw new ArgumentException(
                 $"{batchKey} = {globalBatch} cannot be split into {size} equal shards (one per rank): {globalBatch} is not divisible by {size}. " +
                 $"Set {batchKey} to a multiple of {size} (e.g. {Math.Max(size, globalBatch / size * size)}), or run with a number of ranks that divides {globalBatch}.");
+    }
+
+    /// <summary>
+    /// Sums every gradient of <paramref name="parameters"/> over the ranks with one all-reduce of a flat float32 buffer
+    /// (the gradients in parameter order, then this rank's loss sum, sum of squares and count) and writes the sums back
+    /// into the gradients; returns the whole batch's loss sum, sum of squares and count. Each rank's loss must be scaled
+    /// by the global batch size, so the sum is the whole batch's gradient. Edm2TrainStep's path (TrainStep has its own
+    /// copy, SumOverRanks, the same computation).
+    /// </summary>
+    public (double Sum, double SumSq, double Count) SumOverRanks(IEnumerable<Parameter> parameters, Tensor losses)
+    {
+        using var scope = NewDisposeScope();
+        var grads = parameters.Where(p => p.grad is not null).Select(p => p.grad!).ToArray();
+        foreach (var g in grads)
+            if (g.dtype != ScalarType.Float32) throw new NotSupportedException($"data-parallel training sums float32 gradients; a gradient is {g.dtype}.");
+        var l64 = losses.detach().to(float64);
+        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.pow(2).sum().item<double>(), (float)l64.numel() });
+        var flat = cat(grads.Select(g => g.reshape(-1)).Append(stats).ToArray(), 0).contiguous();
+        Sum.SumInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(flat.bytes));
+        long off = 0;
+        using (no_grad())
+            foreach (var g in grads)
+            {
+                g.copy_(flat.narrow(0, off, g.numel()).view(g.shape));
+                off += g.numel();
+            }
+        var s = flat.narrow(0, off, 3).to(float64);
+        return (s[0].item<double>(), s[1].item<double>(), s[2].item<double>());
     }
 
     /// <summary>The seed of rank <paramref name="rank"/>'s noise at step <paramref name="step"/> (SplitMix64 of the three).</summary>

@@ -45,6 +45,9 @@ public sealed record Edm2TrainStepConfig(
 /// into torch's global generator for the step (noise draws and dropout masks), so the same seed, weights and images
 /// give the same bits, and everything resumable through <see cref="TrainState"/> (the power-function EMAs as
 /// <c>phema-STD/NAME</c>).
+/// Data-parallel (<see cref="Parallel"/>, as TrainStep's): this rank's shard of the global batch, noise and dropout of
+/// rank r > 0 from (seed, step, r), the loss sum divided by the global batch (the mean over all ranks), the gradients
+/// summed with one all-reduce before nan_to_num and Adam; with one rank the plain mean, so `-np 1` keeps the plain bits.
 /// Deviation: one accumulation round (the whole batch at once; the recipe's batch-gpu rounds each take the mean, so
 /// its gradient is R times the batch mean, which Adam nearly ignores). Deviation: no redo of a non-finite step (the
 /// reference has none either; the daemon's non-finite streak limit and rollback apply).
@@ -108,6 +111,18 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
     /// <summary>ref_lr of the schedule (what the daemon's ect.tuning.lr sets); the rate of a step is <see cref="Schedule"/> at <see cref="ImagesSeen"/>.</summary>
     public double LearningRate => Schedule.RefLr;
 
+    /// <summary>This rank's part in a data-parallel job (null: one process trains the whole batch).</summary>
+    public DataParallel? Parallel
+    {
+        get => _parallel;
+        set
+        {
+            if (value is { } dp) DataParallel.CheckDivisible(Config.BatchSize, dp.Size, "the batch size");
+            _parallel = value;
+        }
+    }
+    private DataParallel? _parallel;
+
     /// <summary>Prefix of the power-function EMA of <paramref name="std"/> in the training state: <c>phema-0.050</c>.</summary>
     public static string PhemaPrefix(double std) => FormattableString.Invariant($"phema-{std:0.000}");
 
@@ -142,8 +157,10 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
     /// <summary>Runs one iteration on <paramref name="images"/> [BatchSize, C, H, W] with <paramref name="classLabels"/> [BatchSize, label_dim] (one-hot) or null.</summary>
     public StepStatistics Step(Tensor images, Tensor? classLabels = null)
     {
-        if (images.shape.Length == 0 || images.shape[0] != Config.BatchSize)
-            throw new ArgumentException($"images has shape [{string.Join(",", images.shape)}]; expected {Config.BatchSize} images (the configured batch size).", nameof(images));
+        int expected = _parallel?.ShardSize(Config.BatchSize) ?? Config.BatchSize;
+        if (images.shape.Length == 0 || images.shape[0] != expected)
+            throw new ArgumentException($"images has shape [{string.Join(",", images.shape)}]; expected {expected} images (the configured batch size" +
+                                        (_parallel is { } p ? $" {Config.BatchSize} over {p.Size} ranks)." : ")."), nameof(images));
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var callerRng = torch.random.get_rng_state();
@@ -151,11 +168,16 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
         {
             Net.train();
             torch.random.set_rng_state(_rngState);
+            // Rank 0 (and a plain run) draws from the step's own stream; rank r > 0 from a stream seeded by (seed, step, r).
+            if (_parallel is { Rank: > 0 } worker) torch.random.manual_seed(unchecked((long)DataParallel.RankSeed(Config.Seed, StepIndex, worker.Rank)));
             Optimizer.ZeroGrad();
             var losses = Loss.Compute(Net, images, classLabels);
-            // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round).
-            (losses * Config.LossScaling).mean().backward();
+            // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round). Over K > 1 ranks:
+            // the shard's sum over the global batch size, so the summed gradients are the whole batch's mean's.
+            if (_parallel is { Size: > 1 }) ((losses * Config.LossScaling).sum() / Config.BatchSize).backward();
+            else (losses * Config.LossScaling).mean().backward();
             var newRng = torch.random.get_rng_state();
+            (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
 
             double lr = Schedule.At(ImagesSeen, Config.BatchSize);
             OptimizerFactory.SetLearningRate(Optimizer, lr);
@@ -169,9 +191,17 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
             var l64 = losses.detach().to(float64);
             double mean = l64.mean().item<double>();
             double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+            if (globalLoss is { } gl && _parallel!.Size > 1)
+            {
+                mean = gl.Sum / gl.Count;
+                std = Math.Sqrt(Math.Max(0, gl.SumSq / gl.Count - mean * mean));
+            }
 
-            _rngState.Dispose();
-            _rngState = newRng.DetachFromDisposeScope();
+            if (_parallel is not { Rank: > 0 })
+            {
+                _rngState.Dispose();
+                _rngState = newRng.DetachFromDisposeScope();
+            }
             StepIndex++;
             ImagesSeen = curNimg;
             return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, 0, nonFinite, Config.EmaBeta, sw.Elapsed);

@@ -10,7 +10,7 @@ namespace Ect.Actors.Tests.Distributed;
 
 /// <summary>
 /// `mpirun -np K ect train` on the real torch engine (tiny network, 16x16 Fashion-MNIST, one thread per rank): the
-/// ranks agree bit for bit, a 2-rank run killed (SIGKILL of mpirun) and restarted ends with the bits of an
+/// ranks agree bit for bit, a 2-rank run killed (SIGKILL of mpirun, or of rank 1 alone) and restarted ends with the bits of an
 /// uninterrupted 2-rank run, one rank under mpirun is a plain run, and what K ranks cannot run is refused.
 /// </summary>
 public class DataParallelRunTests(ITestOutputHelper output)
@@ -31,7 +31,7 @@ public class DataParallelRunTests(ITestOutputHelper output)
         }
         """;
 
-    private static (string Dir, string Config) Setup(string name)
+    internal static (string Dir, string Config) Setup(string name)
     {
         var dir = Directory.CreateTempSubdirectory($"ect-mpi-{name}-").FullName;
         var config = Path.Combine(dir, "tiny.conf");
@@ -40,7 +40,7 @@ public class DataParallelRunTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Two_ranks_agree_bit_for_bit_and_a_killed_two_rank_run_resumes_to_the_same_bits()
+    public async Task Two_ranks_agree_bit_for_bit_and_a_two_rank_run_killed_whole_or_one_rank_resumes_to_the_same_bits()
     {
         var (dir, config) = Setup("kill");
         // 40 steps, not the shared config's 8: a kill aimed "after the first steps" must not meet a run that already
@@ -80,6 +80,32 @@ public class DataParallelRunTests(ITestOutputHelper output)
         got.EmaSha256.Should().Be(rank0.EmaSha256, "EMA too");
         MpiJob.Digests(o, "rank 1:").Weights.Should().Be(rank0.WeightsSha256, "the restarted rank 1 agrees as well");
         DaemonHarness.CheckpointStepsOnce(killed);
+
+        // Killed: SIGKILL of rank 1 alone (a worker's machine lost), mpirun left to end the job; the restart with 2
+        // ranks again ends with the uninterrupted run's bits.
+        var workerKilled = Path.Combine(dir, "worker-killed");
+        using (var p = MpiJob.Start(2, EctProcess.TrainArgs(workerKilled, [config], longer)))
+        {
+            var text = await TrainingPastStep3(p, 40);
+            lock (text) p.HasExited.Should().BeFalse($"the run was still training at step 3 or later of 40; its output:\n{text}");
+            var ranks = MpiJob.Children(p.Id);
+            ranks.Should().HaveCount(2);
+            Process.GetProcessById(ranks[1]).Kill(); // SIGKILL of rank 1 only (mpirun starts the ranks in rank order)
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            var clock = Stopwatch.StartNew();
+            while (ranks.Any(MpiJob.Alive) && clock.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(100);
+            ranks.Where(MpiJob.Alive).Should().BeEmpty("mpirun ends rank 0 too");
+            p.ExitCode.Should().NotBe(0);
+            lock (text) text.ToString().Should().Contain("process rank 1").And.Contain("signal 9");
+        }
+        RunJournal.Events<RunFinished>(RunJournal.Read(workerKilled)).Should().BeEmpty("the kill landed before the end");
+        (code, o, e) = await MpiJob.RunToEnd(output, 2, EctProcess.TrainArgs(workerKilled, [config], longer));
+        code.Should().Be(0, o + e);
+        got = DaemonHarness.Finished(workerKilled);
+        got.WeightsSha256.Should().Be(rank0.WeightsSha256, "a run whose rank 1 was SIGKILLed resumes to the uninterrupted 2-rank run's weights");
+        got.EmaSha256.Should().Be(rank0.EmaSha256, "and EMA");
+        MpiJob.Digests(o, "rank 1:").Weights.Should().Be(rank0.WeightsSha256);
+        DaemonHarness.CheckpointStepsOnce(workerKilled);
     }
 
     /// <summary>Rank 0 (the daemon) or rank 1 (a worker) SIGKILLed alone: mpirun ends the other rank and exits, within seconds.</summary>
@@ -115,7 +141,7 @@ public class DataParallelRunTests(ITestOutputHelper output)
     /// the job ended, or 120 s passed). Step 3 or later, not step 3: the progress line is printed every 0.1 s, so a given
     /// step's line may never appear. The text keeps growing after the return (the caller prints it on failure).
     /// </summary>
-    private static async Task<System.Text.StringBuilder> TrainingPastStep3(Process p, int total)
+    internal static async Task<System.Text.StringBuilder> TrainingPastStep3(Process p, int total)
     {
         var text = new System.Text.StringBuilder();
         var stepped = new TaskCompletionSource();

@@ -13,14 +13,14 @@ namespace Ect.Compute.Tests.Training;
 [Collection(GlobalTorchStateCollection.Name)]
 public class DataParallelStepTests
 {
-    private sealed class OneRank : IGradientSum
+    internal sealed class OneRank : IGradientSum
     {
         public int Calls;
         public void SumInPlace(Span<float> buffer) => Calls++;
     }
 
     /// <summary>K ranks as threads: each hands in its buffer, every rank gets the sums added in rank order.</summary>
-    private sealed class ThreadRanks(int k) : IGradientSum
+    internal sealed class ThreadRanks(int k) : IGradientSum
     {
         private readonly float[]?[] _slots = new float[k][];
         private readonly Barrier _barrier = new(k);

@@ -175,4 +175,55 @@ public class Edm2TrainStepTests
         var bad = () => r.Step.SetLearningRate(double.NaN);
         bad.Should().Throw<ArgumentOutOfRangeException>();
     }
+
+    [Fact]
+    public void One_rank_through_the_flat_buffer_gives_the_bits_of_a_plain_step()
+    {
+        torch.set_num_threads(1);
+        using var scope = NewDisposeScope();
+        string Digest(bool parallel)
+        {
+            using var r = new Run();
+            var sum = new DataParallelStepTests.OneRank();
+            if (parallel) r.Step.Parallel = new DataParallel(0, 1, sum);
+            for (int k = 0; k < 3; k++) { var (x, y) = Batch(k); r.Step.Step(x, y); }
+            if (parallel) sum.Calls.Should().Be(3, "one all-reduce per step");
+            return r.Digest();
+        }
+        Digest(parallel: true).Should().Be(Digest(parallel: false), "mpirun -np 1 keeps a plain EDM2 run's bits");
+    }
+
+    [Fact]
+    public void Two_ranks_on_their_shards_end_bit_identical_and_report_the_whole_batch_loss()
+    {
+        using var scope = NewDisposeScope();
+        torch.set_num_threads(1);
+        var sum = new DataParallelStepTests.ThreadRanks(2);
+        // Both ranks start from the same weights (in a job: rank 0's state, broadcast); made one after the other.
+        var runs = new[] { new Run(), new Run() };
+        var digests = new string[2];
+        var losses = new double[2][];
+        var threads = Enumerable.Range(0, 2).Select(rank => new Thread(() =>
+        {
+            torch.set_num_threads(1);
+            sum.Rank = rank;
+            using var threadScope = NewDisposeScope();
+            var step = runs[rank].Step;
+            step.Parallel = new DataParallel(rank, 2, sum);
+            losses[rank] = new double[3];
+            for (int k = 0; k < 3; k++)
+            {
+                var (x, y) = Batch(k);
+                losses[rank][k] = step.Step(x.narrow(0, rank * 2, 2), y.narrow(0, rank * 2, 2)).LossMean;
+            }
+            digests[rank] = runs[rank].Digest();
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        foreach (var r in runs) r.Dispose();
+        digests[1].Should().Be(digests[0], "both ranks applied the same summed gradient (weights, EMA and power-function EMAs)");
+        losses[1].Should().Equal(losses[0], "the reported loss is the whole batch's, on every rank");
+        var wrong = () => { using var r = new Run(); r.Step.Parallel = new DataParallel(0, 2, sum); var (x, y) = Batch(0); r.Step.Step(x, y); };
+        wrong.Should().Throw<ArgumentException>().WithMessage("*expected 2 images*4 over 2 ranks*");
+    }
 }
