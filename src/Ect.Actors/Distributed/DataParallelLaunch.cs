@@ -78,7 +78,7 @@ public sealed class DataParallelLaunch
         if (k > 1 && s.Engine != "torch")
             throw new ConfigurationException($"ect.run.engine = {s.Engine}: a data-parallel run (mpirun -np {k}) needs the torch engine; run the fake engine without mpirun or with -np 1.");
         // Edm2TrainStep has no data-parallel path yet (its imgnet loop body would need TrainStep's flat all-reduce).
-        if (k > 1 && Engine.Edm2Engines.IsEdm2(s.Config))
+        if (k > 1 && s.Network.IsEdm2)
             throw new ConfigurationException($"ect.network.type = edm2: EDM2 networks do not train data-parallel yet (mpirun -np {k}); run it without mpirun or with -np 1.");
         try { DataParallel.CheckDivisible(s.BatchSize, k, "ect.data.batch-size"); }
         catch (ArgumentException e) { throw new ConfigurationException(e.Message + $" (mpirun -np {k})"); }

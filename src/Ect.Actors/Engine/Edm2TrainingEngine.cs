@@ -1,4 +1,5 @@
 using Ect.Actors.Checkpoints;
+using Ect.Actors.Configuration;
 using System.Globalization;
 using System.Text.Json;
 using Ect.Actors.Evaluation;
@@ -16,19 +17,18 @@ using static TorchSharp.torch;
 
 namespace Ect.Actors.Engine;
 
-/// <summary>Everything the EDM2 engine needs, read from the run configuration (<see cref="Edm2Engines.Create"/>).</summary>
+/// <summary>
+/// Everything the EDM2 engine needs: the network built for the data set, and the run's validated settings records
+/// whole (<see cref="Edm2Engines.Create"/>). The learning rates are apart from their records because they are live keys.
+/// </summary>
 public sealed record Edm2EngineOptions(
-    Edm2UNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta, IReadOnlyList<double> PhemaStds,
-    double AdamBeta1, double AdamBeta2, long LrDecayBatches,
-    double PretrainLr, double PretrainPMean, double PretrainPStd,
-    double TuningLr, double TuningPMean, double TuningPStd,
-    MappingKind Mapping, double Q, double K, double B, double C)
+    Edm2UNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta,
+    double PretrainLr, PretrainSettings Pretrain, double TuningLr, TuningSettings Tuning, Edm2Settings Edm2)
 {
     public string? DataPath { get; init; }
     public string? InitWeights { get; init; }
     public int EvaluationThreads { get; init; } = 1;
-    /// <summary>Power-function EMA snapshots every this many (global) steps of the tuning phase, 0 = none.</summary>
-    public long PhemaSnapshotEvery { get; init; }
+    public IReadOnlyList<double> PhemaStds => Edm2.PhemaStds;
 }
 
 /// <summary>
@@ -134,18 +134,19 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
         long seed;
         if (phase == Phases.Pretrain)
         {
-            loss = new EdmLoss(_o.PretrainPMean, _o.PretrainPStd);
+            loss = new EdmLoss(_o.Pretrain.PMean, _o.Pretrain.PStd);
             (lr, seed) = (_o.PretrainLr, _o.Seed);
         }
         else
         {
             // ECT starts from the pretrained model's EMA (the recipe: the EDM2 checkpoint's EMA through --transfer).
             if (fromPretrain) Ema.CopyWeights(_ema, _net);
-            loss = new EctLoss(new MappingFunction(_o.Mapping, _o.Q, _o.K, _o.B), _o.TuningPMean, _o.TuningPStd, c: _o.C, weighting: EctWeighting.SnrPlusK);
+            var t = _o.Tuning;
+            loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C, weighting: EctWeighting.SnrPlusK);
             (lr, seed) = (_o.TuningLr, _o.Seed + 1);
         }
-        var cfg = new Edm2TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, lr, _o.AdamBeta1, _o.AdamBeta2, 1e-8),
-            _o.LrDecayBatches, _o.EmaBeta, _o.PhemaStds, Seed: seed);
+        var cfg = new Edm2TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, lr, _o.Edm2.AdamBeta1, _o.Edm2.AdamBeta2, 1e-8),
+            _o.Edm2.LrDecayBatches, _o.EmaBeta, _o.PhemaStds, Seed: seed);
         _step = new Edm2TrainStep(_net, _ema, _phema.Cast<Precond>().ToList(), loss, cfg);
         _phase = phase;
     }
@@ -160,7 +161,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
         var b = (ImageBatch)batch.Payload;
         var s = Step_.Step(b.Images, b.Labels);
         _globalStep++;
-        if (_o.PhemaSnapshotEvery > 0 && _phase == Phases.Tuning && _globalStep % _o.PhemaSnapshotEvery == 0)
+        if (_o.Edm2.PhemaSnapshotEvery > 0 && _phase == Phases.Tuning && _globalStep % _o.Edm2.PhemaSnapshotEvery == 0)
         {
             // On the trainer thread, atomically; a resumed run recomputes the same steps and rewrites the same bits.
             Directory.CreateDirectory(_phemaDir);

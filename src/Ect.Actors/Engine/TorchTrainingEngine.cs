@@ -9,15 +9,17 @@ using Ect.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 using Ect.Actors.Checkpoints;
+using Ect.Actors.Configuration;
 
 namespace Ect.Actors.Engine;
 
-/// <summary>Everything the real engine needs, read from the run configuration.</summary>
+/// <summary>
+/// Everything the real engine needs: the network built for the data set and the run's validated pretraining and tuning
+/// records whole (Engines.TorchEngine). The learning rates are apart from their records because they are live keys.
+/// </summary>
 public sealed record TorchEngineOptions(
     SongUNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta,
-    double PretrainLr, double PretrainPMean, double PretrainPStd,
-    double TuningLr, OptimizerKind TuningOptimizer, double TuningPMean, double TuningPStd,
-    MappingKind Mapping, double Q, double K, double B, double C)
+    double PretrainLr, PretrainSettings Pretrain, double TuningLr, TuningSettings Tuning)
 {
     /// <summary>The dataset the run trains on; recorded in checkpoints (metadata data-path) so `ect eval` can find its reference.</summary>
     public string? DataPath { get; init; }
@@ -86,15 +88,16 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         _step?.Dispose();
         if (phase == Phases.Pretrain)
         {
-            _step = new TrainStep(_net, _ema, new EdmLoss(_options.PretrainPMean, _options.PretrainPStd),
+            _step = new TrainStep(_net, _ema, new EdmLoss(_options.Pretrain.PMean, _options.Pretrain.PStd),
                 new TrainStepConfig(_options.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _options.PretrainLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed));
         }
         else
         {
             if (fromPretrain) Ema.CopyWeights(_ema, _net);
-            var loss = new EctLoss(new MappingFunction(_options.Mapping, _options.Q, _options.K, _options.B), _options.TuningPMean, _options.TuningPStd, c: _options.C);
+            var t = _options.Tuning;
+            var loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C);
             _step = new TrainStep(_net, _ema, loss,
-                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(_options.TuningOptimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
+                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(t.Optimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
         }
         _step.Parallel = _parallel;
         _phase = phase;

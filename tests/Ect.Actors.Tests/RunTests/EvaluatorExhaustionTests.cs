@@ -71,7 +71,7 @@ public class EvaluatorExhaustionTests() : TestKit("ect.evaluation-dispatcher { t
         var dir = DaemonHarness.NewRunDir();
         // An evaluation after every step: the evaluator fails ~60 times in seconds, far past its 20 restarts.
         var s = DaemonHarness.Settings("evaluation.every-steps=1");
-        s.Evaluators.Should().NotBeEmpty("the default configuration has an evaluator");
+        s.Evaluation.Evaluators.Should().NotBeEmpty("the default configuration has an evaluator");
         EngineFactory throwing = (settings, runDir) =>
         {
             var (engine, source) = Engines.Fake(settings, runDir);
