@@ -26,14 +26,15 @@ public enum PrecondKind { Ect, Edm }
 /// </summary>
 public sealed class CheckpointModel : IDisposable
 {
-    public const string NetworkConfigKey = "network-config";
-    public const string PrecondKey = "precond";
-    public const string SigmaMinKey = "sigma-min";
-    public const string SigmaDataKey = "sigma-data";
-    public const string PhaseKey = "phase";
-    public const string DataPathKey = "data-path";
-    private const string User = "user.";
-    private const string EmaPrefix = "ema/";
+    // Every key is CheckpointFormat's (the one owner of the checkpoint's keys).
+    private const string NetworkConfigKey = CheckpointFormat.NetworkConfig;
+    private const string PrecondKey = CheckpointFormat.Precond;
+    private const string SigmaMinKey = CheckpointFormat.SigmaMin;
+    private const string SigmaDataKey = CheckpointFormat.SigmaData;
+    private const string PhaseKey = CheckpointFormat.Phase;
+    private const string DataPathKey = CheckpointFormat.DataPath;
+    private const string User = CheckpointFormat.UserPrefix;
+    private const string EmaPrefix = CheckpointFormat.StateEmaPrefix;
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -104,7 +105,7 @@ public sealed class CheckpointModel : IDisposable
                 throw new InvalidDataException($"'{path}' is not an ECT training checkpoint nor an `ect export` weights file (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}' or '{WeightsFile.FormatName}').");
             // A training state keeps the EMA under "ema/"; an exported weights file holds only the EMA, under EDM's own keys.
             var emaPrefix = fmt == WeightsFile.FormatName ? "" : EmaPrefix;
-            if (meta.TryGetValue(User + Engine.Edm2TrainingEngine.NetworkKindKey, out var kindName) && kindName == Engine.Edm2Engines.NetworkType)
+            if (meta.TryGetValue(User + CheckpointFormat.NetworkKind, out var kindName) && kindName == CheckpointFormat.NetworkKindEdm2)
                 throw new InvalidDataException(
                     $"'{path}' holds an EDM2 network (ect.network.type = edm2): `ect eval` and `ect export` read DDPM++/NCSN++ networks only so far. " +
                     "The run's sample grids are in RUN_DIR/samples; `ect ema reconstruct RUN_DIR --std S --out W.safetensors` writes its weights.");
@@ -122,9 +123,9 @@ public sealed class CheckpointModel : IDisposable
             var kind = @as ?? trainedAs;
             double sigmaMin = Number(path, meta, SigmaMinKey), sigmaData = Number(path, meta, SigmaDataKey);
             var phase = Required(path, meta, PhaseKey);
-            long step = meta.TryGetValue(User + "step", out var st) ? long.Parse(st, CultureInfo.InvariantCulture)
-                : long.Parse(Required(path, meta, "step", "ect."), CultureInfo.InvariantCulture);
-            double kimg = meta.TryGetValue(User + "kimg", out var ki) ? double.Parse(ki, CultureInfo.InvariantCulture) : double.NaN;
+            long step = meta.TryGetValue(User + CheckpointFormat.Step, out var st) ? long.Parse(st, CultureInfo.InvariantCulture)
+                : long.Parse(Required(path, meta, CheckpointFormat.Step, "ect."), CultureInfo.InvariantCulture);
+            double kimg = meta.TryGetValue(User + CheckpointFormat.Kimg, out var ki) ? double.Parse(ki, CultureInfo.InvariantCulture) : double.NaN;
             meta.TryGetValue(User + DataPathKey, out var dataPath);
 
             net = kind == PrecondKind.Ect ? new EctPrecond(config, sigmaMin, sigmaData) : new EdmPrecond(config, sigmaData);

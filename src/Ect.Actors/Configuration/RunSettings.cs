@@ -54,7 +54,7 @@ public sealed record RunSettings
     public required double LogIntervalSeconds { get; init; }
     public required int SnapshotEvery { get; init; }
     /// <summary>Tries of a failed checkpoint write and the wait between them (ect.checkpoint.write-*).</summary>
-    public Run.CheckpointWritePolicy CheckpointWrite { get; init; } = Run.CheckpointWritePolicy.Default;
+    public Checkpoints.CheckpointWritePolicy CheckpointWrite { get; init; } = Checkpoints.CheckpointWritePolicy.Default;
     /// <summary>How long `ect train` waits after SIGTERM/SIGINT for the clean stop before it ends anyway (ect.run.stop-timeout-seconds).</summary>
     public double StopTimeoutSeconds { get; init; } = 60;
 
@@ -134,7 +134,7 @@ public sealed record RunSettings
         };
         s = s with
         {
-            CheckpointWrite = Run.CheckpointWritePolicy.From(c, errors),
+            CheckpointWrite = Checkpoints.CheckpointWritePolicy.From(c, errors),
             StopTimeoutSeconds = D("ect.run.stop-timeout-seconds", v => v is > 0 and <= 86400, "must be in (0, 86400]"),
         };
         S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");

@@ -46,9 +46,6 @@ public sealed record Edm2EngineOptions(
 /// </summary>
 public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
 {
-    public const string NetworkKindKey = "network-kind";
-    public const string Edm2ConfigKey = "edm2-config";
-
     private readonly Edm2EngineOptions _o;
     private readonly Edm2Precond _net, _ema;
     private readonly List<Edm2Precond> _phema;
@@ -62,7 +59,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
     public Edm2TrainingEngine(Edm2EngineOptions options, string runDir)
     {
         _o = options;
-        _scratchDir = Path.Combine(runDir, Run.Checkpointer.Folder);
+        _scratchDir = Path.Combine(runDir, Checkpoints.Checkpointer.Folder);
         _phemaDir = Path.Combine(runDir, PhemaSnapshots.Folder);
         Directory.CreateDirectory(_scratchDir);
         Ect.Compute.Runtime.LibTorchBackends.Configure();
@@ -89,7 +86,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
         try
         {
             bool state = contents.Metadata.TryGetValue("ect.format", out var fmt) && fmt == TrainState.FormatName;
-            var prefix = state ? "ema/" : "";
+            var prefix = state ? CheckpointFormat.StateEmaPrefix : "";
             var picked = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             int dropped = 0;
             foreach (var (k, v) in contents.Tensors)
@@ -166,7 +163,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
             // On the trainer thread, atomically; a resumed run recomputes the same steps and rewrites the same bits.
             Directory.CreateDirectory(_phemaDir);
             PhemaSnapshots.Write(PhemaSnapshots.FileFor(_phemaDir, _globalStep), _globalStep, Step_.ImagesSeen, _o.PhemaStds,
-                _phema.Cast<nn.Module>().ToList(), Describe(new Dictionary<string, string> { ["step"] = _globalStep.ToString(CultureInfo.InvariantCulture) }));
+                _phema.Cast<nn.Module>().ToList(), Describe(new Dictionary<string, string> { [CheckpointFormat.Step] = _globalStep.ToString(CultureInfo.InvariantCulture) }));
         }
         return new EngineStepResult(s.LossMean, batch.Count);
     }
@@ -174,13 +171,13 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
     private IReadOnlyDictionary<string, string> Describe(IReadOnlyDictionary<string, string> metadata)
     {
         var m = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
-        m.TryAdd(NetworkKindKey, Edm2Engines.NetworkType);
-        m.TryAdd(Edm2ConfigKey, SerializeConfig(_o.Network));
-        m.TryAdd(CheckpointModel.PrecondKey, _phase == Phases.Pretrain ? "edm" : "ect");
-        m.TryAdd(CheckpointModel.SigmaDataKey, _net.SigmaData.ToString("R", CultureInfo.InvariantCulture));
-        m.TryAdd(CheckpointModel.PhaseKey, _phase ?? "");
-        if (_o.DataPath is not null) m.TryAdd(CheckpointModel.DataPathKey, _o.DataPath);
-        if (_o.InitWeights is { } init) { m.TryAdd("init-weights", init); m.TryAdd("init-sha256", _initSha256!); }
+        m.TryAdd(CheckpointFormat.NetworkKind, CheckpointFormat.NetworkKindEdm2);
+        m.TryAdd(CheckpointFormat.Edm2Config, SerializeConfig(_o.Network));
+        m.TryAdd(CheckpointFormat.Precond, _phase == Phases.Pretrain ? "edm" : "ect");
+        m.TryAdd(CheckpointFormat.SigmaData, _net.SigmaData.ToString("R", CultureInfo.InvariantCulture));
+        m.TryAdd(CheckpointFormat.Phase, _phase ?? "");
+        if (_o.DataPath is not null) m.TryAdd(CheckpointFormat.DataPath, _o.DataPath);
+        if (_o.InitWeights is { } init) { m.TryAdd(CheckpointFormat.InitWeights, init); m.TryAdd(CheckpointFormat.InitSha256, _initSha256!); }
         return m;
     }
 
@@ -208,7 +205,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
     public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
     {
         var meta = TrainState.Load(path, Step_);
-        if (meta.TryGetValue("step", out var st) && long.TryParse(st, NumberStyles.None, CultureInfo.InvariantCulture, out var step)) _globalStep = step;
+        if (meta.TryGetValue(CheckpointFormat.Step, out var st) && long.TryParse(st, NumberStyles.None, CultureInfo.InvariantCulture, out var step)) _globalStep = step;
         return meta;
     }
 

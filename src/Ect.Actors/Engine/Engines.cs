@@ -20,7 +20,7 @@ public static class Engines
     {
         if (s.Network.IsEdm2) return Edm2Engines.Create(s, runDir); // issue 14: EDM2 network, imgnet training step
         var source = OpenData(s);
-        try { return (TorchEngine(s, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0, Path.Combine(runDir, Run.Checkpointer.Folder)), source); }
+        try { return (TorchEngine(s, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0, Path.Combine(runDir, Checkpoints.Checkpointer.Folder)), source); }
         catch { source.Dispose(); throw; }
     }
 
@@ -62,7 +62,7 @@ public static class Engines
     {
         var sqlite = settings.Config.GetString("ect.persistence.sqlite-file", "journal.db");
         bool mayHoldRun = File.Exists(Path.Combine(runDir, string.IsNullOrEmpty(sqlite) ? "journal.db" : sqlite))
-            || Directory.Exists(Path.Combine(runDir, Run.Checkpointer.Folder));
+            || Directory.Exists(Path.Combine(runDir, Checkpoints.Checkpointer.Folder));
         Check(settings, checkInit: !mayHoldRun);
     }
 
@@ -106,7 +106,7 @@ public static class Engines
             var header = Checkpoints.SafetensorsFile.Open(path);
             // The dataset is not opened here: its channels and classes are taken to be the file's (the trainer's strict load checks the data).
             int channels, labels;
-            bool described = header.Metadata.TryGetValue("user." + Checkpoints.CheckpointModel.NetworkConfigKey, out var json);
+            bool described = header.Metadata.TryGetValue(Checkpoints.CheckpointFormat.UserPrefix + Checkpoints.CheckpointFormat.NetworkConfig, out var json);
             if (described)
             {
                 var found = Checkpoints.CheckpointModel.DeserializeConfig(json!);

@@ -161,7 +161,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
         var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
         var meta = CheckpointModel.DescribeNetwork(metadata, _options.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _options.DataPath);
         if (_options.InitWeights is { } init)
-            meta = new Dictionary<string, string>(meta) { ["init-weights"] = init, ["init-sha256"] = _initSha256! }; // provenance
+            meta = new Dictionary<string, string>(meta) { [CheckpointFormat.InitWeights] = init, [CheckpointFormat.InitSha256] = _initSha256! }; // provenance
         TrainState.Save(path, CurrentTrainStep, meta);
         return new CapturedFile(path);
     }

@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using System.Globalization;
 using Ect.Actors.Configuration;
 using Ect.Actors.Engine;

@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
