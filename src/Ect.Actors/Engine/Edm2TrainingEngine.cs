@@ -38,7 +38,9 @@ public sealed record Edm2EngineOptions(
 /// ect.edm2.phema-snapshot-every-steps steps of tuning in RUN_DIR/phema/ for `ect ema reconstruct`). Tuning: ECT loss
 /// with the "snr + k" weighting and Huber c (ECMLoss of the branch), Adam (ect.edm2.adam-betas), lr = ect.tuning.lr /
 /// sqrt(max(images / (lr-decay-batches batch), 1)), non-finite gradients set to 0. Class labels come from the data set
-/// (label_dim = its class count when ect.data.use-labels is on); the sample grids show a class per row.
+/// (label_dim = its class count when ect.data.use-labels is on); the sample grids show a class per row
+/// (SampleGridEvaluator asks ImageGenerator for ClassLabels.RowPerClass), fd-resnet18 labels image i with class i mod L
+/// as `ect eval` does.
 /// Deviation: pretraining (ect.pretrain.steps &gt; 0) uses EDM's loss (EdmLoss) with the same step, not EDM2's loss with
 /// its learned log-variance weighting (ECT's copy of the network has no log-variance head; the recipe starts from an
 /// EDM2 checkpoint instead). Deviation: the sample grids run the EMA in eval mode (the branch's in-training grids run
@@ -213,46 +215,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
     {
         var copy = new Edm2Precond(_o.Network);
         Ema.CopyWeights(_ema, copy);
-        copy.eval();
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        return new EmaModel(copy, _o.Network, _o.EvaluationThreads);
-    }
-
-    private sealed class EmaModel(Edm2Precond net, Edm2UNetConfig cfg, int threads) : IEvaluationModel
-    {
-        public int Channels => cfg.ImgChannels;
-        public int Resolution => cfg.ImgResolution;
-
-        // firstImage (the index of this call's first image in an evaluation of several batches; ImageGenerator's label
-        // offset for DDPM++) is not used: an EDM2 batch labels its images a row per class (GridClasses), so every FD
-        // batch of a class-conditional network holds every class equally. Not yet ImageGenerator's (issue 13, point 4).
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
-        {
-            torch.set_num_threads(threads); // per thread: see TorchTrainingEngine's EmaModel
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var g = new Generator((ulong)seed);
-            var latents = randn([count, Channels, Resolution, Resolution], dtype: float64, generator: g);
-            Tensor? labels = null;
-            if (cfg.LabelDim > 0)
-                labels = nn.functional.one_hot(tensor(GridClasses(count, cfg.LabelDim), dtype: int64), cfg.LabelDim).to(float32);
-            IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
-            var x = ConsistencySampler.Sample(net, latents, t, labels, g);
-            return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
-        }
-
-        public void Dispose() => net.Dispose();
-    }
-
-    /// <summary>
-    /// The class of each of <paramref name="count"/> generated images: a row per class in the sample grids (whose rows
-    /// hold ceil(sqrt(count)) images, Png.SaveGrid), row r showing class r mod label_dim; an FD batch of 100 images
-    /// with 10 classes holds each class 10 times.
-    /// </summary>
-    public static long[] GridClasses(int count, int labelDim)
-    {
-        int cols = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(count)));
-        return Enumerable.Range(0, count).Select(i => (long)(i / cols % labelDim)).ToArray();
+        return new EmaEvaluationModel(copy, _o.EvaluationThreads);
     }
 
     public string WeightsDigest() => StateDigest.Compute(_net);

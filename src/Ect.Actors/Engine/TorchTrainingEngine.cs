@@ -179,30 +179,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed
     {
         var copy = new EctPrecond(_options.Network);
         Ema.CopyWeights(_ema, copy);
-        copy.eval();
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        return new EmaModel(copy, _options.Network, _options.EvaluationThreads);
-    }
-
-    private sealed class EmaModel(EctPrecond net, SongUNetConfig cfg, int threads) : IEvaluationModel
-    {
-        public int Channels => cfg.OutChannels;
-        public int Resolution => cfg.ImgResolution;
-
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
-        {
-            // Per calling thread (OpenMP's thread count is a per-thread setting): the evaluator's thread gets its own
-            // small count instead of inheriting the trainer's, so it neither opens a second full-size OpenMP pool
-            // (which throttles the trainer's for the rest of the run) nor takes both cores from training.
-            torch.set_num_threads(threads);
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
-            var x = Evaluation.ImageGenerator.Generate(net, cfg, new Evaluation.SamplerChoice.Consistency(t), count, firstImage, seed);
-            return x.contiguous().data<float>().ToArray();
-        }
-
-        public void Dispose() => net.Dispose();
+        return new EmaEvaluationModel(copy, _options.EvaluationThreads);
     }
 
     public string WeightsDigest() => StateDigest.Compute(_net);

@@ -66,7 +66,7 @@ public sealed class DaemonEvalAgreementTests() : TestKit("ect.evaluation-dispatc
         {
             var n = Math.Min(batch, count - b * batch);
             var daemonImages = ema.Generate(n, 1, ImageGenerator.BatchSeed(seed, b), 80, 0.821, firstImage: b * batch);
-            using var evalImages = ImageGenerator.Generate(model.Net, model.Config, new SamplerChoice.Consistency([80.0]), n, b * batch,
+            using var evalImages = ImageGenerator.Generate(model.Net, new SamplerChoice.Consistency([80.0]), n, b * batch,
                 ImageGenerator.BatchSeed(seed, b));
             evalImages.data<float>().ToArray().Should().Equal(daemonImages, $"batch {b} is the same images on both paths");
         }

@@ -18,7 +18,7 @@ internal sealed class ThrowingEvaluationModel : IEvaluationModel
     public static int Disposed => Volatile.Read(ref _disposed);
     public int Channels => 3;
     public int Resolution => 8;
-    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0) =>
+    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null) =>
         throw new InvalidOperationException("this evaluator always fails");
     public void Dispose() => Interlocked.Increment(ref _disposed);
 }
