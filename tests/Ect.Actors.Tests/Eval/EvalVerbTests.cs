@@ -244,4 +244,13 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         foreach (var p in parts) r.Err.Should().Contain(p);
         r.Err.Should().NotContain("   at ", "no stack trace for a user mistake");
     }
+
+    [Fact]
+    public void Class_on_an_unconditional_network_is_refused_naming_the_file()
+    {
+        var (code, _, err) = RunEct(Eval("class.json", "--class", "0"));
+        code.Should().Be(1);
+        err.Should().Contain("--class 0").And.Contain("unconditional DDPM++").And.Contain(f.Checkpoint);
+        File.Exists(Path.Combine(f.Dir, "class.json")).Should().BeFalse();
+    }
 }
