@@ -65,3 +65,27 @@ public sealed record NetworkSettings(
         return new NetworkSettings(type, modelChannels, mult, blocks, attn, dropout, dropoutRes, augment, init);
     }
 }
+
+/// <summary>
+/// What ect.network.init is checked against before any work (Engines.CheckInit): the engine, the network, the data's
+/// resolution and whether labels are used. Read on its own for a continued run's recorded configuration, whose other
+/// keys may hold a value that a later check refuses with its own fix (a poisoned live change: --revert-command).
+/// </summary>
+public sealed record InitCheckSettings(string Engine, NetworkSettings Network, int Resolution, bool UseLabels)
+{
+    public static InitCheckSettings Of(RunSettings s) => new(s.Engine, s.Network, s.Resolution, s.UseLabels);
+
+    /// <summary>These keys of <paramref name="c"/> only, validated as RunSettings.From does (a ConfigurationException names each wrong one).</summary>
+    public static InitCheckSettings From(Akka.Configuration.Config c)
+    {
+        var errors = new List<string>();
+        var r = new SettingsReader(c, errors);
+        var settings = new InitCheckSettings(
+            r.String("ect.run.engine", v => v is "torch" or "fake", "must be \"torch\" or \"fake\""),
+            NetworkSettings.Read(r),
+            r.Int("ect.data.resolution", v => v > 0, "must be > 0 (images are padded or resized to it)"),
+            r.Bool("ect.data.use-labels"));
+        if (errors.Count > 0) throw new ConfigurationException("Configuration refused:\n  " + string.Join("\n  ", errors));
+        return settings;
+    }
+}

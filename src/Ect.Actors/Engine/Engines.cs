@@ -50,7 +50,7 @@ public static class Engines
         // `ect train` has no --resolution option: the fix names the configuration key.
         try { Ect.Data.ResolutionRule.Check(res, "ect.data.resolution", levels, need => $"Set ect.data.resolution = {need} (e.g. --set ect.data.resolution={need}; images are padded or resized to it)"); }
         catch (Exception e) { throw new ConfigurationException(e.Message); }
-        if (checkInit) CheckInit(settings);
+        if (checkInit) CheckInit(InitCheckSettings.Of(settings));
     }
 
     /// <summary>
@@ -89,7 +89,7 @@ public static class Engines
     /// engine only). The file's header decides: its network description when it has one, and its tensors' names and
     /// shapes in any case (a plain EDM state dict describes itself only by them), so the message names the key to set.
     /// </summary>
-    public static void CheckInit(RunSettings s)
+    public static void CheckInit(InitCheckSettings s)
     {
         if (s.Engine != "torch") return;
         if (s.Network.IsEdm2) { Edm2Engines.CheckInit(s.Network); return; }
