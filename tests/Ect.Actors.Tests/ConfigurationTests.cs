@@ -16,7 +16,7 @@ public class ConfigurationTests
         s.BatchSize.Should().Be(16, "--set overrides --config");
         c.GetDouble("ect.tuning.q").Should().Be(4.0, "--config overrides the defaults");
         s.CheckpointEvery.Should().Be(100, "untouched keys keep their default");
-        s.Evaluators.Should().ContainSingle().Which.SamplingSteps.Should().Equal(1, 2);
+        s.Evaluation.Evaluators.Should().ContainSingle().Which.SamplingSteps.Should().Equal(1, 2);
     }
 
     [Fact]

@@ -17,7 +17,7 @@ public class DefaultRunStartsTests
     {
         var settings = RunSettings.From(EctConfiguration.Load(null, []), checkData: false);
         settings.Engine.Should().Be("torch");
-        Engines.ResolveInit(settings.Config).Should().NotBeNull().And.EndWith("fashion-mnist-ddpmpp16.safetensors");
+        Engines.ResolveInit(settings.Network).Should().NotBeNull().And.EndWith("fashion-mnist-ddpmpp16.safetensors");
         var dir = Directory.CreateTempSubdirectory("ect-default-").FullName;
         var check = () => Engines.Check(settings, dir);
         check.Should().NotThrow("the defaults describe the shipped teacher's network");

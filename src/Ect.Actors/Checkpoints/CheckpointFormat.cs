@@ -41,10 +41,33 @@ public static class CheckpointFormat
     public const string SourceSha256 = "source-sha256";
     // run-id, run-name, run-journal-id: RunIdentity.Metadata.
 
+    // The network's description (the engines write them at capture; CheckpointModel, WeightsFile, `ect eval` read them).
+    /// <summary>DDPM++/NCSN++: the SongUNetConfig as JSON (CheckpointModel.SerializeConfig).</summary>
+    public const string NetworkConfig = "network-config";
+    /// <summary>"edm2" for an EDM2 network (its config is then under <see cref="Edm2Config"/>); absent for a SongUNet.</summary>
+    public const string NetworkKind = "network-kind";
+    /// <summary>The value of <see cref="NetworkKind"/> for an EDM2 network.</summary>
+    public const string NetworkKindEdm2 = Configuration.NetworkSettings.Edm2;
+    /// <summary>EDM2: the Edm2UNetConfig as JSON (Edm2TrainingEngine.SerializeConfig).</summary>
+    public const string Edm2Config = "edm2-config";
+    /// <summary>What the phase trained: "ect" (a consistency model) or "edm" (pretraining: an EDM denoiser).</summary>
+    public const string Precond = "precond";
+    /// <summary>The preconditioning's sigma_min and sigma_data (round-trip "R" format).</summary>
+    public const string SigmaMin = "sigma-min";
+    public const string SigmaData = "sigma-data";
+    /// <summary>The dataset the run trained on (`ect eval`'s default reference).</summary>
+    public const string DataPath = "data-path";
+    /// <summary>Provenance: the ect.network.init file the run started from, and its SHA-256.</summary>
+    public const string InitWeights = "init-weights";
+    public const string InitSha256 = "init-sha256";
+
+    /// <summary>The tensor prefix of the EMA weights inside a training state.</summary>
+    public const string StateEmaPrefix = "ema/";
+
     /// <summary>
     /// Where the generator's weights are in a file: a training state keeps the EMA under "ema/", an `ect export` or
     /// a plain EDM state dict at the top level.
     /// </summary>
     public static string EmaPrefix(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.TryGetValue(FormatKey, out var fmt) && fmt == TrainState.FormatName ? "ema/" : "";
+        metadata.TryGetValue(FormatKey, out var fmt) && fmt == TrainState.FormatName ? StateEmaPrefix : "";
 }

@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Ect.Compute.IO;
 using Ect.Compute.Networks;
+using Ect.Compute.Networks.Edm2;
 using Ect.Compute.Preconditioning;
 using Ect.Compute.Training;
 using static TorchSharp.torch;
@@ -17,8 +18,10 @@ namespace Ect.Actors.Checkpoints;
 public enum PrecondKind { Ect, Edm }
 
 /// <summary>
-/// The EMA network of a daemon checkpoint (TrainState's safetensors file), rebuilt for sampling. The network is
-/// described by the checkpoint's metadata, written by <see cref="DescribeNetwork"/> in TorchTrainingEngine.Capture:
+/// The EMA network of a daemon checkpoint (TrainState's safetensors file) or of an `ect export` weights file, rebuilt
+/// for sampling: a DDPM++/NCSN++ SongUNet, or an EDM2 U-Net (metadata <c>user.network-kind = edm2</c>, its config
+/// <c>user.edm2-config</c>, written by Edm2TrainingEngine; one <see cref="Edm2Precond"/> serves both kinds). A SongUNet
+/// is described by the metadata <see cref="DescribeNetwork"/> writes in TorchTrainingEngine.Capture:
 /// <c>user.network-config</c> (SongUNetConfig as JSON), <c>user.precond</c> (ect|edm: what the phase trained),
 /// <c>user.sigma-min</c>, <c>user.sigma-data</c>, <c>user.phase</c>, <c>user.data-path</c>. The weights are the
 /// <c>ema/NAME</c> tensors (TrainState's layout). Checkpoints from before these keys existed are refused with a
@@ -26,14 +29,15 @@ public enum PrecondKind { Ect, Edm }
 /// </summary>
 public sealed class CheckpointModel : IDisposable
 {
-    public const string NetworkConfigKey = "network-config";
-    public const string PrecondKey = "precond";
-    public const string SigmaMinKey = "sigma-min";
-    public const string SigmaDataKey = "sigma-data";
-    public const string PhaseKey = "phase";
-    public const string DataPathKey = "data-path";
-    private const string User = "user.";
-    private const string EmaPrefix = "ema/";
+    // Every key is CheckpointFormat's (the one owner of the checkpoint's keys).
+    private const string NetworkConfigKey = CheckpointFormat.NetworkConfig;
+    private const string PrecondKey = CheckpointFormat.Precond;
+    private const string SigmaMinKey = CheckpointFormat.SigmaMin;
+    private const string SigmaDataKey = CheckpointFormat.SigmaData;
+    private const string PhaseKey = CheckpointFormat.Phase;
+    private const string DataPathKey = CheckpointFormat.DataPath;
+    private const string User = CheckpointFormat.UserPrefix;
+    private const string EmaPrefix = CheckpointFormat.StateEmaPrefix;
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -43,23 +47,30 @@ public sealed class CheckpointModel : IDisposable
     };
 
     public string Path { get; }
-    public SongUNetConfig Config { get; }
+    /// <summary>The SongUNet's config; null for an EDM2 network (<see cref="Edm2Config"/>).</summary>
+    public SongUNetConfig? Config { get; }
+    /// <summary>The EDM2 U-Net's config; null for a SongUNet.</summary>
+    public Edm2UNetConfig? Edm2Config { get; }
     /// <summary>The preconditioning the network was built with (may differ from <see cref="TrainedAs"/> when asked for).</summary>
     public PrecondKind Kind { get; }
     /// <summary>What the checkpoint's phase trained: edm (pretraining, EDM loss) or ect (tuning).</summary>
     public PrecondKind TrainedAs { get; }
-    public SongUNetPrecond Net { get; }
+    /// <summary>The EMA network (eval mode, no gradients); its channels, resolution and classes are the images'.</summary>
+    public Precond Net { get; }
     public long Step { get; }
     public double Kimg { get; }
     public string Phase { get; }
     /// <summary>The dataset the run trained on, or null when the checkpoint does not say.</summary>
     public string? DataPath { get; }
 
-    private CheckpointModel(string path, SongUNetConfig config, PrecondKind kind, PrecondKind trainedAs, SongUNetPrecond net,
+    private CheckpointModel(string path, SongUNetConfig? config, Edm2UNetConfig? edm2Config, PrecondKind kind, PrecondKind trainedAs, Precond net,
         long step, double kimg, string phase, string? dataPath)
     {
-        (Path, Config, Kind, TrainedAs, Net, Step, Kimg, Phase, DataPath) = (path, config, kind, trainedAs, net, step, kimg, phase, dataPath);
+        (Path, Config, Edm2Config, Kind, TrainedAs, Net, Step, Kimg, Phase, DataPath) = (path, config, edm2Config, kind, trainedAs, net, step, kimg, phase, dataPath);
     }
+
+    /// <summary>"EDM2" or "DDPM++"/"NCSN++", for messages.</summary>
+    public string NetworkName => Edm2Config is not null ? "EDM2" : Config!.EncoderType == EncoderType.Residual ? "NCSN++" : "DDPM++";
 
     public static string SerializeConfig(SongUNetConfig config) => JsonSerializer.Serialize(config, Json);
 
@@ -88,6 +99,8 @@ public sealed class CheckpointModel : IDisposable
     /// Rebuilds the EMA network of <paramref name="path"/> in eval mode without gradients. <paramref name="as"/>: the
     /// preconditioning to wrap it in (null: the one the checkpoint names). Both share SongUNet's state-dict keys, so an
     /// ECT model can be loaded as EDM and vice versa (e.g. a pretraining checkpoint as the EDM teacher for Heun sampling).
+    /// An EDM2 network has one preconditioning for both (EDM2's Precond: no sigma_min boundary), so <paramref name="as"/>
+    /// only names how it is sampled.
     /// </summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="InvalidDataException">Not a training state, metadata missing or wrong, or tensors that do not fit.</exception>
@@ -96,7 +109,7 @@ public sealed class CheckpointModel : IDisposable
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist.", path);
         Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
         var contents = Safetensors.Read(path);
-        SongUNetPrecond? net = null;
+        Precond? net = null;
         try
         {
             var meta = contents.Metadata;
@@ -104,37 +117,49 @@ public sealed class CheckpointModel : IDisposable
                 throw new InvalidDataException($"'{path}' is not an ECT training checkpoint nor an `ect export` weights file (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}' or '{WeightsFile.FormatName}').");
             // A training state keeps the EMA under "ema/"; an exported weights file holds only the EMA, under EDM's own keys.
             var emaPrefix = fmt == WeightsFile.FormatName ? "" : EmaPrefix;
-            if (meta.TryGetValue(User + Engine.Edm2TrainingEngine.NetworkKindKey, out var kindName) && kindName == Engine.Edm2Engines.NetworkType)
-                throw new InvalidDataException(
-                    $"'{path}' holds an EDM2 network (ect.network.type = edm2): `ect eval` and `ect export` read DDPM++/NCSN++ networks only so far. " +
-                    "The run's sample grids are in RUN_DIR/samples; `ect ema reconstruct RUN_DIR --std S --out W.safetensors` writes its weights.");
-            if (!meta.TryGetValue(User + NetworkConfigKey, out var cfgJson))
+            var trainedAs = ParseKind(path, Required(path, meta, PrecondKey));
+            var kind = @as ?? trainedAs;
+            double sigmaData = Number(path, meta, SigmaDataKey);
+            var phase = Required(path, meta, PhaseKey);
+            long step = meta.TryGetValue(User + CheckpointFormat.Step, out var st) ? long.Parse(st, CultureInfo.InvariantCulture)
+                : long.Parse(Required(path, meta, CheckpointFormat.Step, "ect."), CultureInfo.InvariantCulture);
+            double kimg = meta.TryGetValue(User + CheckpointFormat.Kimg, out var ki) ? double.Parse(ki, CultureInfo.InvariantCulture) : double.NaN;
+            meta.TryGetValue(User + DataPathKey, out var dataPath);
+
+            SongUNetConfig? config = null;
+            Edm2UNetConfig? edm2Config = null;
+            if (meta.TryGetValue(User + CheckpointFormat.NetworkKind, out var kindName) && kindName == CheckpointFormat.NetworkKindEdm2)
+            {
+                var edm2Json = Required(path, meta, CheckpointFormat.Edm2Config);
+                try { edm2Config = Engine.Edm2TrainingEngine.DeserializeConfig(edm2Json); edm2Config.Validate(); }
+                catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException)
+                {
+                    throw new InvalidDataException($"'{path}': metadata '{User}{CheckpointFormat.Edm2Config}' is not a valid EDM2 config ({e.Message}).", e);
+                }
+                net = new Edm2Precond(edm2Config, sigmaData);
+            }
+            else if (!meta.TryGetValue(User + NetworkConfigKey, out var cfgJson))
                 throw new InvalidDataException(
                     $"'{path}' has no network description (metadata '{User}{NetworkConfigKey}'): it was written by an older version of ect " +
                     "that did not record the network. Continue the run for one checkpoint with this version (`ect train` resumes it), then evaluate the new checkpoint.");
-            SongUNetConfig config;
-            try { config = DeserializeConfig(cfgJson); config.Validate(); }
-            catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException)
+            else
             {
-                throw new InvalidDataException($"'{path}': metadata '{User}{NetworkConfigKey}' is not a valid SongUNet config ({e.Message}).", e);
+                try { config = DeserializeConfig(cfgJson); config.Validate(); }
+                catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException)
+                {
+                    throw new InvalidDataException($"'{path}': metadata '{User}{NetworkConfigKey}' is not a valid SongUNet config ({e.Message}).", e);
+                }
+                double sigmaMin = Number(path, meta, SigmaMinKey);
+                net = kind == PrecondKind.Ect ? new EctPrecond(config, sigmaMin, sigmaData) : new EdmPrecond(config, sigmaData);
             }
-            var trainedAs = ParseKind(path, Required(path, meta, PrecondKey));
-            var kind = @as ?? trainedAs;
-            double sigmaMin = Number(path, meta, SigmaMinKey), sigmaData = Number(path, meta, SigmaDataKey);
-            var phase = Required(path, meta, PhaseKey);
-            long step = meta.TryGetValue(User + "step", out var st) ? long.Parse(st, CultureInfo.InvariantCulture)
-                : long.Parse(Required(path, meta, "step", "ect."), CultureInfo.InvariantCulture);
-            double kimg = meta.TryGetValue(User + "kimg", out var ki) ? double.Parse(ki, CultureInfo.InvariantCulture) : double.NaN;
-            meta.TryGetValue(User + DataPathKey, out var dataPath);
-
-            net = kind == PrecondKind.Ect ? new EctPrecond(config, sigmaMin, sigmaData) : new EdmPrecond(config, sigmaData);
+            var described = (object?)config ?? edm2Config;
             using (no_grad())
             {
                 var expected = net.state_dict();
                 foreach (var (k, dst) in expected)
                 {
                     if (!contents.Tensors.TryGetValue(emaPrefix + k, out var src))
-                        throw new InvalidDataException($"'{path}' has no tensor '{emaPrefix}{k}': its tensors do not match the network its metadata describes ({config}).");
+                        throw new InvalidDataException($"'{path}' has no tensor '{emaPrefix}{k}': its tensors do not match the network its metadata describes ({described}).");
                     if (!src.shape.SequenceEqual(dst.shape))
                         throw new InvalidDataException(
                             $"'{path}': tensor '{emaPrefix}{k}' has shape [{string.Join(",", src.shape)}], the network of its metadata expects [{string.Join(",", dst.shape)}].");
@@ -146,7 +171,7 @@ public sealed class CheckpointModel : IDisposable
             }
             net.eval();
             foreach (var p in net.parameters()) p.requires_grad = false;
-            var model = new CheckpointModel(path, config, kind, trainedAs, net, step, kimg, phase, dataPath);
+            var model = new CheckpointModel(path, config, edm2Config, kind, trainedAs, net, step, kimg, phase, dataPath);
             net = null;
             return model;
         }

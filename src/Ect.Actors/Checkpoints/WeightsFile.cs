@@ -44,10 +44,10 @@ public static class WeightsFile
                 throw new InvalidDataException($"'{checkpoint}' is not an ECT training checkpoint (ect.format = '{fmt ?? "<missing>"}', expected '{TrainState.FormatName}').");
             // An EDM2 checkpoint (ect.network.type = edm2) describes its network as user.edm2-config instead; its EMA
             // exports the same way (unet.* keys: EDM2's Precond loads them, and so does an EDM2 run's ect.network.init).
-            bool edm2 = meta.TryGetValue(User + Engine.Edm2TrainingEngine.NetworkKindKey, out var kind) && kind == Engine.Edm2Engines.NetworkType;
-            if (!edm2 && !meta.ContainsKey(User + CheckpointModel.NetworkConfigKey))
+            bool edm2 = meta.TryGetValue(User + CheckpointFormat.NetworkKind, out var kind) && kind == CheckpointFormat.NetworkKindEdm2;
+            if (!edm2 && !meta.ContainsKey(User + CheckpointFormat.NetworkConfig))
                 throw new InvalidDataException($"'{checkpoint}' has no network description (metadata 'user.network-config'): written by an older ect; continue the run for one checkpoint, then export that one.");
-            const string ema = "ema/";
+            const string ema = CheckpointFormat.StateEmaPrefix;
             var tensors = contents.Tensors.Where(kv => kv.Key.StartsWith(ema, StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key[ema.Length..], kv => kv.Value, StringComparer.Ordinal);
             if (tensors.Count == 0) throw new InvalidDataException($"'{checkpoint}' holds no EMA tensors ('ema/...').");
@@ -110,7 +110,7 @@ public static class WeightsFile
     /// </summary>
     public static void CheckDescribedNetwork(string path, IReadOnlyDictionary<string, string> metadata, SongUNetConfig expected)
     {
-        if (!metadata.TryGetValue(User + CheckpointModel.NetworkConfigKey, out var json)) return;
+        if (!metadata.TryGetValue(User + CheckpointFormat.NetworkConfig, out var json)) return;
         SongUNetConfig found;
         try { found = CheckpointModel.DeserializeConfig(json); }
         catch (Exception e) when (e is System.Text.Json.JsonException or NotSupportedException)

@@ -62,7 +62,7 @@ public sealed class EmaVerb : ICliVerb
                     ["posthoc-coefficients"] = string.Join(";", coefs.Select(c => string.Create(CultureInfo.InvariantCulture,
                         $"{Path.GetFileName(c.Snapshot.Path)}@{c.Std:R}={c.Coefficient:R}"))),
                 };
-                if (PhemaSnapshots.ReadMetadata(last.Path).TryGetValue("user.edm2-config", out var cfg)) meta["user.edm2-config"] = cfg;
+                if (PhemaSnapshots.ReadMetadata(last.Path).TryGetValue(Checkpoints.CheckpointFormat.UserPrefix + Checkpoints.CheckpointFormat.Edm2Config, out var cfg)) meta[Checkpoints.CheckpointFormat.UserPrefix + Checkpoints.CheckpointFormat.Edm2Config] = cfg;
                 var full = Path.GetFullPath(output);
                 AtomicFile.Write(full, fs => Safetensors.Write(fs, weights, meta));
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,

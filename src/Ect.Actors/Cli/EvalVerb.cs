@@ -33,6 +33,8 @@ public sealed record EvalArgs
     public int Batch { get; init; } = 32;
     public string? Grid { get; init; }
     public int GridCount { get; init; } = 64;
+    /// <summary>--class K: every image of class K (a class-conditional network); null: image i gets class i mod L.</summary>
+    public int? Class { get; init; }
 }
 
 /// <summary>
@@ -40,6 +42,7 @@ public sealed record EvalArgs
 /// a Frechet distance of N images sampled from a checkpoint's EMA network (ConsistencySampler) against the dataset's
 /// reference statistics (cached). `--teacher CK --sampler heun --nfe 35` samples with EDM's Heun sampler instead
 /// (18 steps). Prints "FD-ResNet18 = v" or "FID = v" (an FD-ResNet18 value is never called FID) and writes a JSON file.
+/// Any network the daemon trains (DDPM++, NCSN++, EDM2); `--class K` samples one class of a class-conditional one.
 /// User mistakes exit 1 with a message on stderr; a progress bar on a terminal, plain lines otherwise.
 /// </summary>
 public sealed class EvalVerb : ICliVerb
@@ -67,8 +70,9 @@ public sealed class EvalVerb : ICliVerb
         var batch = new Option<int>("--batch") { Description = "Images per generation batch.", DefaultValueFactory = _ => 32 };
         var grid = new Option<string?>("--grid") { Description = "Also save the first --grid-count generated images (the ones measured) as a PNG grid." };
         var gridCount = new Option<int?>("--grid-count") { Description = "Images in the --grid PNG (a square number looks best; default 64, or --num when smaller)." };
+        var @class = new Option<int?>("--class") { Description = "Class-conditional networks: every image of class K (0..classes-1; the reference statistics stay the whole dataset's). Default: image i gets class i mod classes, as the daemon's fd-resnet18." };
         var cmd = new Command("eval", "FD-ResNet18 or FID of a checkpoint's few-step (or Heun) samples against a dataset.");
-        foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, overwrite, threads, cacheDir, refNum, batch, grid, gridCount })
+        foreach (var o in new Option[] { checkpoint, teacher, metric, steps, sampler, nfe, t, num, seed, data, weights, output, overwrite, threads, cacheDir, refNum, batch, grid, gridCount, @class })
             cmd.Options.Add(o);
         cmd.SetAction((r, ct) => Task.Run(() => Run(new EvalArgs
         {
@@ -76,7 +80,7 @@ public sealed class EvalVerb : ICliVerb
             Sampler = r.GetValue(sampler), Nfe = r.GetValue(nfe), T = r.GetValue(t), Num = r.GetValue(num), Seed = r.GetValue(seed),
             Data = r.GetValue(data), InceptionWeights = r.GetValue(weights), Out = r.GetValue(output), Overwrite = r.GetValue(overwrite), Threads = r.GetValue(threads),
             CacheDir = r.GetValue(cacheDir), RefNum = r.GetValue(refNum), Batch = r.GetValue(batch),
-            Grid = r.GetValue(grid), GridCount = r.GetValue(gridCount) ?? Math.Min(64, Math.Max(1, r.GetValue(num) ?? 64)),
+            Grid = r.GetValue(grid), GridCount = r.GetValue(gridCount) ?? Math.Min(64, Math.Max(1, r.GetValue(num) ?? 64)), Class = r.GetValue(@class),
         }, ct), ct));
         return cmd;
     }
@@ -125,6 +129,7 @@ public sealed class EvalVerb : ICliVerb
         if (a.Grid is not null && (a.GridCount < 1 || a.GridCount > num))
             throw new UsageException($"--grid-count {a.GridCount}: must be between 1 and --num ({num}).");
         if (a.RefNum is < 2) throw new UsageException($"--ref-num {a.RefNum}: must be >= 2.");
+        if (a.Class is < 0) throw new UsageException($"--class {a.Class}: a class index is >= 0.");
         var sampler = ChooseSampler(a);
         if (a.Out is { } explicitOut && File.Exists(explicitOut) && !a.Overwrite)
             throw new UsageException($"--out {explicitOut}: the file exists (an earlier result?); choose another --out, or pass --overwrite to replace it.");
@@ -138,6 +143,11 @@ public sealed class EvalVerb : ICliVerb
         Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
         torch.set_num_threads(a.Threads);
         using var model = CheckpointModel.Load(path, a.Teacher is not null ? PrecondKind.Edm : PrecondKind.Ect);
+        var labelDim = model.Net.LabelDim;
+        if (a.Class is { } k && labelDim == 0)
+            throw new UsageException($"--class {k}: '{path}' holds an unconditional {model.NetworkName} network (no class labels); leave out --class.");
+        if (a.Class is { } k2 && k2 >= labelDim)
+            throw new UsageException($"--class {k2}: '{path}' has {labelDim} classes (0..{labelDim - 1}).");
         var dataPath = a.Data ?? model.DataPath
             ?? throw new UsageException($"'{path}' does not name its dataset (metadata user.data-path); pass --data PATH.");
         if (!File.Exists(dataPath) && !Directory.Exists(dataPath))
@@ -151,6 +161,7 @@ public sealed class EvalVerb : ICliVerb
         var gridImages = 0;
         var request = new EvalRequest(model, sampler, extractor, dataPath, num, a.Seed, refNum, cacheDir, a.Batch)
         {
+            Classes = a.Class is { } only ? new ClassLabels.One(only) : null,
             OnGenerated = a.Grid is null ? null : x =>
             {
                 var take = (int)Math.Min(a.GridCount - gridImages, x.shape[0]);
@@ -160,7 +171,8 @@ public sealed class EvalVerb : ICliVerb
                 gridImages += take;
             },
         };
-        Console.Out.WriteLine($"ect eval: {label} of {num} images from '{path}' (step {model.Step}, {model.Phase}), " +
+        var classes = labelDim == 0 ? "" : a.Class is { } one ? $", class {one} only" : $", classes i mod {labelDim}";
+        Console.Out.WriteLine($"ect eval: {label} of {num} images from '{path}' ({model.NetworkName}, step {model.Step}, {model.Phase}{classes}), " +
                               $"{sampler.Name} sampler, {sampler.Steps} step(s), {sampler.Nfe} NFE, seed {a.Seed}; reference: the first {refNum} images of '{dataPath}'" +
                               (a.RefNum is null ? " (--ref-num defaults to --num; give --ref-num K for another count)" : ""));
         if (a.Checkpoint is not null && model.TrainedAs == PrecondKind.Edm)
@@ -177,14 +189,14 @@ public sealed class EvalVerb : ICliVerb
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(a.Grid))!);
             // The grid a person looks at (scaled up, captioned) under the given name; the raw-size grid for tools beside it.
             var raw = Path.ChangeExtension(a.Grid, null) + ".raw.png";
-            Ect.Actors.Output.Png.SaveGrid(raw, gridPixels.ToArray(), gridImages, model.Config.InChannels, model.Config.ImgResolution);
+            Ect.Actors.Output.Png.SaveGrid(raw, gridPixels.ToArray(), gridImages, model.Net.ImgChannels, model.Net.ImgResolution);
             var times = sampler is SamplerChoice.Consistency c ? ", t = " + string.Join(", ", c.T.Select(t => t.ToString("0.###", CultureInfo.InvariantCulture))) : "";
-            Ect.Actors.Output.ViewGrid.Save(a.Grid, gridPixels.ToArray(), gridImages, model.Config.InChannels, model.Config.ImgResolution,
-                $"{Path.GetFileName(path)} step {model.Step} | {sampler.Name}, {sampler.Steps} step(s){times} | seed {a.Seed}");
+            Ect.Actors.Output.ViewGrid.Save(a.Grid, gridPixels.ToArray(), gridImages, model.Net.ImgChannels, model.Net.ImgResolution,
+                $"{Path.GetFileName(path)} step {model.Step} | {sampler.Name}, {sampler.Steps} step(s){times} | seed {a.Seed}{(a.Class is { } gc ? $" | class {gc}" : "")}");
             Console.Out.WriteLine($"wrote {a.Grid} ({gridImages} images, each scaled to >= {Ect.Actors.Output.ViewGrid.MinTilePixels} px) and {raw} (raw size)");
         }
-        var outPath = a.Out ?? EvalResultPath.Default(path, $"{metric}-{sampler.Name}-{sampler.Steps}step");
-        WriteJson(outPath, label, outcome, model, sampler, a.Seed, num, dataPath, overwrite: a.Out is not null && a.Overwrite);
+        var outPath = a.Out ?? EvalResultPath.Default(path, $"{metric}-{sampler.Name}-{sampler.Steps}step{(a.Class is { } cl ? $"-class{cl}" : "")}");
+        WriteJson(outPath, label, outcome, model, sampler, a.Seed, num, dataPath, a.Class, overwrite: a.Out is not null && a.Overwrite);
         Console.Out.WriteLine($"wrote {outPath}");
         return 0;
     }
@@ -273,7 +285,7 @@ public sealed class EvalVerb : ICliVerb
     }
 
     private static void WriteJson(string outPath, string label, EvaluationOutcome o, CheckpointModel model, SamplerChoice sampler, int seed, int num, string dataPath,
-        bool overwrite)
+        int? onlyClass, bool overwrite)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
         Directory.CreateDirectory(dir);
@@ -294,6 +306,8 @@ public sealed class EvalVerb : ICliVerb
             ["phase"] = model.Phase,
             ["precond"] = model.Kind.ToString().ToLowerInvariant(),
             ["trained_as"] = model.TrainedAs.ToString().ToLowerInvariant(),
+            ["network"] = model.NetworkName,
+            ["class"] = onlyClass,
             ["dataset"] = Path.GetFullPath(dataPath),
             ["reference_images"] = o.ReferenceImages,
             ["reference_cache"] = o.ReferenceCachePath,

@@ -55,9 +55,9 @@ public sealed class HistoryVerb : ICliVerb
                     if (cancel.WaitHandle.WaitOne(500)) return 0;
                     continue;
                 }
-                IReadOnlyList<RunJournal.Entry> entries;
+                IReadOnlyList<JournalCatalog.Entry> entries;
                 try { entries = RunJournal.ReadAfter(runDir, last, file); }
-                catch (SqliteException e) when (follow && (e.Message.Contains("no such table", StringComparison.Ordinal) || e.SqliteErrorCode is 5 or 6))
+                catch (Exception e) when (follow && (e is JournalCatalog.NoJournalTableException || e is SqliteException { SqliteErrorCode: 5 or 6 }))
                 {
                     // The daemon has created journal.db but not yet its tables, or holds it for that (SQLITE_BUSY /
                     // SQLITE_LOCKED): the run is still starting. (A follow started before the run failed so in CI.)
@@ -81,7 +81,7 @@ public sealed class HistoryVerb : ICliVerb
                 if (cancel.WaitHandle.WaitOne(500)) return 0;
             }
         }
-        catch (Exception e) when (e is IOException or SqliteException or System.Runtime.Serialization.SerializationException or InvalidProtocolBufferException)
+        catch (Exception e) when (e is IOException or InvalidDataException or SqliteException or System.Runtime.Serialization.SerializationException or InvalidProtocolBufferException)
         {
             Console.Error.WriteLine($"ect history: {e.Message}");
             return 1;
@@ -109,16 +109,16 @@ public sealed class HistoryVerb : ICliVerb
         public Akka.Configuration.Config? Defaults;
     }
 
-    private static string Time(RunJournal.Entry e) =>
+    private static string Time(JournalCatalog.Entry e) =>
         e.Created?.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "-";
 
-    private static string Line(RunJournal.Entry e, Context c)
+    private static string Line(JournalCatalog.Entry e, Context c)
     {
         var (step, kind, text) = Describe(e.Event, c);
         return string.Create(CultureInfo.InvariantCulture, $"{e.SequenceNr,6}  {Time(e)}  step {(step?.ToString(CultureInfo.InvariantCulture) ?? "-"),-7} {kind,-20} {text}");
     }
 
-    private static string Json(RunJournal.Entry e, Context c)
+    private static string Json(JournalCatalog.Entry e, Context c)
     {
         var (step, kind, text) = Describe(e.Event, c);
         using var ms = new MemoryStream();

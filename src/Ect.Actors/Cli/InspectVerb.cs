@@ -94,6 +94,8 @@ public sealed class InspectVerb : ICliVerb
     /// What a checkpoint metadata key means. TrainState writes its TrainStep's own counters as ect.* (they restart at 0
     /// when tuning begins: a fresh TrainStep), the daemon writes the run's as user.* (counted over pretraining and tuning).
     /// </summary>
+    private const string U = CheckpointFormat.UserPrefix;
+
     public static string MetadataMeaning(string key) => key switch
     {
         "ect.format" => "file format",
@@ -101,16 +103,17 @@ public sealed class InspectVerb : ICliVerb
         "ect.images" => "images seen in the current phase",
         "ect.stage" => "ECT stage of the loss",
         "ect.lr" => "learning rate",
-        "user.step" => "the run's step (pretraining + tuning; what --steps and the journal count)",
-        "user.kimg" => "the run's thousands of images (pretraining + tuning)",
-        "user.phase" => "phase of the run",
-        "user.stage" => "the run's ECT stage",
-        "user.sampler" => "data sampler position (exact resume)",
-        "user.network-config" => "the network's architecture",
-        "user.precond" => "preconditioning the network was trained with",
-        "user.data-path" => "the dataset it was trained on",
-        "user.init-weights" or "user.init-sha256" => "the weights the run started from",
-        "user.source-sha256" => "SHA-256 of the checkpoint this was exported from",
+        U + CheckpointFormat.Step => "the run's step (pretraining + tuning; what --steps and the journal count)",
+        U + CheckpointFormat.Kimg => "the run's thousands of images (pretraining + tuning)",
+        U + CheckpointFormat.Phase => "phase of the run",
+        U + CheckpointFormat.Stage => "the run's ECT stage",
+        U + CheckpointFormat.Sampler => "data sampler position (exact resume)",
+        U + CheckpointFormat.NetworkConfig => "the network's architecture",
+        U + CheckpointFormat.NetworkKind or U + CheckpointFormat.Edm2Config => "the network's architecture (EDM2)",
+        U + CheckpointFormat.Precond => "preconditioning the network was trained with",
+        U + CheckpointFormat.DataPath => "the dataset it was trained on",
+        U + CheckpointFormat.InitWeights or U + CheckpointFormat.InitSha256 => "the weights the run started from",
+        U + CheckpointFormat.SourceSha256 => "SHA-256 of the checkpoint this was exported from",
         "user.world-size" => "ranks of the data-parallel run that wrote it (mpirun -np K)",
         _ when key.StartsWith("user.sigma", StringComparison.Ordinal) => "noise level of the preconditioning",
         _ when key.StartsWith("user.", StringComparison.Ordinal) => "the run's (written by the daemon)",

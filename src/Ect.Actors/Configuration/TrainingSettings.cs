@@ -8,7 +8,7 @@ public sealed record PretrainSettings(double PMean, double PStd);
 
 /// <summary>
 /// ect.tuning.*: ECT tuning's optimiser and loss, validated once by <see cref="RunSettings.From"/> and handed to the
-/// engine as values (Engines.Torch), not re-read by key. The paper's symbols: the mapping r(t) (sigmoid or const) with
+/// engine whole (TorchEngineOptions, Edm2EngineOptions), not re-read by key. The paper's symbols: the mapping r(t) (sigmoid or const) with
 /// q, k, b; the loss's c (pseudo-Huber); P_mean, P_std of t.
 /// </summary>
 public sealed record TuningSettings(OptimizerKind Optimizer, double PMean, double PStd, MappingKind Mapping, double Q, double K, double B, double C);

@@ -23,7 +23,7 @@ public static class RunDirectoryCheck
                 "Create it by hand or use another --run-dir.");
         }
         ProbeFolder(runDir, $"--run-dir {runDir}: the run directory");
-        var checkpoints = Path.Combine(runDir, Run.Checkpointer.Folder);
+        var checkpoints = Path.Combine(runDir, Checkpoints.Checkpointer.Folder);
         if (Directory.Exists(checkpoints)) ProbeFolder(checkpoints, $"--run-dir {runDir}: its checkpoint folder {checkpoints}");
         if (ect.GetString("ect.persistence.provider", "sqlite") != "sqlite") return;
         var journal = Path.Combine(runDir, ect.GetString("ect.persistence.sqlite-file", "journal.db"));

@@ -39,11 +39,10 @@ internal static class DataShard
     /// <summary>Opens rank 0's data set on this rank as a source of shard <paramref name="rank"/> of <paramref name="size"/>; refuses a different one.</summary>
     public static DatasetBatchSource Open(RunSettings s, Packets.EngineSpec spec, int rank, int size)
     {
-        var c = s.Config;
         DatasetBatchSource source;
         try
         {
-            source = new DatasetBatchSource(spec.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels, c.GetInt("ect.data.max-images", 0));
+            source = new DatasetBatchSource(spec.DataPath, s.BatchSize, s.Seed, s.Resolution, s.UseLabels, s.MaxImages);
         }
         catch (Exception e) { throw CannotOpen(spec, rank, e); }
         return Check(source, spec, rank, size);

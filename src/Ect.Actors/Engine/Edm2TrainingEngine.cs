@@ -1,4 +1,5 @@
 using Ect.Actors.Checkpoints;
+using Ect.Actors.Configuration;
 using System.Globalization;
 using System.Text.Json;
 using Ect.Actors.Evaluation;
@@ -16,19 +17,18 @@ using static TorchSharp.torch;
 
 namespace Ect.Actors.Engine;
 
-/// <summary>Everything the EDM2 engine needs, read from the run configuration (<see cref="Edm2Engines.Create"/>).</summary>
+/// <summary>
+/// Everything the EDM2 engine needs: the network built for the data set, and the run's validated settings records
+/// whole (<see cref="Edm2Engines.Create"/>). The learning rates are apart from their records because they are live keys.
+/// </summary>
 public sealed record Edm2EngineOptions(
-    Edm2UNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta, IReadOnlyList<double> PhemaStds,
-    double AdamBeta1, double AdamBeta2, long LrDecayBatches,
-    double PretrainLr, double PretrainPMean, double PretrainPStd,
-    double TuningLr, double TuningPMean, double TuningPStd,
-    MappingKind Mapping, double Q, double K, double B, double C)
+    Edm2UNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta,
+    double PretrainLr, PretrainSettings Pretrain, double TuningLr, TuningSettings Tuning, Edm2Settings Edm2)
 {
     public string? DataPath { get; init; }
     public string? InitWeights { get; init; }
     public int EvaluationThreads { get; init; } = 1;
-    /// <summary>Power-function EMA snapshots every this many (global) steps of the tuning phase, 0 = none.</summary>
-    public long PhemaSnapshotEvery { get; init; }
+    public IReadOnlyList<double> PhemaStds => Edm2.PhemaStds;
 }
 
 /// <summary>
@@ -38,7 +38,9 @@ public sealed record Edm2EngineOptions(
 /// ect.edm2.phema-snapshot-every-steps steps of tuning in RUN_DIR/phema/ for `ect ema reconstruct`). Tuning: ECT loss
 /// with the "snr + k" weighting and Huber c (ECMLoss of the branch), Adam (ect.edm2.adam-betas), lr = ect.tuning.lr /
 /// sqrt(max(images / (lr-decay-batches batch), 1)), non-finite gradients set to 0. Class labels come from the data set
-/// (label_dim = its class count when ect.data.use-labels is on); the sample grids show a class per row.
+/// (label_dim = its class count when ect.data.use-labels is on); the sample grids show a class per row
+/// (SampleGridEvaluator asks ImageGenerator for ClassLabels.RowPerClass), fd-resnet18 labels image i with class i mod L
+/// as `ect eval` does.
 /// Deviation: pretraining (ect.pretrain.steps &gt; 0) uses EDM's loss (EdmLoss) with the same step, not EDM2's loss with
 /// its learned log-variance weighting (ECT's copy of the network has no log-variance head; the recipe starts from an
 /// EDM2 checkpoint instead). Deviation: the sample grids run the EMA in eval mode (the branch's in-training grids run
@@ -46,9 +48,6 @@ public sealed record Edm2EngineOptions(
 /// </summary>
 public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distributed.IDataParallelEngine
 {
-    public const string NetworkKindKey = "network-kind";
-    public const string Edm2ConfigKey = "edm2-config";
-
     private readonly Edm2EngineOptions _o;
     private readonly Edm2Precond _net, _ema;
     private readonly List<Edm2Precond> _phema;
@@ -62,7 +61,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
     public Edm2TrainingEngine(Edm2EngineOptions options, string runDir)
     {
         _o = options;
-        _scratchDir = Path.Combine(runDir, Run.Checkpointer.Folder);
+        _scratchDir = Path.Combine(runDir, Checkpoints.Checkpointer.Folder);
         _phemaDir = Path.Combine(runDir, PhemaSnapshots.Folder);
         Directory.CreateDirectory(_scratchDir);
         Ect.Compute.Runtime.LibTorchBackends.Configure();
@@ -89,7 +88,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
         try
         {
             bool state = contents.Metadata.TryGetValue("ect.format", out var fmt) && fmt == TrainState.FormatName;
-            var prefix = state ? "ema/" : "";
+            var prefix = state ? CheckpointFormat.StateEmaPrefix : "";
             var picked = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             int dropped = 0;
             foreach (var (k, v) in contents.Tensors)
@@ -134,18 +133,19 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
         long seed;
         if (phase == Phases.Pretrain)
         {
-            loss = new EdmLoss(_o.PretrainPMean, _o.PretrainPStd);
+            loss = new EdmLoss(_o.Pretrain.PMean, _o.Pretrain.PStd);
             (lr, seed) = (_o.PretrainLr, _o.Seed);
         }
         else
         {
             // ECT starts from the pretrained model's EMA (the recipe: the EDM2 checkpoint's EMA through --transfer).
             if (fromPretrain) Ema.CopyWeights(_ema, _net);
-            loss = new EctLoss(new MappingFunction(_o.Mapping, _o.Q, _o.K, _o.B), _o.TuningPMean, _o.TuningPStd, c: _o.C, weighting: EctWeighting.SnrPlusK);
+            var t = _o.Tuning;
+            loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C, weighting: EctWeighting.SnrPlusK);
             (lr, seed) = (_o.TuningLr, _o.Seed + 1);
         }
-        var cfg = new Edm2TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, lr, _o.AdamBeta1, _o.AdamBeta2, 1e-8),
-            _o.LrDecayBatches, _o.EmaBeta, _o.PhemaStds, Seed: seed);
+        var cfg = new Edm2TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, lr, _o.Edm2.AdamBeta1, _o.Edm2.AdamBeta2, 1e-8),
+            _o.Edm2.LrDecayBatches, _o.EmaBeta, _o.PhemaStds, Seed: seed);
         _step = new Edm2TrainStep(_net, _ema, _phema.Cast<Precond>().ToList(), loss, cfg) { Parallel = _parallel };
         _phase = phase;
     }
@@ -185,12 +185,12 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
         }
         else s = Step_.Step(b.Images, b.Labels);
         _globalStep++;
-        if (_o.PhemaSnapshotEvery > 0 && _phase == Phases.Tuning && _globalStep % _o.PhemaSnapshotEvery == 0)
+        if (_o.Edm2.PhemaSnapshotEvery > 0 && _phase == Phases.Tuning && _globalStep % _o.Edm2.PhemaSnapshotEvery == 0)
         {
             // On the trainer thread, atomically; a resumed run recomputes the same steps and rewrites the same bits.
             Directory.CreateDirectory(_phemaDir);
             PhemaSnapshots.Write(PhemaSnapshots.FileFor(_phemaDir, _globalStep), _globalStep, Step_.ImagesSeen, _o.PhemaStds,
-                _phema.Cast<nn.Module>().ToList(), Describe(new Dictionary<string, string> { ["step"] = _globalStep.ToString(CultureInfo.InvariantCulture) }));
+                _phema.Cast<nn.Module>().ToList(), Describe(new Dictionary<string, string> { [CheckpointFormat.Step] = _globalStep.ToString(CultureInfo.InvariantCulture) }));
         }
         return new EngineStepResult(s.LossMean, batch.Count);
     }
@@ -198,13 +198,13 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
     private IReadOnlyDictionary<string, string> Describe(IReadOnlyDictionary<string, string> metadata)
     {
         var m = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
-        m.TryAdd(NetworkKindKey, Edm2Engines.NetworkType);
-        m.TryAdd(Edm2ConfigKey, SerializeConfig(_o.Network));
-        m.TryAdd(CheckpointModel.PrecondKey, _phase == Phases.Pretrain ? "edm" : "ect");
-        m.TryAdd(CheckpointModel.SigmaDataKey, _net.SigmaData.ToString("R", CultureInfo.InvariantCulture));
-        m.TryAdd(CheckpointModel.PhaseKey, _phase ?? "");
-        if (_o.DataPath is not null) m.TryAdd(CheckpointModel.DataPathKey, _o.DataPath);
-        if (_o.InitWeights is { } init) { m.TryAdd("init-weights", init); m.TryAdd("init-sha256", _initSha256!); }
+        m.TryAdd(CheckpointFormat.NetworkKind, CheckpointFormat.NetworkKindEdm2);
+        m.TryAdd(CheckpointFormat.Edm2Config, SerializeConfig(_o.Network));
+        m.TryAdd(CheckpointFormat.Precond, _phase == Phases.Pretrain ? "edm" : "ect");
+        m.TryAdd(CheckpointFormat.SigmaData, _net.SigmaData.ToString("R", CultureInfo.InvariantCulture));
+        m.TryAdd(CheckpointFormat.Phase, _phase ?? "");
+        if (_o.DataPath is not null) m.TryAdd(CheckpointFormat.DataPath, _o.DataPath);
+        if (_o.InitWeights is { } init) { m.TryAdd(CheckpointFormat.InitWeights, init); m.TryAdd(CheckpointFormat.InitSha256, _initSha256!); }
         return m;
     }
 
@@ -232,7 +232,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
     public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
     {
         var meta = TrainState.Load(path, Step_);
-        if (meta.TryGetValue("step", out var st) && long.TryParse(st, NumberStyles.None, CultureInfo.InvariantCulture, out var step)) _globalStep = step;
+        if (meta.TryGetValue(CheckpointFormat.Step, out var st) && long.TryParse(st, NumberStyles.None, CultureInfo.InvariantCulture, out var step)) _globalStep = step;
         return meta;
     }
 
@@ -240,46 +240,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
     {
         var copy = new Edm2Precond(_o.Network);
         Ema.CopyWeights(_ema, copy);
-        copy.eval();
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        return new EmaModel(copy, _o.Network, _o.EvaluationThreads);
-    }
-
-    private sealed class EmaModel(Edm2Precond net, Edm2UNetConfig cfg, int threads) : IEvaluationModel
-    {
-        public int Channels => cfg.ImgChannels;
-        public int Resolution => cfg.ImgResolution;
-
-        // firstImage (the index of this call's first image in an evaluation of several batches; ImageGenerator's label
-        // offset for DDPM++) is not used: an EDM2 batch labels its images a row per class (GridClasses), so every FD
-        // batch of a class-conditional network holds every class equally. Not yet ImageGenerator's (issue 13, point 4).
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
-        {
-            torch.set_num_threads(threads); // per thread: see TorchTrainingEngine's EmaModel
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var g = new Generator((ulong)seed);
-            var latents = randn([count, Channels, Resolution, Resolution], dtype: float64, generator: g);
-            Tensor? labels = null;
-            if (cfg.LabelDim > 0)
-                labels = nn.functional.one_hot(tensor(GridClasses(count, cfg.LabelDim), dtype: int64), cfg.LabelDim).to(float32);
-            IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
-            var x = ConsistencySampler.Sample(net, latents, t, labels, g);
-            return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
-        }
-
-        public void Dispose() => net.Dispose();
-    }
-
-    /// <summary>
-    /// The class of each of <paramref name="count"/> generated images: a row per class in the sample grids (whose rows
-    /// hold ceil(sqrt(count)) images, Png.SaveGrid), row r showing class r mod label_dim; an FD batch of 100 images
-    /// with 10 classes holds each class 10 times.
-    /// </summary>
-    public static long[] GridClasses(int count, int labelDim)
-    {
-        int cols = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(count)));
-        return Enumerable.Range(0, count).Select(i => (long)(i / cols % labelDim)).ToArray();
+        return new EmaEvaluationModel(copy, _o.EvaluationThreads);
     }
 
     public string WeightsDigest() => StateDigest.Compute(_net);

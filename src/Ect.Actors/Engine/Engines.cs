@@ -18,38 +18,23 @@ public static class Engines
 
     public static (ITrainingEngine, IBatchSource) Torch(RunSettings s, string runDir)
     {
-        var c = s.Config;
-        if (Edm2Engines.IsEdm2(c)) return Edm2Engines.Create(s, runDir); // issue 14: EDM2 network, imgnet training step
-        var source = new DatasetBatchSource(s.DataPath, s.BatchSize, s.Seed, c.GetInt("ect.data.resolution"), s.UseLabels,
-            c.GetInt("ect.data.max-images", 0));
-        return (TorchEngine(s, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0, Path.Combine(runDir, Run.Checkpointer.Folder)), source);
+        if (s.Network.IsEdm2) return Edm2Engines.Create(s, runDir); // issue 14: EDM2 network, imgnet training step
+        var source = OpenData(s);
+        try { return (TorchEngine(s, source.Resolution, source.Channels, s.UseLabels ? source.LabelDim : 0, Path.Combine(runDir, Checkpoints.Checkpointer.Folder)), source); }
+        catch { source.Dispose(); throw; }
     }
 
-    /// <summary>The torch engine for a data set of this shape.</summary>
+    /// <summary>The run's data set as the trainer's batch source (ect.data.*).</summary>
+    internal static DatasetBatchSource OpenData(RunSettings s) =>
+        new(s.DataPath, s.BatchSize, s.Seed, s.Resolution, s.UseLabels, s.MaxImages);
+
+    /// <summary>The torch engine for a data set of this shape (a data-parallel worker builds it without opening the data).</summary>
     public static TorchTrainingEngine TorchEngine(RunSettings s, int resolution, int channels, int labelDim, string scratchDir)
     {
-        var c = s.Config;
-        var net = NetworkConfig(c, resolution, channels, labelDim);
-        var (p, t) = (s.Pretrain, s.Tuning); // validated by RunSettings.From
-        var o = new TorchEngineOptions(net, s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
-            s.PretrainLr, p.PMean, p.PStd, s.TuningLr, t.Optimizer, t.PMean, t.PStd, t.Mapping, t.Q, t.K, t.B, t.C)
-        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(c), EvaluationThreads = s.EvaluationThreads };
+        var o = new TorchEngineOptions(s.Network.SongUNet(resolution, channels, labelDim), s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
+            s.PretrainLr, s.Pretrain, s.TuningLr, s.Tuning)
+        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(s.Network), EvaluationThreads = s.Evaluation.Threads };
         return new TorchTrainingEngine(o, scratchDir);
-    }
-
-    public static SongUNetConfig NetworkConfig(Akka.Configuration.Config c, int resolution, int channels, int labelDim)
-    {
-        var mult = c.GetIntList("ect.network.channel-mult").ToList();
-        var attn = c.GetIntList("ect.network.attn-resolutions").ToList();
-        int mc = c.GetInt("ect.network.model-channels"), nb = c.GetInt("ect.network.num-blocks");
-        double dropout = c.GetDouble("ect.network.dropout");
-        // EDM's augment_dim (9 in its train.py when augmentation is on): only the mapping layer map_augment. We train
-        // without augmentation labels, which equals EDM's zero labels (map_augment has no bias), as does sampling.
-        int augmentDim = c.GetInt("ect.network.augment-dim", 0);
-        var net = c.GetString("ect.network.type") == "ncsnpp"
-            ? SongUNetConfig.NcsnPP(resolution, channels, labelDim, mc, mult, nb, attn, dropout)
-            : SongUNetConfig.DdpmPP(resolution, channels, labelDim, mc, mult, nb, attn, dropout);
-        return net with { AugmentDim = augmentDim };
     }
 
     /// <summary>
@@ -60,13 +45,12 @@ public static class Engines
     public static void Check(RunSettings settings, bool checkInit = true)
     {
         if (settings.Engine != "torch") return;
-        var c = settings.Config;
-        var res = c.GetInt("ect.data.resolution");
-        var levels = c.GetIntList("ect.network.channel-mult").Count;
+        var res = settings.Resolution;
+        var levels = settings.Network.ChannelMult.Count;
         // `ect train` has no --resolution option: the fix names the configuration key.
         try { Ect.Data.ResolutionRule.Check(res, "ect.data.resolution", levels, need => $"Set ect.data.resolution = {need} (e.g. --set ect.data.resolution={need}; images are padded or resized to it)"); }
         catch (Exception e) { throw new ConfigurationException(e.Message); }
-        if (checkInit) CheckInit(c);
+        if (checkInit) CheckInit(InitCheckSettings.Of(settings));
     }
 
     /// <summary>
@@ -78,7 +62,7 @@ public static class Engines
     {
         var sqlite = settings.Config.GetString("ect.persistence.sqlite-file", "journal.db");
         bool mayHoldRun = File.Exists(Path.Combine(runDir, string.IsNullOrEmpty(sqlite) ? "journal.db" : sqlite))
-            || Directory.Exists(Path.Combine(runDir, Run.Checkpointer.Folder));
+            || Directory.Exists(Path.Combine(runDir, Checkpoints.Checkpointer.Folder));
         Check(settings, checkInit: !mayHoldRun);
     }
 
@@ -87,9 +71,9 @@ public static class Engines
     /// path is looked up in the current directory, then in the folders above the program (so a checkout's
     /// `teachers/...` is found from anywhere inside it, e.g. `dotnet run` or the tests' bin folder).
     /// </summary>
-    public static string? ResolveInit(Akka.Configuration.Config c)
+    public static string? ResolveInit(NetworkSettings network)
     {
-        var init = c.GetString("ect.network.init", "");
+        var init = network.Init;
         if (string.IsNullOrWhiteSpace(init)) return null;
         if (Path.IsPathRooted(init) || File.Exists(init)) return Path.GetFullPath(init);
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
@@ -105,13 +89,13 @@ public static class Engines
     /// engine only). The file's header decides: its network description when it has one, and its tensors' names and
     /// shapes in any case (a plain EDM state dict describes itself only by them), so the message names the key to set.
     /// </summary>
-    public static void CheckInit(Akka.Configuration.Config c)
+    public static void CheckInit(InitCheckSettings s)
     {
-        if (c.GetString("ect.run.engine", "torch") != "torch") return;
-        if (Edm2Engines.IsEdm2(c)) { Edm2Engines.CheckInit(c); return; }
-        var path = ResolveInit(c);
+        if (s.Engine != "torch") return;
+        if (s.Network.IsEdm2) { Edm2Engines.CheckInit(s.Network); return; }
+        var path = ResolveInit(s.Network);
         if (path is null) return;
-        var given = c.GetString("ect.network.init");
+        var given = s.Network.Init;
         if (!File.Exists(path))
             throw new ConfigurationException(
                 $"ect.network.init: '{given}' does not exist (looked in {Environment.CurrentDirectory} and the folders above the ect program). " +
@@ -122,14 +106,14 @@ public static class Engines
             var header = Checkpoints.SafetensorsFile.Open(path);
             // The dataset is not opened here: its channels and classes are taken to be the file's (the trainer's strict load checks the data).
             int channels, labels;
-            bool described = header.Metadata.TryGetValue("user." + Checkpoints.CheckpointModel.NetworkConfigKey, out var json);
+            bool described = header.Metadata.TryGetValue(Checkpoints.CheckpointFormat.UserPrefix + Checkpoints.CheckpointFormat.NetworkConfig, out var json);
             if (described)
             {
                 var found = Checkpoints.CheckpointModel.DeserializeConfig(json!);
                 (channels, labels) = (found.InChannels, found.LabelDim);
             }
             else (channels, labels) = Checkpoints.InitWeightsCheck.ImageChannelsAndLabels(header);
-            var expected = NetworkConfig(c, c.GetInt("ect.data.resolution"), channels, c.GetBoolean("ect.data.use-labels") ? labels : 0);
+            var expected = s.Network.SongUNet(s.Resolution, channels, s.UseLabels ? labels : 0);
             if (described) Checkpoints.WeightsFile.CheckDescribedNetwork(path, header.Metadata, expected);
             Checkpoints.InitWeightsCheck.Check(header, expected);
         }
@@ -139,10 +123,8 @@ public static class Engines
 
     public static (ITrainingEngine, IBatchSource) Fake(RunSettings s, string runDir)
     {
-        var c = s.Config;
-        int parameters = c.GetInt("ect.fake.parameters", 4096);
-        var engine = new FakeTrainingEngine(s.Seed, parameters, s.EmaBeta, c.GetInt("ect.fake.step-ms", 0), c.GetLong("ect.fake.nan-at-step", 0),
-            c.GetInt("ect.fake.write-ms", 0), c.GetInt("ect.fake.eval-ms", 0));
+        var f = s.Fake;
+        var engine = new FakeTrainingEngine(s.Seed, f.Parameters, s.EmaBeta, f.StepMs, f.NanAtStep, f.WriteMs, f.EvalMs);
         return (engine, new FakeBatchSource(s.Seed, s.BatchSize, width: 64));
     }
 }

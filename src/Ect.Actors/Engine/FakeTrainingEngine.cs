@@ -136,7 +136,7 @@ public sealed class FakeTrainingEngine : ITrainingEngine, IDescribed
         public int Channels => 1;
         public int Resolution => 8;
 
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null)
         {
             if (evalMs > 0) Thread.Sleep(evalMs);
             var img = new float[count * 64];

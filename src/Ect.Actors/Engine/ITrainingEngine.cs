@@ -55,10 +55,12 @@ public interface IEvaluationModel : IDisposable
     /// <summary>
     /// Generates <paramref name="count"/> images with <paramref name="samplingSteps"/> network evaluations
     /// (1: D(t_max z, t_max); 2: then re-noise to midT), noise from <paramref name="seed"/> (never the training RNG);
-    /// <paramref name="firstImage"/>: the set index of the first image (its class label for a conditional network).
-    /// Returns NCHW float values in [-1, 1]. The torch engine makes them with Evaluation.ImageGenerator, as `ect eval` does.
+    /// <paramref name="firstImage"/>: the set index of the first image; <paramref name="classes"/>: a conditional
+    /// network's class of each set index (null: image i gets class i mod L, as `ect eval`'s; the sample grids ask for
+    /// a row per class). Returns NCHW float values in [-1, 1]. The torch engines make them with
+    /// Evaluation.ImageGenerator (Evaluation.EmaEvaluationModel), as `ect eval` does.
     /// </summary>
-    float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0);
+    float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Evaluation.ClassLabels? classes = null);
 }
 
 /// <summary>A batch of training data. <see cref="StateAfter"/> is the sampler state after this batch was drawn.</summary>

@@ -9,15 +9,17 @@ using Ect.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 using Ect.Actors.Checkpoints;
+using Ect.Actors.Configuration;
 
 namespace Ect.Actors.Engine;
 
-/// <summary>Everything the real engine needs, read from the run configuration.</summary>
+/// <summary>
+/// Everything the real engine needs: the network built for the data set and the run's validated pretraining and tuning
+/// records whole (Engines.TorchEngine). The learning rates are apart from their records because they are live keys.
+/// </summary>
 public sealed record TorchEngineOptions(
     SongUNetConfig Network, int BatchSize, long Seed, int Threads, double EmaBeta,
-    double PretrainLr, double PretrainPMean, double PretrainPStd,
-    double TuningLr, OptimizerKind TuningOptimizer, double TuningPMean, double TuningPStd,
-    MappingKind Mapping, double Q, double K, double B, double C)
+    double PretrainLr, PretrainSettings Pretrain, double TuningLr, TuningSettings Tuning)
 {
     /// <summary>The dataset the run trains on; recorded in checkpoints (metadata data-path) so `ect eval` can find its reference.</summary>
     public string? DataPath { get; init; }
@@ -86,15 +88,16 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
         _step?.Dispose();
         if (phase == Phases.Pretrain)
         {
-            _step = new TrainStep(_net, _ema, new EdmLoss(_options.PretrainPMean, _options.PretrainPStd),
+            _step = new TrainStep(_net, _ema, new EdmLoss(_options.Pretrain.PMean, _options.Pretrain.PStd),
                 new TrainStepConfig(_options.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _options.PretrainLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed));
         }
         else
         {
             if (fromPretrain) Ema.CopyWeights(_ema, _net);
-            var loss = new EctLoss(new MappingFunction(_options.Mapping, _options.Q, _options.K, _options.B), _options.TuningPMean, _options.TuningPStd, c: _options.C);
+            var t = _options.Tuning;
+            var loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C);
             _step = new TrainStep(_net, _ema, loss,
-                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(_options.TuningOptimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
+                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(t.Optimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
         }
         _step.Parallel = _parallel;
         _phase = phase;
@@ -160,7 +163,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
         var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
         var meta = CheckpointModel.DescribeNetwork(metadata, _options.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _options.DataPath);
         if (_options.InitWeights is { } init)
-            meta = new Dictionary<string, string>(meta) { ["init-weights"] = init, ["init-sha256"] = _initSha256! }; // provenance
+            meta = new Dictionary<string, string>(meta) { [CheckpointFormat.InitWeights] = init, [CheckpointFormat.InitSha256] = _initSha256! }; // provenance
         TrainState.Save(path, CurrentTrainStep, meta);
         return new CapturedFile(path);
     }
@@ -178,30 +181,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
     {
         var copy = new EctPrecond(_options.Network);
         Ema.CopyWeights(_ema, copy);
-        copy.eval();
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        return new EmaModel(copy, _options.Network, _options.EvaluationThreads);
-    }
-
-    private sealed class EmaModel(EctPrecond net, SongUNetConfig cfg, int threads) : IEvaluationModel
-    {
-        public int Channels => cfg.OutChannels;
-        public int Resolution => cfg.ImgResolution;
-
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
-        {
-            // Per calling thread (OpenMP's thread count is a per-thread setting): the evaluator's thread gets its own
-            // small count instead of inheriting the trainer's, so it neither opens a second full-size OpenMP pool
-            // (which throttles the trainer's for the rest of the run) nor takes both cores from training.
-            torch.set_num_threads(threads);
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
-            var x = Evaluation.ImageGenerator.Generate(net, cfg, new Evaluation.SamplerChoice.Consistency(t), count, firstImage, seed);
-            return x.contiguous().data<float>().ToArray();
-        }
-
-        public void Dispose() => net.Dispose();
+        return new EmaEvaluationModel(copy, _options.EvaluationThreads);
     }
 
     public string WeightsDigest() => StateDigest.Compute(_net);

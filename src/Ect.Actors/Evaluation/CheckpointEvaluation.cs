@@ -50,6 +50,9 @@ public sealed record EvalRequest(
     CheckpointModel Model, SamplerChoice Sampler, IFeatureExtractor Extractor, string DataPath, int Num, int Seed,
     int ReferenceImages, string CacheDirectory, int BatchSize)
 {
+    /// <summary>A class-conditional network's class of each image (null: image i gets class i mod L, the daemon's choice too).</summary>
+    public ClassLabels? Classes { get; init; }
+
     /// <summary>Sees every generated batch [B,C,R,R] in [-1,1] before its features are taken (e.g. to save a grid); must not keep it.</summary>
     public Action<Tensor>? OnGenerated { get; init; }
 }
@@ -69,8 +72,8 @@ public static class CheckpointEvaluation
     public static EvaluationOutcome Run(EvalRequest r, IProgress<MetricProgress>? progress = null, CancellationToken ct = default)
     {
         var sw = Stopwatch.StartNew();
-        var cfg = r.Model.Config;
-        var reference = DatasetReference.Compute(r.DataPath, r.ReferenceImages, cfg.InChannels, cfg.ImgResolution, r.Extractor,
+        var net = r.Model.Net;
+        var reference = DatasetReference.Compute(r.DataPath, r.ReferenceImages, net.ImgChannels, net.ImgResolution, r.Extractor,
             r.CacheDirectory, r.BatchSize, $"the network of '{r.Model.Path}'", "pass the run's dataset with --data.", progress, ct);
 
         var made = 0;
@@ -78,7 +81,7 @@ public static class CheckpointEvaluation
         {
             var n = Math.Min(r.BatchSize, r.Num - made);
             using var scope = NewDisposeScope();
-            var x = ImageGenerator.Generate(r.Model.Net, cfg, r.Sampler, n, made, ImageGenerator.BatchSeed(r.Seed, batchIndex));
+            var x = ImageGenerator.Generate(net, r.Sampler, n, made, ImageGenerator.BatchSeed(r.Seed, batchIndex), r.Classes);
             r.OnGenerated?.Invoke(x);
             made += n;
             return x.MoveToOuterDisposeScope();

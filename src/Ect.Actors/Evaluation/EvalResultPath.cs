@@ -18,7 +18,7 @@ public static class EvalResultPath
     {
         var full = Path.GetFullPath(checkpointPath);
         var dir = Path.GetDirectoryName(full)!;
-        if (Path.GetFileName(dir) == Run.Checkpointer.Folder && Path.GetDirectoryName(dir) is { } runDir)
+        if (Path.GetFileName(dir) == Checkpoints.Checkpointer.Folder && Path.GetDirectoryName(dir) is { } runDir)
             dir = Path.Combine(runDir, Folder);
         var stem = Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(full)}.{what}");
         var path = stem + ".json";

@@ -8,15 +8,16 @@ using static TorchSharp.torch;
 namespace Ect.Actors.Evaluation;
 
 /// <summary>
-/// The one way ECT.NET makes images from a model: the daemon's evaluators (through the EMA copy the trainer hands
-/// them, TorchTrainingEngine's IEvaluationModel) and `ect eval` (CheckpointEvaluation) both call
-/// <see cref="Generate"/>, so the same weights, seed and batch size give the same images, and the daemon's
-/// fd-resnet18 equals `ect eval`'s on the same checkpoint.
+/// The one way ECT.NET makes images from a model, for every network (DDPM++, NCSN++, EDM2): the daemon's evaluators
+/// (through the EMA copy the trainer hands them, <see cref="EmaEvaluationModel"/>) and `ect eval`
+/// (CheckpointEvaluation) both call <see cref="Generate"/>, so the same weights, seed and batch size give the same
+/// images, and the daemon's fd-resnet18 equals `ect eval`'s on the same checkpoint.
 /// <para>
 /// An image set is drawn batch by batch: batch b's latents and sampler noise come from one torch Generator seeded
 /// with <see cref="BatchSeed"/>(seed, b) (independent streams, so a batch can be made without drawing the ones before
-/// it), and image i of the set gets class i mod L for a class-conditional network (firstImage is the set index of the
-/// batch's first image).
+/// it). A class-conditional network's labels are the caller's choice by set index (<see cref="ClassLabels"/>: by
+/// default image i gets class i mod L; `ect eval --class K` one class; the sample grids a row per class);
+/// firstImage is the set index of the batch's first image.
 /// </para>
 /// </summary>
 public static class ImageGenerator
@@ -29,18 +30,18 @@ public static class ImageGenerator
         (int)(new SplitMix64((ulong)(uint)seed << 32 | (uint)batchIndex).Next() & 0x7FFFFFFF);
 
     /// <summary>
-    /// <paramref name="count"/> images [count,C,R,R] float32 in [-1,1] (clamped), set indices firstImage..firstImage+count-1,
-    /// latents and noise from a Generator seeded with <paramref name="batchSeed"/> (see <see cref="BatchSeed"/>).
-    /// The caller owns the result (and the dispose scope it is made in).
+    /// <paramref name="count"/> images [count,C,R,R] float32 in [-1,1] (clamped) from <paramref name="net"/> (its own
+    /// channels, resolution and classes), set indices firstImage..firstImage+count-1, latents and noise from a
+    /// Generator seeded with <paramref name="batchSeed"/> (see <see cref="BatchSeed"/>), class labels by
+    /// <paramref name="classes"/> (null: <see cref="ClassLabels.Default"/>). The caller owns the result (and the
+    /// dispose scope it is made in).
     /// </summary>
-    public static Tensor Generate(Precond net, SongUNetConfig cfg, SamplerChoice sampler, int count, int firstImage, int batchSeed)
+    public static Tensor Generate(Precond net, SamplerChoice sampler, int count, int firstImage, int batchSeed, ClassLabels? classes = null)
     {
         using var noGrad = no_grad();
         var g = new Generator((ulong)batchSeed);
-        var latents = randn([count, cfg.InChannels, cfg.ImgResolution, cfg.ImgResolution], dtype: float64, generator: g);
-        Tensor? labels = null;
-        if (cfg.LabelDim > 0)
-            labels = nn.functional.one_hot((arange(count, dtype: int64) + firstImage) % cfg.LabelDim, cfg.LabelDim).to(float32);
+        var latents = randn([count, net.ImgChannels, net.ImgResolution, net.ImgResolution], dtype: float64, generator: g);
+        var labels = Labels(net.LabelDim, count, firstImage, classes);
         var x = sampler switch
         {
             SamplerChoice.Consistency c => ConsistencySampler.Sample(net, latents, c.T, labels, g), // scales by t_max itself
@@ -48,5 +49,15 @@ public static class ImageGenerator
             _ => throw new ArgumentOutOfRangeException(nameof(sampler)),
         };
         return x.clamp(-1, 1).to(float32);
+    }
+
+    /// <summary>One-hot labels [count, L] of set indices firstImage.. (null for an unconditional network).</summary>
+    private static Tensor? Labels(int labelDim, int count, int firstImage, ClassLabels? classes)
+    {
+        if (labelDim == 0) return null;
+        var choice = classes ?? ClassLabels.Default;
+        var ids = new long[count];
+        for (int i = 0; i < count; i++) ids[i] = choice.Of(firstImage + (long)i, labelDim);
+        return nn.functional.one_hot(tensor(ids, dtype: int64), labelDim).to(float32);
     }
 }

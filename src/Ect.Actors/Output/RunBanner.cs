@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using System.Globalization;
 using Ect.Actors.Configuration;
 using Ect.Actors.Engine;
@@ -74,7 +75,7 @@ public sealed class RunBanner
                 $"  schedule   pretraining {s.PretrainSteps} steps (EDM loss, lr {s.PretrainLr:G3}), then ECT tuning {s.TuningSteps} steps (lr {s.TuningLr:G3}, stage doubles every {s.DoubleTicks:G4} ticks); EMA beta {s.EmaBeta:G4}"));
             if (target < s.TotalSteps)
                 Write($"  this run   stops at step {target} of {s.TotalSteps} (step cap); `ect train --steps N` with a larger N continues it");
-            Write($"  compute    {s.Engine} engine on the CPU, {s.Threads} thread(s) for training, {s.EvaluationThreads} for evaluators");
+            Write($"  compute    {s.Engine} engine on the CPU, {s.Threads} thread(s) for training, {s.Evaluation.Threads} for evaluators");
             Write($"  writes     {Path.Combine(_runDir, Checkpointer.Folder)}/ every {s.CheckpointEvery} steps (keeps {s.KeepLast}), " +
                   "stats.jsonl, loss.png" + Outputs(s));
             Write(Steering(s));
@@ -95,9 +96,9 @@ public sealed class RunBanner
     private string Outputs(RunSettings s)
     {
         var parts = new List<string>();
-        foreach (var e in s.Evaluators)
+        foreach (var e in s.Evaluation.Evaluators)
         {
-            var every = s.EvaluationEvery > 0 ? $"every {s.EvaluationEvery} steps" : "at the end";
+            var every = s.Evaluation.Every > 0 ? $"every {s.Evaluation.Every} steps" : "at the end";
             if (e.Type == "sample-grid")
                 parts.Add($"samples/ {string.Join(" and ", e.SamplingSteps)}-step grids {every} (view-*.png to look at, grid-*.png raw)");
             else

@@ -13,10 +13,21 @@ namespace Ect.Actors.Persistence;
 /// Reads an Akka.Persistence.Sql journal directly (SQLite file or PostgreSQL database; default table mapping:
 /// tables `journal` and `snapshot`), never writing: the runs it holds, each with its identity, recorded run
 /// directory, phase, step and last event. For `ect runs` and for the daemon's check, before a run starts, that a
-/// run directory and the journal belong together (<see cref="RunIdentity"/>). The daemon itself recovers through Akka.
+/// run directory and the journal belong together (<see cref="RunIdentity"/>); a stream's events for `ect history`,
+/// `ect inspect` and the tests (<see cref="Events"/>, through <see cref="RunJournal"/> for a run directory). The one
+/// reader of the journal: its SQL, connections and row decoding live here only. The daemon itself recovers through Akka.
 /// </summary>
 public sealed class JournalCatalog
 {
+    /// <summary>One journaled event; <see cref="Created"/> is when the journal stored it (UTC), when the row says.</summary>
+    public sealed record Entry(long SequenceNr, string Manifest, IMessage Event)
+    {
+        public DateTime? Created { get; init; }
+    }
+
+    /// <summary>The journal exists but has no `journal` table (a daemon that has created the file, not yet its tables).</summary>
+    public sealed class NoJournalTableException(string message) : IOException(message);
+
     /// <summary>The serializer id of the run's protobuf events (<see cref="RunEventSerializer"/>).</summary>
     public const int RunEventSerializerId = 4711;
 
@@ -118,20 +129,29 @@ public sealed class JournalCatalog
         return s.Events == 0 && s.LastSequenceNr == 0 ? null : s;
     }
 
-    /// <summary>The events of one run stream, oldest first (deleted rows and other serializers' events skipped).</summary>
-    public IReadOnlyList<RunJournal.Entry> Events(string persistenceId)
+    /// <summary>
+    /// The events of one run stream with a sequence number above <paramref name="afterSequenceNr"/> (0 = all), oldest
+    /// first (deleted rows and other serializers' events skipped). A missing SQLite file or journal table is an empty
+    /// stream, unless <paramref name="requireTable"/> (then FileNotFoundException / <see cref="NoJournalTableException"/>).
+    /// </summary>
+    public IReadOnlyList<Entry> Events(string persistenceId, long afterSequenceNr = 0, bool requireTable = false)
     {
-        using var conn = Open(mustExist: false);
-        if (conn == null || !TableExists(conn, "journal")) return [];
-        var list = new List<RunJournal.Entry>();
+        using var conn = Open(mustExist: requireTable);
+        if (conn == null) return [];
+        if (!TableExists(conn, "journal"))
+            return requireTable ? throw new NoJournalTableException(NoJournalTableMessage()) : [];
+        var list = new List<Entry>();
         using var cmd = Command(conn, """
-            SELECT sequence_number, manifest, message FROM journal
-            WHERE persistence_id = @p AND identifier = @s AND NOT deleted ORDER BY sequence_number
-            """, ("p", persistenceId), ("s", RunEventSerializerId));
+            SELECT sequence_number, manifest, message, created FROM journal
+            WHERE persistence_id = @p AND identifier = @s AND NOT deleted AND sequence_number > @after ORDER BY sequence_number
+            """, ("p", persistenceId), ("s", RunEventSerializerId), ("after", afterSequenceNr));
         using var r = cmd.ExecuteReader();
         while (r.Read())
-            list.Add(new RunJournal.Entry(Convert.ToInt64(r.GetValue(0), CultureInfo.InvariantCulture), r.GetString(1),
-                RunEventSerializer.Parse((byte[])r.GetValue(2), r.GetString(1))));
+            list.Add(new Entry(Convert.ToInt64(r.GetValue(0), CultureInfo.InvariantCulture), r.GetString(1),
+                RunEventSerializer.Parse((byte[])r.GetValue(2), r.GetString(1)))
+            {
+                Created = r.IsDBNull(3) ? null : FromCreated(Convert.ToInt64(r.GetValue(3), CultureInfo.InvariantCulture)),
+            });
         return list;
     }
 
@@ -206,7 +226,8 @@ public sealed class JournalCatalog
         try { return OpenSqlite("ReadOnly"); }
         catch (SqliteException e) when (e.SqliteErrorCode == 8)
         {
-            // SQLITE_READONLY: a writer killed with its write-ahead log not yet checkpointed (see RunJournal.Read).
+            // SQLITE_READONLY: the writer was killed with its write-ahead log not yet checkpointed, and a read-only
+            // connection may not replay it. A read-write connection recovers the log exactly as a restart would.
             return OpenSqlite("ReadWrite");
         }
     }
@@ -243,11 +264,12 @@ public sealed class JournalCatalog
     public void RequireJournalTable()
     {
         using var conn = Open(mustExist: true)!;
-        if (!TableExists(conn, "journal"))
-            throw new InvalidDataException(_sqliteFile != null
-                ? $"'{_sqliteFile}' has no `journal` table: not an Akka.Persistence.Sql journal (default table mapping)?"
-                : $"{Description} has no `journal` table yet (no run has started on it).");
+        if (!TableExists(conn, "journal")) throw new InvalidDataException(NoJournalTableMessage());
     }
+
+    private string NoJournalTableMessage() => _sqliteFile != null
+        ? $"'{_sqliteFile}' has no `journal` table: not an Akka.Persistence.Sql journal (default table mapping)?"
+        : $"{Description} has no `journal` table yet (no run has started on it).";
 
     private static DbCommand Command(DbConnection conn, string sql, params (string Name, object Value)[] parameters)
     {
@@ -264,7 +286,7 @@ public sealed class JournalCatalog
     }
 
     /// <summary>Akka.Persistence.Sql stores `created` as DateTime ticks (UTC); older plugins used Unix milliseconds.</summary>
-    private static DateTime? FromCreated(long v) =>
+    public static DateTime? FromCreated(long v) =>
         v > 100_000_000_000_000_000L && v <= DateTime.MaxValue.Ticks ? new DateTime(v, DateTimeKind.Utc)
         : v > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(v).UtcDateTime
         : null;

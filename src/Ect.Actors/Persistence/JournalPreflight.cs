@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Akka.Configuration;

@@ -126,8 +126,8 @@ public sealed class EvaluationSupervisor : ReceiveActor
         private int _disposed;
         public int Channels => inner.Channels;
         public int Resolution => inner.Resolution;
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0) =>
-            inner.Generate(count, samplingSteps, seed, tMax, midT, firstImage);
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null) =>
+            inner.Generate(count, samplingSteps, seed, tMax, midT, firstImage, classes);
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0) inner.Dispose();

@@ -102,7 +102,7 @@ public sealed partial class RunCoordinator
         var continued = _state.Started;
         Task.Run(() =>
         {
-            try { Engines.CheckInit(config); return new InitChecked(null); }
+            try { Engines.CheckInit(InitCheckSettings.From(config)); return new InitChecked(null); }
             catch (Ect.Actors.Configuration.ConfigurationException e)
             {
                 return new InitChecked(continued

@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
@@ -138,7 +139,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         if (!WorldSizeRecorded(Initialize)) return; // RunCoordinator.Distributed.cs
         _settings = RunSettings.From(EffectiveConfig(), checkData: false);
         _checkpointer = Context.ActorOf(Checkpointer.Props(_setup.RunDir, _settings.CheckpointWrite), "checkpointer");
-        _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");
+        _evaluators = Context.ActorOf(EvaluationSupervisor.Props(_settings.Evaluation.Evaluators, _setup.RunDir, _settings.DataPath, Self), "evaluators");
         Context.Watch(_evaluators);
         var self = Self;
         _statsSubscription = _setup.SampledStatistics.Subscribe(s => self.Tell(new StatsSample(s)));
@@ -153,7 +154,7 @@ public sealed partial class RunCoordinator : ReceivePersistentActor
         var refused = new List<(long Step, string Reason)>();
         var resume = ResumePoint(refused);
         _trainer = Context.ActorOf(TrainerActor.Props(_config, _setup.RunDir, _setup.EngineFactory, _checkpointer, _setup.Statistics,
-            _settings.Evaluators.Count), $"trainer-{_generation}");
+            _settings.Evaluation.Evaluators.Count), $"trainer-{_generation}");
         Context.Watch(_trainer);
         _trainer.Tell(new StartTraining(resume));
         if (_stopReason != null) _trainer.Tell(new StopTraining(_stopReason));

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Ect.Actors.Configuration;
+using Ect.Actors.Evaluation;
 using Ect.Actors.Output;
 
 namespace Ect.Actors.Run;
@@ -25,7 +26,8 @@ public sealed class SampleGridEvaluator : ReceiveActor
                 var files = new List<string>();
                 foreach (var n in s.SamplingSteps)
                 {
-                    var images = model.Generate(s.Count, n, s.Seed, s.TMax, s.MidT);
+                    // A class-conditional network shows a row per class (row r: class r mod L); the grid's own layout.
+                    var images = model.Generate(s.Count, n, s.Seed, s.TMax, s.MidT, classes: ClassLabels.RowPerClass.ForGrid(s.Count));
                     var name = $"grid-{m.Step:D9}-{n}step.png";
                     Png.SaveGrid(Path.Combine(dir, name), images, s.Count, model.Channels, model.Resolution);
                     files.Add(Path.Combine("samples", name));

@@ -233,7 +233,7 @@ public sealed class TrainerActor : ReceiveActor
         else _nanStreak = 0;
 
         if (_step % _settings.CheckpointEvery == 0 || _checkpointRequested) { _checkpointRequested = false; Checkpoint(); }
-        if ((_settings.EvaluationEvery > 0 && _step % _settings.EvaluationEvery == 0 && _step < _settings.TotalSteps) || _evaluationRequested)
+        if ((_settings.Evaluation.Every > 0 && _step % _settings.Evaluation.Every == 0 && _step < _settings.TotalSteps) || _evaluationRequested)
         {
             _evaluationRequested = false;
             RequestEvaluation(final: false);

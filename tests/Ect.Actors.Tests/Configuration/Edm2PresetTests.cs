@@ -69,7 +69,7 @@ public class Edm2PresetTests
             "run_imgnet_ecm.sh: --batch=128 --cond=1, 64x64, --duration=12.8 Mimg = 100k steps, tuning from an EDM2 checkpoint");
         (s.KimgPerTick, s.DoubleTicks).Should().Be((6.4, 500.0), "--tick=6.4 --double 500");
 
-        var net = Edm2Engines.NetworkConfig(c, c.GetInt("ect.data.resolution"), 3, 1000);
+        var net = RunSettings.From(c, checkData: false).Network.Edm2UNet(c.GetInt("ect.data.resolution"), 3, 1000);
         (net.ChannelMult, net.NumBlocks, net.AttnResolutions).Should().BeEquivalentTo((new[] { 1, 2, 3, 4 }, 3, new[] { 16, 8 }));
         CountOnMeta(net).Should().Be(parameters, "the official Precond (imgnet branch, no log-variance head) has this many");
     }

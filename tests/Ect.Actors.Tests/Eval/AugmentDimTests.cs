@@ -71,12 +71,11 @@ public sealed class AugmentDimTests : IDisposable
     {
         var file = PlainStateDict("edm-augment.safetensors", Tiny with { AugmentDim = 9 });
         Engines.Check(RunSettings.From(Config(file, "ect.network.augment-dim=9"))); // accepted before any work
-        var net = Engines.NetworkConfig(Config(file, "ect.network.augment-dim=9"), 32, 1, 0);
+        var net = RunSettings.From(Config(file, "ect.network.augment-dim=9")).Network.SongUNet(32, 1, 0);
         net.AugmentDim.Should().Be(9);
 
-        var o = new TorchEngineOptions(net, BatchSize: 4, Seed: 3, Threads: 1, EmaBeta: 0.9, PretrainLr: 1e-3, PretrainPMean: -1.2,
-            PretrainPStd: 1.2, TuningLr: 1e-3, TuningOptimizer: OptimizerKind.RAdam, TuningPMean: -1.1, TuningPStd: 2.0,
-            Mapping: MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0) { InitWeights = file };
+        var o = new TorchEngineOptions(net, BatchSize: 4, Seed: 3, Threads: 1, EmaBeta: 0.9, PretrainLr: 1e-3, Pretrain: new PretrainSettings(-1.2, 1.2),
+            TuningLr: 1e-3, Tuning: new TuningSettings(OptimizerKind.RAdam, -1.1, 2.0, MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0)) { InitWeights = file };
         using var engine = new TorchTrainingEngine(o, Path.Combine(_dir, "scratch"));
         var start = engine.WeightsDigest();
         engine.SetPhase(Phases.Tuning);

@@ -35,9 +35,8 @@ public sealed class DaemonEvalAgreementTests() : TestKit("ect.evaluation-dispatc
         // 3 classes, 5 images in batches of 2: batches start at images 0, 2, 4, so a per-batch label restart would differ.
         var net = SongUNetConfig.DdpmPP(32, 1, 3, 4, [1, 2], 1, [16], 0.1);
         var o = new TorchEngineOptions(net, BatchSize: 4, Seed: 7, Threads: 1, EmaBeta: 0.9,
-            PretrainLr: 1e-3, PretrainPMean: -1.2, PretrainPStd: 1.2,
-            TuningLr: 1e-4, TuningOptimizer: OptimizerKind.RAdam, TuningPMean: -1.1, TuningPStd: 2.0,
-            Mapping: MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0.06) { DataPath = DataPath };
+            PretrainLr: 1e-3, Pretrain: new PretrainSettings(-1.2, 1.2),
+            TuningLr: 1e-4, Tuning: new TuningSettings(OptimizerKind.RAdam, -1.1, 2.0, MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0.06)) { DataPath = DataPath };
         var checkpoint = Path.Combine(_dir, "ckpt-000002.ckpt");
         IEvaluationModel ema;
         using (var data = DatasetSource.Load(DataPath))
@@ -67,7 +66,7 @@ public sealed class DaemonEvalAgreementTests() : TestKit("ect.evaluation-dispatc
         {
             var n = Math.Min(batch, count - b * batch);
             var daemonImages = ema.Generate(n, 1, ImageGenerator.BatchSeed(seed, b), 80, 0.821, firstImage: b * batch);
-            using var evalImages = ImageGenerator.Generate(model.Net, model.Config, new SamplerChoice.Consistency([80.0]), n, b * batch,
+            using var evalImages = ImageGenerator.Generate(model.Net, new SamplerChoice.Consistency([80.0]), n, b * batch,
                 ImageGenerator.BatchSeed(seed, b));
             evalImages.data<float>().ToArray().Should().Equal(daemonImages, $"batch {b} is the same images on both paths");
         }

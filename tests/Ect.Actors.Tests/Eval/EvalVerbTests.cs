@@ -1,3 +1,4 @@
+using Ect.Actors.Configuration;
 using System.Buffers.Binary;
 using System.Text.Json;
 using Ect.Actors.Engine;
@@ -32,9 +33,8 @@ public sealed class TinyCheckpointFixture : IDisposable
     {
         WriteIdx(DataPath, 24);
         var o = new TorchEngineOptions(Config, BatchSize: 4, Seed: 7, Threads: 1, EmaBeta: 0.9,
-            PretrainLr: 1e-3, PretrainPMean: -1.2, PretrainPStd: 1.2,
-            TuningLr: 1e-4, TuningOptimizer: OptimizerKind.RAdam, TuningPMean: -1.1, TuningPStd: 2.0,
-            Mapping: MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0.06) { DataPath = DataPath };
+            PretrainLr: 1e-3, Pretrain: new PretrainSettings(-1.2, 1.2),
+            TuningLr: 1e-4, Tuning: new TuningSettings(OptimizerKind.RAdam, -1.1, 2.0, MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0.06)) { DataPath = DataPath };
         using var data = DatasetSource.Load(DataPath);
         var assembler = new BatchAssembler(data, 4, 7, new BatchOptions { Resolution = 32, UseLabels = false });
         using var engine = new TorchTrainingEngine(o, Path.Combine(Dir, "scratch"));
@@ -243,5 +243,14 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         r.Err.Should().StartWith("ect eval:");
         foreach (var p in parts) r.Err.Should().Contain(p);
         r.Err.Should().NotContain("   at ", "no stack trace for a user mistake");
+    }
+
+    [Fact]
+    public void Class_on_an_unconditional_network_is_refused_naming_the_file()
+    {
+        var (code, _, err) = RunEct(Eval("class.json", "--class", "0"));
+        code.Should().Be(1);
+        err.Should().Contain("--class 0").And.Contain("unconditional DDPM++").And.Contain(f.Checkpoint);
+        File.Exists(Path.Combine(f.Dir, "class.json")).Should().BeFalse();
     }
 }

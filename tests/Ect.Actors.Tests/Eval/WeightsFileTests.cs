@@ -124,6 +124,6 @@ public sealed class WeightsFileTests(TinyCheckpointFixture f) : IClassFixture<Ti
     }
 
     private TorchEngineOptions Options() => new(f.Config, BatchSize: 4, Seed: 11, Threads: 1, EmaBeta: 0.9,
-        PretrainLr: 1e-3, PretrainPMean: -1.2, PretrainPStd: 1.2, TuningLr: 1e-4, TuningOptimizer: OptimizerKind.RAdam,
-        TuningPMean: -1.1, TuningPStd: 2.0, Mapping: MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0);
+        PretrainLr: 1e-3, Pretrain: new PretrainSettings(-1.2, 1.2),
+        TuningLr: 1e-4, Tuning: new TuningSettings(OptimizerKind.RAdam, -1.1, 2.0, MappingKind.Sigmoid, Q: 2, K: 8, B: 1, C: 0));
 }

@@ -12,7 +12,7 @@ public class MetricEvaluatorConfigTests
     [Fact]
     public void An_fd_resnet18_evaluator_gets_the_documented_defaults()
     {
-        var e = Parse("[{type = fd-resnet18}]").Evaluators.Should().ContainSingle().Subject;
+        var e = Parse("[{type = fd-resnet18}]").Evaluation.Evaluators.Should().ContainSingle().Subject;
         e.Type.Should().Be("fd-resnet18");
         e.SamplingSteps.Should().Equal(1, 2);
         e.Count.Should().Be(2000);
@@ -30,9 +30,9 @@ public class MetricEvaluatorConfigTests
     {
         var s = Parse("[{type = sample-grid}, {type = fd-resnet18, sampling-steps = [2], count = 32, seed = 7, t-max = 40.0, " +
                       "mid-t = 1.5, reference-count = 0, batch = 8, cache-dir = \"/tmp/x\", threads = 2}]");
-        s.Evaluators.Should().HaveCount(2);
-        s.Evaluators[0].Count.Should().Be(64, "sample-grid's default count is unchanged");
-        var e = s.Evaluators[1];
+        s.Evaluation.Evaluators.Should().HaveCount(2);
+        s.Evaluation.Evaluators[0].Count.Should().Be(64, "sample-grid's default count is unchanged");
+        var e = s.Evaluation.Evaluators[1];
         (e.Count, e.Seed, e.TMax, e.MidT).Should().Be((32, 7, 40.0, 1.5));
         e.SamplingSteps.Should().Equal(2);
         (e.ReferenceCount, e.Batch, e.CacheDir, e.Threads).Should().Be((0, 8, "/tmp/x", 2));
@@ -42,9 +42,9 @@ public class MetricEvaluatorConfigTests
     public void The_default_configuration_documents_the_type_but_does_not_enable_it()
     {
         var conf = File.ReadAllText(Path.Combine(RepoRoot.Find(), "hocon", "default.conf"));
-        foreach (var key in RunSettings.EvaluatorKeys["fd-resnet18"].Skip(1))
+        foreach (var key in EvaluationSettings.EvaluatorKeys["fd-resnet18"].Skip(1))
             conf.Should().Contain(key, "each fd-resnet18 key is documented in hocon/default.conf");
-        RunSettings.From(EctConfiguration.Load(null, []), checkData: false).Evaluators.Select(e => e.Type).Should().Equal("sample-grid");
+        RunSettings.From(EctConfiguration.Load(null, []), checkData: false).Evaluation.Evaluators.Select(e => e.Type).Should().Equal("sample-grid");
     }
 
     [Theory]

@@ -23,7 +23,7 @@ internal sealed class StubEvaluationModel : IEvaluationModel
     public List<(int Count, int Steps, int Seed)> Calls { get; } = new();
     public bool Disposed { get; private set; }
 
-    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
+    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null)
     {
         Calls.Add((count, samplingSteps, seed));
         var rng = new Random(seed);
@@ -117,7 +117,7 @@ public sealed class MetricEvaluatorTests : TestKit, IDisposable
         private int _calls;
         public int Channels => _inner.Channels;
         public int Resolution => _inner.Resolution;
-        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
+        public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null)
         {
             var pixels = _inner.Generate(count, samplingSteps, seed, tMax, midT);
             if (corrupted.Contains(++_calls) || corrupted.Contains(-1)) pixels[count / 2] = float.NaN;

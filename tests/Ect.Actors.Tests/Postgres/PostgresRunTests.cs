@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using Ect.Actors.Configuration;
 using Ect.Actors.Persistence;
 using Ect.Actors.Persistence.Events;

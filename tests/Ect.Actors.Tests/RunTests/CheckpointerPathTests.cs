@@ -1,3 +1,4 @@
+using Ect.Actors.Checkpoints;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using Ect.Actors.Run;

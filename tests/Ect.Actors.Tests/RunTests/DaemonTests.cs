@@ -123,7 +123,7 @@ public class DaemonTests
         {
             public int Channels => 1;
             public int Resolution => 8;
-            public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0)
+            public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null)
             {
                 onCall();
                 throw new InvalidOperationException("evaluator bug");

@@ -133,16 +133,18 @@ public class Edm2EngineTests(ITestOutputHelper output)
         finally { foreach (var t in rec.Tensors.Values.Concat(last.Tensors.Values)) t.Dispose(); }
         CliHarness.Run("ema", "reconstruct", a, "--std", "0.07", "--out", Path.Combine(a, "posthoc-0.07.safetensors")).Code.Should().Be(0);
 
-        // `ect export` writes the EMA under the network's keys; `ect eval` refuses EDM2 networks by name (not yet supported).
+        // `ect export` writes the EMA under the network's keys; `ect eval` samples it (one class: --class K).
         var exported = Path.Combine(a, "export.safetensors");
         (code, _, err) = CliHarness.Run("export", a, "--out", exported);
         code.Should().Be(0, err);
         var ex = Safetensors.Read(exported);
         try { ex.Tensors.Keys.Should().Contain("unet.emb_label.weight").And.NotContain(k => k.StartsWith("ema/", StringComparison.Ordinal)); }
         finally { foreach (var t in ex.Tensors.Values) t.Dispose(); }
-        (code, _, err) = CliHarness.Run("eval", "--checkpoint", exported, "--steps", "1", "--num", "4");
-        code.Should().NotBe(0);
-        err.Should().Contain("EDM2");
+        string evalOut;
+        (code, evalOut, err) = CliHarness.Run("eval", "--checkpoint", exported, "--steps", "1", "--num", "4", "--threads", "1", "--batch", "4",
+            "--cache-dir", Path.Combine(a, "stats"), "--class", "3");
+        code.Should().Be(0, err);
+        evalOut.Should().Contain("EDM2").And.Contain("class 3 only");
         CliHarness.Run("inspect", LastCheckpoint(a)).Code.Should().Be(0);
 
         // The reconstructed weights start a new EDM2 run (ect.network.init), loaded by name.
@@ -241,11 +243,14 @@ public class Edm2EngineTests(ITestOutputHelper output)
     [Fact]
     public void Sample_grids_show_a_class_per_row()
     {
-        Edm2TrainingEngine.GridClasses(64, 10).Should().Equal(Enumerable.Range(0, 64).Select(i => (long)(i / 8)), "8 rows of 8: row r is class r");
-        Edm2TrainingEngine.GridClasses(4, 10).Should().Equal(0, 0, 1, 1);
-        var fd = Edm2TrainingEngine.GridClasses(100, 10);
-        fd.GroupBy(c => c).Should().HaveCount(10).And.OnlyContain(g => g.Count() == 10, "an FD batch of 100 holds each of 10 classes 10 times");
-        Edm2TrainingEngine.GridClasses(64, 3).Distinct().Should().Equal(0, 1, 2);
+        static long[] Classes(Ect.Actors.Evaluation.ClassLabels c, int count, int labelDim) =>
+            Enumerable.Range(0, count).Select(i => c.Of(i, labelDim)).ToArray();
+        var grid = Ect.Actors.Evaluation.ClassLabels.RowPerClass.ForGrid;
+        Classes(grid(64), 64, 10).Should().Equal(Enumerable.Range(0, 64).Select(i => (long)(i / 8)), "8 rows of 8: row r is class r");
+        Classes(grid(4), 4, 10).Should().Equal(0, 0, 1, 1);
+        Classes(grid(64), 64, 3).Distinct().Should().Equal(0, 1, 2);
+        // fd-resnet18 and `ect eval`: image i is class i mod L, so an FD set of 100 holds each of 10 classes 10 times.
+        Classes(Ect.Actors.Evaluation.ClassLabels.Default, 100, 10).GroupBy(c => c).Should().HaveCount(10).And.OnlyContain(g => g.Count() == 10);
     }
 
     [Fact]

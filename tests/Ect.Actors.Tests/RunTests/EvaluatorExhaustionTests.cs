@@ -18,7 +18,7 @@ internal sealed class ThrowingEvaluationModel : IEvaluationModel
     public static int Disposed => Volatile.Read(ref _disposed);
     public int Channels => 3;
     public int Resolution => 8;
-    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0) =>
+    public float[] Generate(int count, int samplingSteps, int seed, double tMax, double midT, int firstImage = 0, Ect.Actors.Evaluation.ClassLabels? classes = null) =>
         throw new InvalidOperationException("this evaluator always fails");
     public void Dispose() => Interlocked.Increment(ref _disposed);
 }
@@ -71,7 +71,7 @@ public class EvaluatorExhaustionTests() : TestKit("ect.evaluation-dispatcher { t
         var dir = DaemonHarness.NewRunDir();
         // An evaluation after every step: the evaluator fails ~60 times in seconds, far past its 20 restarts.
         var s = DaemonHarness.Settings("evaluation.every-steps=1");
-        s.Evaluators.Should().NotBeEmpty("the default configuration has an evaluator");
+        s.Evaluation.Evaluators.Should().NotBeEmpty("the default configuration has an evaluator");
         EngineFactory throwing = (settings, runDir) =>
         {
             var (engine, source) = Engines.Fake(settings, runDir);

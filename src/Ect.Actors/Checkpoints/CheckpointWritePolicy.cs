@@ -1,7 +1,7 @@
 using Akka.Configuration;
 using Ect.Actors.Configuration;
 
-namespace Ect.Actors.Run;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>
 /// How often a failed checkpoint write is tried (ect.checkpoint.write-attempts, in all) and how long the checkpointer

@@ -2,9 +2,10 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
+using Ect.Actors.Run;
 using Ect.Compute.IO;
 
-namespace Ect.Actors.Run;
+namespace Ect.Actors.Checkpoints;
 
 /// <summary>
 /// Writes checkpoints off the trainer thread, atomically: temporary file, fsync, SHA-256, rename, fsync of
