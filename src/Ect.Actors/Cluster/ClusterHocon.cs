@@ -83,6 +83,9 @@ public static class ClusterHocon
                   distributed-data.durable.keys = []
                   # A finished run passivates itself; nothing else ends an entity.
                   passivate-idle-entity-after = off
+                  # No rebalancing: moving a shard hands its entities off, which stops their trainers (a checkpoint and
+                  # a restart elsewhere: wasted work). A run moves only when its node dies or leaves.
+                  rebalance-interval = 3650d
                 }
                 singleton.hand-over-retry-interval = 1s
               }
@@ -93,8 +96,9 @@ public static class ClusterHocon
     /// <summary>The `ect sweep` client's configuration: plain remoting on a free loopback (or given) port.</summary>
     public static Config Client(string hostname, string tls) => ConfigurationFactory.ParseString($$"""
         akka {
-          loglevel = WARNING
-          stdout-loglevel = WARNING
+          # A short-lived client: the disconnect warnings of its own shutdown are noise.
+          loglevel = ERROR
+          stdout-loglevel = ERROR
           log-dead-letters = off
           log-dead-letters-during-shutdown = off
           actor.provider = remote

@@ -78,6 +78,7 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
         Command<SlotGate.Granted>(_ => { _waitingForSlot = false; _holdingSlot = true; StartChild(); });
         Command<ChildExited>(OnChildExited);
         Command<Retry>(_ => EnsureRunning());
+        Command<Status.Failure>(f => _log.Error(f.Cause, "{0}: {1}", _runId, f.Cause?.Message ?? "a failure"));
     }
 
     public override string PersistenceId => "ect-sweep-run-" + _runId;
@@ -126,11 +127,7 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
         }
         _child = child;
         var self = Self;
-        child.WaitAsync().ContinueWith(t =>
-        {
-            var (code, cpu) = t.IsCompletedSuccessfully ? t.Result : (-1, 0.0);
-            return new ChildExited(attempt, code, code == 0 && Finished(), cpu);
-        }).PipeTo(self);
+        WaitForExit(child, attempt).PipeTo(self);
         Console.WriteLine($"node {_node.Node}: run {_runId}: attempt {attempt}, ect train pid {child.Pid}");
         Persist(new RunAttemptStarted { Node = _node.Node, Attempt = attempt, Pid = child.Pid, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, e =>
         {
@@ -139,10 +136,27 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
         });
     }
 
+    private async Task<ChildExited> WaitForExit(TrainChild child, int attempt)
+    {
+        int code;
+        double cpu;
+        try { (code, cpu) = await child.WaitAsync().ConfigureAwait(false); }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"node {_node.Node}: run {_runId}: attempt {attempt}: waiting for its trainer failed: {e.Message}");
+            (code, cpu) = (-1, 0);
+        }
+        return new ChildExited(attempt, code, code == 0 && Finished(), cpu);
+    }
+
     private bool Finished()
     {
         try { return RunJournal.Events<Ect.Actors.Persistence.Events.RunFinished>(RunJournal.Read(RunDir)).Any(); }
-        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException) { return false; }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"node {_node.Node}: run {_runId}: cannot read its journal in {RunDir}: {e.Message}");
+            return false;
+        }
     }
 
     private void OnChildExited(ChildExited x)
@@ -194,8 +208,15 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
         _node.Slots.Tell(new SlotGate.Release());
     }
 
+    protected override void PreStart()
+    {
+        Console.WriteLine($"node {_node.Node}: run {_runId}: entity started");
+        base.PreStart();
+    }
+
     protected override void PostStop()
     {
+        Console.WriteLine($"node {_node.Node}: run {_runId}: entity stopped{(_child is null ? "" : " (its trainer is asked to checkpoint and stop)")}");
         // Handed off (its node leaves) or stopped with its node: the child checkpoints and ends; the run goes on elsewhere.
         _child?.Terminate();
         base.PostStop();

@@ -51,19 +51,21 @@ public sealed class TrainChild : IDisposable
     /// <summary>Waits for the child's end (sampling its CPU time every second), records it in sweep-run.json; returns (exit code, CPU seconds).</summary>
     public async Task<(int ExitCode, double CpuSeconds)> WaitAsync()
     {
-        await Task.Yield();
-        return await Task.Run(async () =>
+        // CPU time is read from /proc while the child lives (an exited child's is gone): sampled every second,
+        // without holding a thread while waiting.
+        double cpu = 0;
+        var exited = _process.WaitForExitAsync();
+        while (!exited.IsCompleted)
         {
-            // CPU time is read from /proc while the child lives (an exited child's is gone).
-            double cpu = 0;
-            while (!_process.WaitForExit(1000))
-                try { cpu = _process.TotalProcessorTime.TotalSeconds; } catch (InvalidOperationException) { }
-            await _copy;
-            var record = SweepRunRecord.Read(_runDir) ?? new SweepRunRecord(Path.GetFileName(_runDir), 0, null, 0);
-            record = record with { Invocations = record.Invocations + 1, LastExitCode = _process.ExitCode, CpuSeconds = record.CpuSeconds + cpu };
-            record.Write(_runDir);
-            return (_process.ExitCode, cpu);
-        });
+            try { cpu = _process.TotalProcessorTime.TotalSeconds; } catch (InvalidOperationException) { }
+            await Task.WhenAny(exited, Task.Delay(1000)).ConfigureAwait(false);
+        }
+        await exited.ConfigureAwait(false);
+        await _copy.ConfigureAwait(false);
+        var record = SweepRunRecord.Read(_runDir) ?? new SweepRunRecord(Path.GetFileName(_runDir), 0, null, 0);
+        record = record with { Invocations = record.Invocations + 1, LastExitCode = _process.ExitCode, CpuSeconds = record.CpuSeconds + cpu };
+        record.Write(_runDir);
+        return (_process.ExitCode, cpu);
     }
 
     /// <summary>Asks the child to end at its next step boundary (SIGTERM: it writes a checkpoint and exits).</summary>
