@@ -14,8 +14,8 @@ public static class ClusterHocon
     /// <summary>The ActorSystem name every node of a sweep cluster uses (part of every address: akka.tcp://ect-sweeps@HOST:PORT).</summary>
     public const string SystemName = "ect-sweeps";
 
-    /// <summary>Shards of the run entities: ~10x the largest node count; never change it on a live cluster.</summary>
-    public const int ShardCount = 40;
+    /// <summary>Shards of the run entities: ~10x the largest node count, and more than a sweep's usual runs (see FreeSlotAllocation); never change it on a live cluster.</summary>
+    public const int ShardCount = 100;
 
     /// <summary>Serialization of every cluster sweep message (nodes and client): protobuf with explicit manifests.</summary>
     public static Config Serialization { get; } = ConfigurationFactory.ParseString($$"""

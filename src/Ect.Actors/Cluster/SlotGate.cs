@@ -35,11 +35,14 @@ public sealed class SlotGate : ReceiveActor, IWithTimers
         });
         Receive<Release>(_ => Free(Sender));
         Receive<Terminated>(t => Free(t.ActorRef));
-        Receive<Tick>(_ => director.Tell(new NodeSlots { Node = node, Slots = _slots, Busy = _holders.Count }));
+        Receive<Tick>(_ => director.Tell(Report(node)));
+        Receive<SlotQuery>(_ => Sender.Tell(Report(node)));
         Timers.StartPeriodicTimer("report", new Tick(), TimeSpan.Zero, TimeSpan.FromSeconds(2));
     }
 
     public static Props Props(int slots, string node, IActorRef director) => Akka.Actor.Props.Create(() => new SlotGate(slots, node, director));
+
+    private NodeSlots Report(string node) => new() { Node = node, Slots = _slots, Busy = _holders.Count, Waiting = _waiting.Count };
 
     private void Free(IActorRef who)
     {

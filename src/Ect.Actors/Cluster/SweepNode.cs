@@ -31,7 +31,8 @@ public static class SweepNode
         var directorProxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{DirectorName}", ClusterSingletonProxySettings.Create(system)), DirectorName + "-proxy");
         var gate = system.ActorOf(SlotGate.Props(slots, node, directorProxy), "slots");
         var context = new SweepRunEntity.NodeContext(runRoot, ect, threads, node, gate, directorProxy);
-        var region = sharding.Start(SweepRunEntity.TypeName, id => SweepRunEntity.Props(id, context), ClusterShardingSettings.Create(system), new RunIdExtractor());
+        var region = sharding.Start(SweepRunEntity.TypeName, id => SweepRunEntity.Props(id, context), ClusterShardingSettings.Create(system), new RunIdExtractor(),
+            new FreeSlotAllocation(), PoisonPill.Instance);
         system.ActorOf(ClusterSingletonManager.Props(SweepDirector.Props(region), PoisonPill.Instance, ClusterSingletonManagerSettings.Create(system)), DirectorName);
         system.ActorOf(SweepReceptionist.Props(directorProxy, runRoot), SweepReceptionist.Name);
     }
