@@ -65,7 +65,7 @@ public sealed class NodeVerb : ICliVerb
         try { Directory.CreateDirectory(runRoot); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"ect node: --run-root {runRoot}: {e.Message}"); return 2; }
 
-        var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon);
+        var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, tls.Enabled);
         ActorSystem system;
         try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(config)); }
         catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }

@@ -28,11 +28,14 @@ public static class ClusterHocon
         }
         """);
 
+    /// <summary>The transport's protocol in addresses: akka.ssl.tcp with TLS, akka.tcp without.</summary>
+    public static string Protocol(bool tls) => tls ? "akka.ssl.tcp" : "akka.tcp";
+
     /// <summary>"HOST:PORT" as a seed-node address.</summary>
-    public static string SeedAddress(string hostPort)
+    public static string SeedAddress(string hostPort, bool tls)
     {
         var (host, port) = ParseHostPort(hostPort, "--seed-nodes");
-        return $"akka.tcp://{SystemName}@{host}:{port}";
+        return $"{Protocol(tls)}://{SystemName}@{host}:{port}";
     }
 
     /// <summary>Parses HOST:PORT (a port 1-65535); throws ArgumentException naming <paramref name="option"/> and the value.</summary>
@@ -45,11 +48,11 @@ public static class ClusterHocon
     }
 
     /// <summary>A node's configuration (TLS, when given, is added by <see cref="ClusterTls"/>).</summary>
-    public static Config Node(string hostname, int port, IReadOnlyList<string> seedNodes, string pgConnection, TimeSpan downAfter, string tls)
+    public static Config Node(string hostname, int port, IReadOnlyList<string> seedNodes, string pgConnection, TimeSpan downAfter, string tls, bool tlsOn)
     {
         var ect = ConfigurationFactory.ParseString(
             $"ect.persistence.provider = postgresql\nect.persistence.connection-string = {PersistenceHocon.Quote(pgConnection)}");
-        var seeds = string.Join(", ", seedNodes.Select(s => PersistenceHocon.Quote(SeedAddress(s))));
+        var seeds = string.Join(", ", seedNodes.Select(s => PersistenceHocon.Quote(SeedAddress(s, tlsOn))));
         return ConfigurationFactory.ParseString($$"""
             akka {
               loglevel = WARNING

@@ -14,7 +14,9 @@ public sealed class SweepClient : IAsyncDisposable
     private readonly ActorSystem _system;
     private readonly IReadOnlyList<string> _nodes;
 
-    private SweepClient(ActorSystem system, IReadOnlyList<string> nodes) { _system = system; _nodes = nodes; }
+    private readonly bool _tls;
+
+    private SweepClient(ActorSystem system, IReadOnlyList<string> nodes, bool tls) { _system = system; _nodes = nodes; _tls = tls; }
 
     /// <summary>Throws ArgumentException on a bad --cluster list or TLS option.</summary>
     public static SweepClient Connect(string cluster, ClusterTls tls, string hostname = "127.0.0.1")
@@ -23,7 +25,7 @@ public sealed class SweepClient : IAsyncDisposable
         if (nodes.Length == 0) throw new ArgumentException("--cluster is empty: give HOST:PORT of a node.");
         foreach (var n in nodes) ClusterHocon.ParseHostPort(n, "--cluster");
         var config = ClusterHocon.Client(hostname, tls.Hocon(hostname));
-        return new SweepClient(ActorSystem.Create("ect-sweep-client", tls.Setup(config)), nodes);
+        return new SweepClient(ActorSystem.Create("ect-sweep-client", tls.Setup(config)), nodes, tls.Enabled);
     }
 
     /// <summary>The first answer of a node of the cluster, or throws TimeoutException naming every node tried.</summary>
@@ -33,7 +35,7 @@ public sealed class SweepClient : IAsyncDisposable
         foreach (var node in _nodes)
         {
             var (host, port) = ClusterHocon.ParseHostPort(node, "--cluster");
-            var selection = _system.ActorSelection($"akka.tcp://{ClusterHocon.SystemName}@{host}:{port}/user/{SweepReceptionist.Name}");
+            var selection = _system.ActorSelection($"{ClusterHocon.Protocol(_tls)}://{ClusterHocon.SystemName}@{host}:{port}/user/{SweepReceptionist.Name}");
             try { return await selection.Ask<T>(message, timeout); }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException) { errors.Add($"{node}: no answer within {timeout.TotalSeconds:F0} s"); }
         }
