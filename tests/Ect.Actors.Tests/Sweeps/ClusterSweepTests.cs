@@ -153,6 +153,21 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
             var director = await db.Events(SweepDirector.PersistenceIdValue);
             director.Where(e => e.Manifest == "RunOutcomeV1").Select(e => RunOutcome.Parser.ParseFrom(e.Payload).RunId)
                 .Should().BeEquivalentTo(spec.Runs.Select(r => r.Id), "the director recorded each run's end once");
+
+            // The CLI over the same cluster: status, results (table + JSON in the shared run root), cancel of an ended sweep.
+            var alive = string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}"));
+            (code, text) = await Ect("sweep", "status", spec.Name, "--cluster", alive);
+            code.Should().Be(0, text);
+            text.Should().Contain($"sweep {spec.Name}: 4 of 4 runs ended").And.Contain(run);
+            (code, text) = await Ect("sweep", "results", spec.Name, "--cluster", alive);
+            code.Should().Be(0, text);
+            File.Exists(Path.Combine(root, SweepResults.TableFile)).Should().BeTrue(text);
+            (code, text) = await Ect("sweep", "cancel", spec.Name, "--cluster", alive);
+            code.Should().Be(0, text);
+            text.Should().Contain("0 running run(s) asked to checkpoint and stop, 0 never started");
+            (code, text) = await Ect("sweep", "status", "no-such-sweep", "--cluster", alive);
+            code.Should().Be(1, text);
+            text.Should().Contain("no sweep named \"no-such-sweep\"").And.Contain(spec.Name);
             output.WriteLine($"test took {clock.Elapsed.TotalSeconds:F1} s");
         }
         finally
