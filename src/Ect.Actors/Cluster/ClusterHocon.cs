@@ -89,6 +89,9 @@ public static class ClusterHocon
                   # No rebalancing: moving a shard hands its entities off, which stops their trainers (a checkpoint and
                   # a restart elsewhere: wasted work). A run moves only when its node dies or leaves.
                   rebalance-interval = 3650d
+                  # Loading a shard's remembered entities from the journal took over the 5 s default on a loaded
+                  # 2-core machine (the shard then backs off and retries): give the journal more time.
+                  updating-state-timeout = 15s
                 }
                 singleton.hand-over-retry-interval = 1s
               }

@@ -94,7 +94,10 @@ public sealed class TrainChild : IDisposable
     /// </summary>
     public static void WatchParentFromEnvironment()
     {
-        if (Environment.GetEnvironmentVariable(ParentPidVariable) is { Length: > 0 } text && int.TryParse(text, out var parent) && parent > 1)
+        if (Environment.GetEnvironmentVariable(ParentPidVariable) is not { Length: > 0 } text) return;
+        // Not inherited further: a process this one starts has this one as its parent, not the sweep's.
+        Environment.SetEnvironmentVariable(ParentPidVariable, null);
+        if (int.TryParse(text, out var parent) && parent > 1)
             Ect.Mpi.ParentWatch.StartFor(parent, $"the sweep process that started this run (pid {parent})", TimeSpan.FromMilliseconds(250));
     }
 }
