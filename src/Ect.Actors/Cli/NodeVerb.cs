@@ -84,6 +84,9 @@ public sealed class NodeVerb : ICliVerb
         cluster.RegisterOnMemberUp(() => Console.WriteLine($"node {cluster.SelfAddress}: up; {slots} slot(s) x {threads} thread(s), run root {runRoot}"));
         Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}");
         system.WhenTerminated.Wait();
+        // Its trainers were asked to checkpoint and stop (SIGTERM) as their entities stopped: let them finish that.
+        if (TrainChild.WaitForAll(TimeSpan.FromMinutes(2)) is > 0 and var left)
+            Console.Error.WriteLine($"node {cluster.SelfAddress}: {left} trainer(s) still running after 2 minutes; they end with this process (their runs resume from the last checkpoint).");
         Console.WriteLine($"node {cluster.SelfAddress}: stopped{(leaving ? "" : " (downed by the cluster)")}");
         return leaving ? 0 : 1;
     }

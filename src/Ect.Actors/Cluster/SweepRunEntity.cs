@@ -111,6 +111,14 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
     private void StartChild()
     {
         if (_assigned is null || _outcome is not null || _child is not null || _cancelRequested) { ReleaseSlot(); if (_cancelRequested && _outcome is null) End("cancelled"); return; }
+        if (Daemon.RunLock.IsHeld(RunDir))
+        {
+            // A trainer of this run still holds its directory (its node is leaving, or died a moment ago and the
+            // trainer has not noticed yet): never a second one; look again shortly, keeping the slot.
+            Console.WriteLine($"node {_node.Node}: run {_runId}: its run directory is locked by another trainer; waiting");
+            Timers.StartSingleTimer("retry", new Retry(), TimeSpan.FromSeconds(2));
+            return;
+        }
         var attempt = _attempts + 1;
         TrainChild child;
         try { child = TrainChild.Start(_node.Ect, _assigned.Run.Configs, _assigned.Run.Sets, _node.Threads, RunDir); }

@@ -15,6 +15,10 @@ public sealed class TrainChild : IDisposable
     /// <summary>Set in the child's environment: the pid of the process that started it (see Program.Main).</summary>
     public const string ParentPidVariable = "ECT_PARENT_PID";
 
+    // Every child of this process that has not ended: `ect node` waits for them after its ActorSystem stops (they
+    // were asked to checkpoint; leaving first would make them kill themselves mid-write).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, Process> Live = new();
+
     private readonly Process _process;
     private readonly StreamWriter _log;
     private readonly Task _copy;
@@ -44,7 +48,12 @@ public sealed class TrainChild : IDisposable
         psi.ArgumentList.Add("--run-dir"); psi.ArgumentList.Add(runDir);
         psi.Environment[ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var log = new StreamWriter(Path.Combine(runDir, "sweep-train.log"), append: true) { AutoFlush = true };
-        try { return new TrainChild(Process.Start(psi)!, log, runDir); }
+        try
+        {
+            var child = new TrainChild(Process.Start(psi)!, log, runDir);
+            Live[child.Pid] = child._process;
+            return child;
+        }
         catch { log.Dispose(); throw; }
     }
 
@@ -61,6 +70,7 @@ public sealed class TrainChild : IDisposable
             await Task.WhenAny(exited, Task.Delay(1000)).ConfigureAwait(false);
         }
         await exited.ConfigureAwait(false);
+        Live.TryRemove(_process.Id, out _);
         await _copy.ConfigureAwait(false);
         var record = SweepRunRecord.Read(_runDir) ?? new SweepRunRecord(Path.GetFileName(_runDir), 0, null, 0);
         record = record with { Invocations = record.Invocations + 1, LastExitCode = _process.ExitCode, CpuSeconds = record.CpuSeconds + cpu };
@@ -72,6 +82,18 @@ public sealed class TrainChild : IDisposable
     public void Terminate()
     {
         try { if (!_process.HasExited) kill(_process.Id, 15); } catch (InvalidOperationException) { }
+    }
+
+    /// <summary>Waits until every child this process started has ended, at most <paramref name="timeout"/>; returns how many still run.</summary>
+    public static int WaitForAll(TimeSpan timeout)
+    {
+        var until = DateTime.UtcNow + timeout;
+        foreach (var p in Live.Values)
+        {
+            var left = until - DateTime.UtcNow;
+            try { if (left <= TimeSpan.Zero || !p.WaitForExit(left)) continue; } catch (InvalidOperationException) { }
+        }
+        return Live.Values.Count(p => { try { return !p.HasExited; } catch (InvalidOperationException) { return false; } });
     }
 
     public void Dispose()

@@ -16,6 +16,7 @@ namespace Ect.Actors.Tests.Sweeps;
 /// certificate gets answers; a client without it, or with another certificate, gets none; a node without it cannot
 /// join (the cluster still has one member).
 /// </summary>
+[Trait("Category", "Slow")] // ~40 s: a TLS node, three clients and an intruder node
 public sealed class ClusterTlsTests(PostgresFixture pg, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     private static X509Certificate2 SelfSigned(string cn)
