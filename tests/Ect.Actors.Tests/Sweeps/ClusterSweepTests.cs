@@ -163,7 +163,7 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
             var alive = string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}"));
             (code, text) = await Ect("sweep", "status", spec.Name, "--cluster", alive);
             code.Should().Be(0, text);
-            text.Should().Contain($"sweep {spec.Name}: 4 of 4 runs ended").And.Contain(run);
+            text.Should().Contain($"sweep {spec.Name}: 4 of 4 runs ended").And.Contain(run).And.Contain("ETA").And.Contain("│ 160");
             (code, text) = await Ect("sweep", "results", spec.Name, "--cluster", alive);
             code.Should().Be(0, text);
             File.Exists(Path.Combine(root, SweepResults.TableFile)).Should().BeTrue(text);
