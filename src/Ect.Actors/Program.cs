@@ -9,6 +9,8 @@ public static class Program
     {
         // Before anything loads libtorch (and its OpenMP runtime, which reads the setting once, as it loads).
         Ect.Compute.Runtime.OpenMpWaitPolicy.Apply();
+        // A run started by `ect sweep run` or `ect node` dies with the process that started it (no orphan trainer).
+        Ect.Actors.Sweeps.TrainChild.WatchParentFromEnvironment();
         var (root, usageExitCodes) = Build();
         var parsed = root.Parse(args);
         var code = parsed.Invoke(); // with parse errors: prints them and the help hint

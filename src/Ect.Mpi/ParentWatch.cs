@@ -33,4 +33,27 @@ public static class ParentWatch
         }) { IsBackground = true, Name = "mpi-parent-watch" };
         thread.Start();
     }
+
+    /// <summary>
+    /// Ends this process (SIGKILL) once its parent is no longer <paramref name="expectedParent"/>: compared with a pid
+    /// the parent passed down, not the parent seen at start, so a parent that died before this call is caught too.
+    /// </summary>
+    public static void StartFor(int expectedParent, string parentDescription, TimeSpan interval)
+    {
+        if (Interlocked.Exchange(ref _started, 1) == 1) return;
+        var thread = new Thread(() =>
+        {
+            while (true)
+            {
+                if (getppid() != expectedParent)
+                {
+                    Console.Error.WriteLine($"ect: {parentDescription} is gone; ending this process (SIGKILL) so no orphan keeps training.");
+                    Console.Error.Flush();
+                    kill(getpid(), 9);
+                }
+                Thread.Sleep(interval);
+            }
+        }) { IsBackground = true, Name = "parent-watch" };
+        thread.Start();
+    }
 }

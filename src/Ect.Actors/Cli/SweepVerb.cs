@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Ect.Actors.Cluster;
 using Ect.Actors.Configuration;
 using Ect.Actors.Sweeps;
 using Spectre.Console;
@@ -37,15 +38,52 @@ public sealed class SweepVerb : ICliVerb
         run.SetAction(r => Run(r.GetValue(runSpec)!, r.GetValue(runRoot)!, r.GetValue(slots), r.GetValue(threads)));
         cmd.Subcommands.Add(run);
 
-        var results = new Command("results", "The sweep's table (state, step, images, CPU time, metric per run), sweep-results.json and .png in the run root.");
-        var resSpec = specArg(); var resRoot = rootOpt();
-        results.Arguments.Add(resSpec); results.Options.Add(resRoot);
-        results.SetAction(r => Results(r.GetValue(resSpec)!, r.GetValue(resRoot)!));
+        var results = new Command("results", "The sweep's table (state, step, images, CPU time, metric per run), sweep-results.json and .png in the run root. " +
+            "`results SPEC --run-root DIR` on this machine, `results NAME --cluster HOST:PORT` for a sweep of a cluster.");
+        var resSpec = new Argument<string>("SPEC|NAME") { Description = "The sweep's HOCON file (with --run-root), or its name (with --cluster)." };
+        var resRoot = new Option<string>("--run-root") { Description = "The folder that holds one run directory per run (RUN_ROOT/RUN_ID)." };
+        var resCluster = ClusterOption(); resCluster.Required = false;
+        var resTls = ClusterTls.Options();
+        results.Arguments.Add(resSpec); results.Options.Add(resRoot); results.Options.Add(resCluster);
+        foreach (var o in resTls.All) results.Options.Add(o);
+        results.SetAction(r => r.GetValue(resCluster) is { } c
+            ? ClusterSweepCommands.Results(r.GetValue(resSpec)!, c, resTls.From(r))
+            : r.GetValue(resRoot) is { } root ? Results(r.GetValue(resSpec)!, root) : MissingRoot());
         cmd.Subcommands.Add(results);
+
+        var submit = new Command("submit", "Submit the SPEC's runs to a cluster of `ect node`s (checked here first: nothing of a bad spec is submitted).");
+        var subSpec = specArg(); var subCluster = ClusterOption(); var subTls = ClusterTls.Options();
+        submit.Arguments.Add(subSpec); submit.Options.Add(subCluster);
+        foreach (var o in subTls.All) submit.Options.Add(o);
+        submit.SetAction(r => ClusterSweepCommands.Submit(r.GetValue(subSpec)!, r.GetValue(subCluster)!, subTls.From(r)));
+        cmd.Subcommands.Add(submit);
+
+        foreach (var (verb, help) in new[] { ("status", "A sweep's runs on the cluster: run, node, phase, attempts, step, last metric."),
+                                             ("cancel", "Cancel a sweep: its running runs checkpoint and stop, the others never start.") })
+        {
+            var c = new Command(verb, help);
+            var name = new Argument<string>("NAME") { Description = "The sweep's name (sweep.name of its SPEC)." };
+            var cluster = ClusterOption(); var tls = ClusterTls.Options();
+            c.Arguments.Add(name); c.Options.Add(cluster);
+            foreach (var o in tls.All) c.Options.Add(o);
+            c.SetAction(r => verb == "status"
+                ? ClusterSweepCommands.Status(r.GetValue(name)!, r.GetValue(cluster)!, tls.From(r))
+                : ClusterSweepCommands.Cancel(r.GetValue(name)!, r.GetValue(cluster)!, tls.From(r)));
+            cmd.Subcommands.Add(c);
+        }
         return cmd;
     }
 
-    private static SweepSpec? Load(string path)
+    private static Option<string> ClusterOption() =>
+        new("--cluster") { Description = "HOST:PORT[,...] of nodes of the sweep cluster (`ect node`).", Required = true };
+
+    private static int MissingRoot()
+    {
+        System.Console.Error.WriteLine("ect sweep results: give --run-root DIR (a sweep run on this machine) or --cluster HOST:PORT (a sweep of a cluster).");
+        return 2;
+    }
+
+    internal static SweepSpec? Load(string path)
     {
         try { return SweepSpec.Load(path); }
         catch (ConfigurationException e) { Console.Error.WriteLine($"ect sweep: {e.Message}"); return null; }
@@ -101,7 +139,7 @@ public sealed class SweepVerb : ICliVerb
         return 0;
     }
 
-    private static IAnsiConsole Out()
+    internal static IAnsiConsole Out()
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(System.Console.Out) });
         if (System.Console.IsOutputRedirected) console.Profile.Width = 320;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Ect.Actors.Configuration;
 
@@ -83,42 +82,12 @@ public sealed class LocalSweepExecutor(SweepSpec spec, string runRoot, int slots
     private async Task<bool> RunOne(SweepRun run, CancellationToken stop)
     {
         var dir = Path.Combine(runRoot, run.Id);
-        Directory.CreateDirectory(dir);
-        var (file, prefix) = ect ?? Self();
-        var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in prefix) psi.ArgumentList.Add(a);
-        psi.ArgumentList.Add("train");
-        foreach (var c in spec.BaseFiles) { psi.ArgumentList.Add("--config"); psi.ArgumentList.Add(c); }
-        foreach (var s in spec.SetsOf(run).Append($"ect.run.threads={threads}").Append("ect.display.mode=plain"))
-        { psi.ArgumentList.Add("--set"); psi.ArgumentList.Add(s); }
-        psi.ArgumentList.Add("--run-dir"); psi.ArgumentList.Add(dir);
-        var record = SweepRunRecord.Read(dir) ?? new SweepRunRecord(run.Id, 0, null, 0);
         log.WriteLine($"{run.Id}: ect train ({string.Join(", ", run.Overlay.Select(kv => $"{kv.Key}={kv.Value}"))})");
-        using var output = new StreamWriter(Path.Combine(dir, "sweep-train.log"), append: true) { AutoFlush = true };
-        using var p = Process.Start(psi)!;
-        var copy = Task.WhenAll(Pump(p.StandardOutput, output), Pump(p.StandardError, output));
+        using var child = TrainChild.Start(ect ?? Self(), spec.BaseFiles, spec.SetsOf(run), threads, dir);
         // A stop asks the child to end at its next step boundary (SIGTERM: it writes a checkpoint and exits 0/1).
-        using var reg = stop.Register(() => { try { Posix.Terminate(p.Id); } catch (Exception) { } });
-        // CPU time is read from /proc while the child lives (an exited child's is gone): sampled every second.
-        double cpu = 0;
-        while (!p.WaitForExit(1000))
-            try { cpu = p.TotalProcessorTime.TotalSeconds; } catch (InvalidOperationException) { }
-        await copy;
-        record = record with { Invocations = record.Invocations + 1, LastExitCode = p.ExitCode, CpuSeconds = record.CpuSeconds + cpu };
-        record.Write(dir);
-        log.WriteLine($"{run.Id}: exit {p.ExitCode} after {cpu:F0} CPU-s{(p.ExitCode == 0 ? "" : $" (see {Path.Combine(dir, "sweep-train.log")})")}");
-        return p.ExitCode == 0;
-    }
-
-    private static async Task Pump(StreamReader from, StreamWriter to)
-    {
-        string? line;
-        while ((line = await from.ReadLineAsync()) is not null) lock (to) to.WriteLine(line);
-    }
-
-    private static class Posix
-    {
-        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
-        public static void Terminate(int pid) => kill(pid, 15);
+        using var reg = stop.Register(child.Terminate);
+        var (code, cpu) = await child.WaitAsync();
+        log.WriteLine($"{run.Id}: exit {code} after {cpu:F0} CPU-s{(code == 0 ? "" : $" (see {Path.Combine(dir, "sweep-train.log")})")}");
+        return code == 0;
     }
 }

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Ect.Actors.Cluster;
+using Ect.Actors.Sweeps;
+using Spectre.Console;
+
+namespace Ect.Actors.Cli;
+
+/// <summary>
+/// `ect sweep submit SPEC --cluster HOST:PORT`, `ect sweep status|cancel NAME --cluster HOST:PORT`,
+/// `ect sweep results NAME --cluster HOST:PORT`. Exit codes: 0 done, 1 the cluster refused or did not answer,
+/// 2 a bad spec or arguments (nothing submitted).
+/// </summary>
+internal static class ClusterSweepCommands
+{
+    public static int Submit(string specPath, string cluster, ClusterTls tls)
+    {
+        if (SweepVerb.Load(specPath) is not { } spec) return 2;
+        return WithClient("submit", cluster, tls, async c =>
+        {
+            var reply = await c.Submit(spec);
+            (reply.Ok ? Console.Out : Console.Error).WriteLine(reply.Ok ? reply.Message : $"ect sweep submit: {reply.Message}");
+            return reply.Ok ? 0 : 1;
+        });
+    }
+
+    public static int Cancel(string name, string cluster, ClusterTls tls) => WithClient("cancel", cluster, tls, async c =>
+    {
+        var reply = await c.Cancel(name);
+        (reply.Ok ? Console.Out : Console.Error).WriteLine(reply.Ok ? reply.Message : $"ect sweep cancel: {reply.Message}");
+        return reply.Ok ? 0 : 1;
+    });
+
+    public static int Status(string name, string cluster, ClusterTls tls) => WithClient("status", cluster, tls, async c =>
+    {
+        var s = await c.Status(name);
+        if (!s.Found) { Console.Error.WriteLine($"ect sweep status: {s.Message}"); return 1; }
+        // Steps and metrics come from the run directories (the shared run root), when this machine sees it.
+        var spec = TryLoad(s.SpecPath);
+        var rows = TryRead(spec, s.RunRoot);
+        var table = new Table().AddColumns("run", "node", "phase", "attempts", "step", s.Metric, "ETA");
+        foreach (var r in s.Runs)
+        {
+            var row = rows?.FirstOrDefault(x => x.Run == r.RunId);
+            var (step, eta) = Progress(spec, r.RunId, s.RunRoot, r.Phase == "running");
+            table.AddRow(Markup.Escape(r.RunId), Markup.Escape(r.Node.Length > 0 ? r.Node : "-"), Markup.Escape(r.Phase),
+                r.Attempts.ToString(CultureInfo.InvariantCulture), (step ?? row?.Step)?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                row?.Metric?.ToString("G5", CultureInfo.InvariantCulture) ?? "-", eta ?? "-");
+        }
+        SweepVerb.Out().Write(table);
+        var ended = s.Runs.Count(r => r.Phase is not ("pending" or "released" or "running"));
+        Console.WriteLine($"sweep {s.Name}{(s.Cancelled ? " (cancelled)" : "")}: {ended} of {s.Runs.Count} runs ended; " +
+                          $"nodes: {string.Join(", ", s.Nodes.Select(n => $"{n.Node} {n.Busy}/{n.Slots} busy"))}; run root {s.RunRoot}" +
+                          (rows is null ? " (not readable here: steps and metrics not shown)" : ""));
+        return 0;
+    });
+
+    public static int Results(string name, string cluster, ClusterTls tls) => WithClient("results", cluster, tls, async c =>
+    {
+        var s = await c.Status(name);
+        if (!s.Found) { Console.Error.WriteLine($"ect sweep results: {s.Message}"); return 1; }
+        if (!Directory.Exists(s.RunRoot))
+        {
+            Console.Error.WriteLine($"ect sweep results: the cluster's run root {s.RunRoot} is not visible on this machine: run it where the shared run root is mounted.");
+            return 1;
+        }
+        return SweepVerb.Results(s.SpecPath, s.RunRoot);
+    });
+
+    private static SweepSpec? TryLoad(string specPath)
+    {
+        try { return SweepSpec.Load(specPath); }
+        catch (Exception e) when (e is Configuration.ConfigurationException or IOException) { return null; }
+    }
+
+    private static IReadOnlyList<SweepRunResult>? TryRead(SweepSpec? spec, string runRoot)
+    {
+        try { return spec is not null && Directory.Exists(runRoot) ? SweepResults.Read(spec, runRoot) : null; }
+        catch (Exception e) when (e is Configuration.ConfigurationException or IOException) { return null; }
+    }
+
+    /// <summary>
+    /// A running run's live step (the last line of its stats.jsonl) and ETA (the steps left, pretrain + tuning, at
+    /// the last step time). Nulls where the file is missing, unreadable or not as the daemon writes it.
+    /// </summary>
+    private static (long? Step, string? Eta) Progress(SweepSpec? spec, string runId, string runRoot, bool running)
+    {
+        if (spec?.Runs.FirstOrDefault(r => r.Id == runId) is not { } run) return (null, null);
+        var path = Path.Combine(runRoot, runId, "stats.jsonl");
+        try
+        {
+            if (!File.Exists(path)) return (null, null);
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            f.Seek(Math.Max(0, f.Length - 4096), SeekOrigin.Begin);
+            var last = new StreamReader(f).ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
+            if (last is null) return (null, null);
+            using var doc = System.Text.Json.JsonDocument.Parse(last);
+            long step = doc.RootElement.GetProperty("step").GetInt64();
+            if (!running || !doc.RootElement.TryGetProperty("step_s", out var stepSeconds)) return (step, null);
+            var config = spec.ConfigOf(run);
+            long total = config.GetLong("ect.pretrain.steps", 0) + config.GetLong("ect.tuning.steps", 0);
+            var left = TimeSpan.FromSeconds(Math.Max(0, total - step) * stepSeconds.GetDouble());
+            return (step, left.ToString(left.TotalHours >= 1 ? @"h\:mm\:ss" : @"m\:ss", CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or KeyNotFoundException
+                                      or InvalidOperationException or FormatException or OverflowException or ArgumentException
+                                      or Configuration.ConfigurationException or Akka.Configuration.ConfigurationException)
+        { return (null, null); }
+    }
+
+    private static int WithClient(string verb, string cluster, ClusterTls tls, Func<SweepClient, Task<int>> act)
+    {
+        SweepClient client;
+        try { client = SweepClient.Connect(cluster, tls); }
+        catch (ArgumentException e) { Console.Error.WriteLine($"ect sweep {verb}: {e.Message}"); return 2; }
+        try { return act(client).GetAwaiter().GetResult(); }
+        catch (TimeoutException e) { Console.Error.WriteLine($"ect sweep {verb}: {e.Message}"); return 1; }
+        finally { client.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+    }
+}

@@ -1,0 +1,93 @@
+using System.CommandLine;
+using Akka.Actor;
+using Ect.Actors.Cluster;
+using Ect.Actors.Postgres;
+using Ect.Actors.Sweeps;
+
+namespace Ect.Actors.Cli;
+
+/// <summary>
+/// `ect node --seed-nodes HOST:PORT[,...] --run-root DIR [--journal PG] [--slots N] [--threads T] [--hostname H --port P]`:
+/// a member of a sweep cluster (issue 19). It trains up to N runs of submitted sweeps at once, each an `ect train`
+/// child on RUN_ROOT/RUN_ID (a folder every node sees: one machine, or a shared mount), and keeps the cluster's state
+/// (sweeps, run entities, sharding) in the shared PostgreSQL journal. Runs until SIGTERM / Ctrl-C (it leaves the
+/// cluster; its runs checkpoint and continue on the other nodes) or until the cluster downs it.
+/// Exit codes: 0 left the cluster, 1 downed or failed, 2 bad arguments or PostgreSQL unreachable.
+/// </summary>
+public sealed class NodeVerb : ICliVerb
+{
+    public int Order => 66;
+    public int UsageErrorExitCode => 2;
+
+    public Command Build()
+    {
+        var cmd = new Command("node", "Join a sweep cluster and train up to --slots runs of its sweeps at once (see `ect sweep submit`).");
+        var seeds = new Option<string>("--seed-nodes") { Description = "HOST:PORT[,HOST:PORT...] of the cluster's seed nodes (the first node lists itself).", Required = true };
+        var root = new Option<string>("--run-root") { Description = "The shared folder of run directories (RUN_ROOT/RUN_ID): the same folder on every node.", Required = true };
+        var journal = new Option<string>("--journal") { Description = $"PostgreSQL connection string of the cluster's journal (default: ${PostgresPersistence.EnvironmentVariable})." };
+        var slots = new Option<int>("--slots") { Description = "Runs trained at once on this node (default: the cores / --threads).", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int>("--threads") { Description = "Threads per run (default 1).", DefaultValueFactory = _ => 1 };
+        var host = new Option<string>("--hostname") { Description = "Address this node binds and is reached at (default 127.0.0.1; another address needs --tls-*).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port (default 0: a free one; a seed node gives its seed port).", DefaultValueFactory = _ => 0 };
+        var downAfter = new Option<double>("--down-after") { Description = "Seconds an unreachable node stays before the split-brain resolver (keep-majority) downs it (default 20).", DefaultValueFactory = _ => 20 };
+        var tls = ClusterTls.Options();
+        foreach (var o in new Option[] { seeds, root, journal, slots, threads, host, port, downAfter }.Concat(tls.All)) cmd.Options.Add(o);
+        cmd.SetAction(r => Run(r.GetValue(seeds)!, r.GetValue(root)!, r.GetValue(journal), r.GetValue(slots), r.GetValue(threads),
+            r.GetValue(host)!, r.GetValue(port), r.GetValue(downAfter), tls.From(r)));
+        return cmd;
+    }
+
+    public static int Run(string seedList, string runRoot, string? journal, int slots, int threads, string hostname, int port, double downAfter, ClusterTls tls)
+    {
+        if (threads < 1 || slots < 0 || port is < 0 or > 65535 || !(downAfter > 0))
+        {
+            Console.Error.WriteLine($"ect node: --threads {threads} / --slots {slots} / --port {port} / --down-after {downAfter}: use threads >= 1, slots >= 1, a port 0-65535, down-after > 0.");
+            return 2;
+        }
+        if (slots == 0) slots = Math.Max(1, Environment.ProcessorCount / threads);
+        var seeds = seedList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string tlsHocon;
+        try
+        {
+            foreach (var s in seeds) ClusterHocon.ParseHostPort(s, "--seed-nodes");
+            tlsHocon = tls.Hocon(hostname);
+        }
+        catch (ArgumentException e) { Console.Error.WriteLine($"ect node: {e.Message}"); return 2; }
+        if (seeds.Length == 0) { Console.Error.WriteLine("ect node: --seed-nodes is empty: give HOST:PORT of at least one node (the first node lists itself)."); return 2; }
+        var connection = journal is { Length: > 0 } ? journal : Environment.GetEnvironmentVariable(PostgresPersistence.EnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(connection))
+        {
+            Console.Error.WriteLine($"ect node: no PostgreSQL journal: give --journal \"Host=...;Port=...;Username=...;Database=...\" or set {PostgresPersistence.EnvironmentVariable} (scripts/postgres.sh start DIR PORT prints one).");
+            return 2;
+        }
+        if (ClusterPreflight.CheckPostgres(connection) is { } refusal) { Console.Error.WriteLine($"ect node: {refusal}"); return 2; }
+        runRoot = Path.GetFullPath(runRoot);
+        try { Directory.CreateDirectory(runRoot); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"ect node: --run-root {runRoot}: {e.Message}"); return 2; }
+
+        var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, tls.Enabled);
+        ActorSystem system;
+        try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(config)); }
+        catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        bool leaving = false;
+        void Leave()
+        {
+            if (leaving) return;
+            leaving = true;
+            Console.WriteLine($"node {cluster.SelfAddress}: leaving the cluster (runs here checkpoint and continue elsewhere)");
+            _ = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+        }
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; Leave(); };
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; Leave(); });
+        SweepNode.Start(system, runRoot, slots, threads, LocalSweepExecutor.Self());
+        cluster.RegisterOnMemberUp(() => Console.WriteLine($"node {cluster.SelfAddress}: up; {slots} slot(s) x {threads} thread(s), run root {runRoot}"));
+        Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}");
+        system.WhenTerminated.Wait();
+        // Its trainers were asked to checkpoint and stop (SIGTERM) as their entities stopped: let them finish that.
+        if (TrainChild.WaitForAll(TimeSpan.FromMinutes(2)) is > 0 and var left)
+            Console.Error.WriteLine($"node {cluster.SelfAddress}: {left} trainer(s) still running after 2 minutes; they end with this process (their runs resume from the last checkpoint).");
+        Console.WriteLine($"node {cluster.SelfAddress}: stopped{(leaving ? "" : " (downed by the cluster)")}");
+        return leaving ? 0 : 1;
+    }
+}

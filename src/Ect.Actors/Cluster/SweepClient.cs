@@ -1,0 +1,66 @@
+using Akka.Actor;
+using Ect.Actors.Cluster.Wire;
+using Ect.Actors.Sweeps;
+
+namespace Ect.Actors.Cluster;
+
+/// <summary>
+/// `ect sweep submit|status|cancel|results --cluster HOST:PORT[,...]`: a short-lived ActorSystem with plain remoting
+/// (not a cluster member: a CLI that came and went would churn membership and the split-brain resolver's view) that
+/// asks /user/sweeps (<see cref="SweepReceptionist"/>) on the first node that answers.
+/// </summary>
+public sealed class SweepClient : IAsyncDisposable
+{
+    private readonly ActorSystem _system;
+    private readonly IReadOnlyList<string> _nodes;
+
+    private readonly bool _tls;
+
+    private SweepClient(ActorSystem system, IReadOnlyList<string> nodes, bool tls) { _system = system; _nodes = nodes; _tls = tls; }
+
+    /// <summary>Throws ArgumentException on a bad --cluster list or TLS option.</summary>
+    public static SweepClient Connect(string cluster, ClusterTls tls, string hostname = "127.0.0.1")
+    {
+        var nodes = cluster.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (nodes.Length == 0) throw new ArgumentException("--cluster is empty: give HOST:PORT of a node.");
+        foreach (var n in nodes) ClusterHocon.ParseHostPort(n, "--cluster");
+        var config = ClusterHocon.Client(hostname, tls.Hocon(hostname));
+        return new SweepClient(ActorSystem.Create("ect-sweep-client", tls.Setup(config)), nodes, tls.Enabled);
+    }
+
+    /// <summary>The first answer of a node of the cluster, or throws TimeoutException naming every node tried.</summary>
+    public async Task<T> AskAsync<T>(object message, TimeSpan timeout)
+    {
+        var errors = new List<string>();
+        foreach (var node in _nodes)
+        {
+            var (host, port) = ClusterHocon.ParseHostPort(node, "--cluster");
+            var selection = _system.ActorSelection($"{ClusterHocon.Protocol(_tls)}://{ClusterHocon.SystemName}@{host}:{port}/user/{SweepReceptionist.Name}");
+            try { return await selection.Ask<T>(message, timeout); }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException) { errors.Add($"{node}: no answer within {timeout.TotalSeconds:F0} s"); }
+        }
+        throw new TimeoutException($"no node of the cluster answered ({string.Join("; ", errors)}): is `ect node` running there, and with the same TLS settings?");
+    }
+
+    public Task<SweepReply> Submit(SweepSpec spec) => AskAsync<SweepReply>(new SubmitSweep { Sweep = ToSubmitted(spec) }, TimeSpan.FromSeconds(30));
+
+    public Task<SweepStatusReply> Status(string name) => AskAsync<SweepStatusReply>(new SweepStatusQuery { Name = name }, TimeSpan.FromSeconds(30));
+
+    public Task<SweepReply> Cancel(string name) => AskAsync<SweepReply>(new CancelSweep { Name = name }, TimeSpan.FromSeconds(30));
+
+    /// <summary>The sweep as the director records it: every run's id, --config files and --set lines, resolved here.</summary>
+    public static SweepSubmitted ToSubmitted(SweepSpec spec)
+    {
+        var s = new SweepSubmitted { Name = spec.Name, SpecPath = spec.SpecPath, Metric = spec.Metric, SubmittedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+        foreach (var r in spec.Runs)
+        {
+            var run = new RunSpec { RunId = r.Id };
+            run.Configs.AddRange(spec.BaseFiles);
+            run.Sets.AddRange(spec.SetsOf(r));
+            s.Runs.Add(run);
+        }
+        return s;
+    }
+
+    public async ValueTask DisposeAsync() => await _system.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+}

@@ -1,0 +1,39 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Tools.Singleton;
+using Ect.Actors.Cluster.Wire;
+
+namespace Ect.Actors.Cluster;
+
+/// <summary>
+/// What `ect node` starts in its cluster ActorSystem: the run entities' shard region, the sweep director singleton
+/// (and its proxy), this node's slot gate and the receptionist the CLI talks to.
+/// </summary>
+public static class SweepNode
+{
+    public const string DirectorName = "sweep-director";
+
+    /// <summary>Run id from the StartRun / CancelRun messages; shards by hash (Akka's HashCodeMessageExtractor).</summary>
+    private sealed class RunIdExtractor() : HashCodeMessageExtractor(ClusterHocon.ShardCount)
+    {
+        public override string? EntityId(object message) => message switch
+        {
+            StartRun s => s.Run.RunId,
+            CancelRun c => c.RunId,
+            _ => null,
+        };
+    }
+
+    public static void Start(ActorSystem system, string runRoot, int slots, int threads, (string File, IReadOnlyList<string> Prefix) ect)
+    {
+        var node = Akka.Cluster.Cluster.Get(system).SelfAddress.ToString();
+        var sharding = ClusterSharding.Get(system);
+        var directorProxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{DirectorName}", ClusterSingletonProxySettings.Create(system)), DirectorName + "-proxy");
+        var gate = system.ActorOf(SlotGate.Props(slots, node, directorProxy), "slots");
+        var context = new SweepRunEntity.NodeContext(runRoot, ect, threads, node, gate, directorProxy);
+        var region = sharding.Start(SweepRunEntity.TypeName, id => SweepRunEntity.Props(id, context), ClusterShardingSettings.Create(system), new RunIdExtractor(),
+            new FreeSlotAllocation(), PoisonPill.Instance);
+        system.ActorOf(ClusterSingletonManager.Props(SweepDirector.Props(region), PoisonPill.Instance, ClusterSingletonManagerSettings.Create(system)), DirectorName);
+        system.ActorOf(SweepReceptionist.Props(directorProxy, runRoot), SweepReceptionist.Name);
+    }
+}
