@@ -240,7 +240,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed
                 labels = nn.functional.one_hot(tensor(GridClasses(count, cfg.LabelDim), dtype: int64), cfg.LabelDim).to(float32);
             IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
             var x = ConsistencySampler.Sample(net, latents, t, labels, g);
-            return x.clamp(-1, 1).to(float32).contiguous().data<float>().ToArray();
+            return x.clamp(Ect.Compute.ScalarConstants.MinusOne, Ect.Compute.ScalarConstants.One).to(float32).contiguous().data<float>().ToArray();
         }
 
         public void Dispose() => net.Dispose();

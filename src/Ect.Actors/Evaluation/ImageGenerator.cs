@@ -1,3 +1,4 @@
+using Ect.Compute;
 using Ect.Compute.Networks;
 using Ect.Compute.Preconditioning;
 using Ect.Compute.Sampling;
@@ -40,13 +41,19 @@ public static class ImageGenerator
         var latents = randn([count, cfg.InChannels, cfg.ImgResolution, cfg.ImgResolution], dtype: float64, generator: g);
         Tensor? labels = null;
         if (cfg.LabelDim > 0)
-            labels = nn.functional.one_hot((arange(count, dtype: int64) + firstImage) % cfg.LabelDim, cfg.LabelDim).to(float32);
+        {
+            using var countScalar = count.ToScalar();
+            using var first = firstImage.ToScalar();
+            using var labelDim = cfg.LabelDim.ToScalar();
+            using var indices = arange(ScalarConstants.Zero, countScalar, ScalarConstants.One, dtype: int64);
+            labels = nn.functional.one_hot(indices.add(first, ScalarConstants.One).remainder(labelDim), cfg.LabelDim).to(float32);
+        }
         var x = sampler switch
         {
             SamplerChoice.Consistency c => ConsistencySampler.Sample(net, latents, c.T, labels, g), // scales by t_max itself
             SamplerChoice.Heun h => HeunSampler.Sample(net, latents, new HeunSamplerConfig(NumSteps: h.NumSteps), labels, g),
             _ => throw new ArgumentOutOfRangeException(nameof(sampler)),
         };
-        return x.clamp(-1, 1).to(float32);
+        return x.clamp(ScalarConstants.MinusOne, ScalarConstants.One).to(float32);
     }
 }

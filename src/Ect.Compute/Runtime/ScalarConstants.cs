@@ -16,6 +16,8 @@ public static class ScalarConstants
 {
     /// <summary>int 0.</summary>
     public static readonly Scalar Zero = 0.ToScalar();
+    /// <summary>int -1.</summary>
+    public static readonly Scalar MinusOne = (-1).ToScalar();
     /// <summary>int 1: the alpha of a + b (<c>a.add(b, One)</c> is what TorchSharp's <c>a + b</c> computes).</summary>
     public static readonly Scalar One = 1.ToScalar();
     /// <summary>int 2: <c>t.pow(Two)</c> is <c>t.square()</c>.</summary>

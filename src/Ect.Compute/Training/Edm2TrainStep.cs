@@ -154,7 +154,7 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
             Optimizer.ZeroGrad();
             var losses = Loss.Compute(Net, images, classLabels);
             // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round).
-            (losses * Config.LossScaling).mean().backward();
+            losses.Times(Config.LossScaling).mean().backward();
             var newRng = torch.random.get_rng_state();
 
             double lr = Schedule.At(ImagesSeen, Config.BatchSize);
@@ -168,7 +168,7 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
 
             var l64 = losses.detach().to(float64);
             double mean = l64.mean().item<double>();
-            double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+            double std = l64.Minus(mean).Squared().mean().sqrt().item<double>();
 
             _rngState.Dispose();
             _rngState = newRng.DetachFromDisposeScope();
@@ -190,7 +190,7 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
         {
             var g = p.grad;
             if (g is null) continue;
-            sq += g.to(float64).pow(2).sum().item<double>();
+            sq += g.to(float64).Squared().sum().item<double>();
         }
         return Math.Sqrt(sq);
     }

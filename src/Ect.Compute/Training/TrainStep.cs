@@ -155,7 +155,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
 
         var l64 = losses.to(float64);
         double mean = l64.mean().item<double>();
-        double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+        double std = l64.Minus(mean).Squared().mean().sqrt().item<double>();
         if (globalLoss is { } gl && _parallel!.Size > 1)
         {
             // The whole batch's loss (summed in float32 with the gradients): what a single process would report, to float precision.
@@ -186,7 +186,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         foreach (var g in grads)
             if (g.dtype != ScalarType.Float32) throw new NotSupportedException($"data-parallel training sums float32 gradients; a gradient is {g.dtype}.");
         var l64 = losses.detach().to(float64);
-        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.pow(2).sum().item<double>(), (float)l64.numel() });
+        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.Squared().sum().item<double>(), (float)l64.numel() });
         var flat = cat(grads.Select(g => g.reshape(-1)).Append(stats).ToArray(), 0).contiguous();
         dp.Sum.SumInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(flat.bytes));
         long off = 0;
@@ -214,7 +214,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
             // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward(). (The ECT loop uses
             // loss.mul(loss_scaling).mean() per round, which is the same for one round and rounds-times larger
             // otherwise; we keep EDM's form so the gradient does not depend on the split.)
-            (loss.sum() * (Config.LossScaling / Config.BatchSize)).backward();
+            loss.sum().Times(Config.LossScaling / Config.BatchSize).backward();
             all.Add(loss.detach().MoveToOuterDisposeScope());
         }
         return rounds == 1 ? all[0] : cat(all, 0);
@@ -228,7 +228,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         {
             var g = p.grad;
             if (g is null) continue;
-            sq += g.to(float64).pow(2).sum().item<double>();
+            sq += g.to(float64).Squared().sum().item<double>();
         }
         return Math.Sqrt(sq);
     }

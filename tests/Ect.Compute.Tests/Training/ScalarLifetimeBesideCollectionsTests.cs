@@ -25,7 +25,7 @@ namespace Ect.Compute.Tests.Training;
 public class ScalarLifetimeBesideCollectionsTests(ITestOutputHelper output)
 {
     [Fact]
-    public void Training_and_sampling_beside_forced_collections_give_the_quiet_bits() => Check(repeats: 3);
+    public void Training_and_sampling_beside_forced_collections_give_the_quiet_bits() => Check(repeats: 10);
 
     [Fact]
     [Trait("Category", "Slow")] // about 1 min on the shared 2-core machine
