@@ -74,6 +74,7 @@ public class TorchScalarRulesTests
     [InlineData("return x * 0.5;", "op_Multiply(Tensor,Double)")]
     [InlineData("return 1 - x;", "op_Subtraction(Int32,Tensor)")]
     [InlineData("return x.mul(0.5);", "implicit conversion")]
+    [InlineData("var (a, b) = (x, y);\n        return (b * a.clamp_min(0).sqrt()).exp();", "implicit conversion")]
     [InlineData("return x.clamp(0);", "implicit conversion")]
     [InlineData("return x.pow(2);", "implicit conversion")]
     [InlineData("return x + y;", "op_Addition(Tensor,Tensor)")]
