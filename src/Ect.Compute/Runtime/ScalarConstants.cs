@@ -24,10 +24,6 @@ public static class ScalarConstants
     public static readonly Scalar Two = 2.ToScalar();
     /// <summary>double 0.5.</summary>
     public static readonly Scalar Half = 0.5.ToScalar();
-    /// <summary>double 1.0.</summary>
-    public static readonly Scalar OneDouble = 1.0.ToScalar();
-    /// <summary>double 2.0.</summary>
-    public static readonly Scalar TwoDouble = 2.0.ToScalar();
     /// <summary>double -1.0.</summary>
     public static readonly Scalar MinusOneDouble = (-1.0).ToScalar();
     /// <summary>double 0.0.</summary>

@@ -32,9 +32,6 @@ public static class ScalarMath
     /// <summary>v - a (TorchSharp: -a + v).</summary>
     public static Tensor Minus(double v, Tensor a) { using var s = v.ToScalar(); using var neg = a.negative(); return neg.add(s, One); }
 
-    /// <summary>v - a (TorchSharp: -a + v).</summary>
-    public static Tensor Minus(long v, Tensor a) { using var s = v.ToScalar(); using var neg = a.negative(); return neg.add(s, One); }
-
     /// <summary>a * v.</summary>
     public static Tensor Times(this Tensor a, double v) { using var s = v.ToScalar(); return a.mul(s); }
 
@@ -50,32 +47,9 @@ public static class ScalarMath
     /// <summary>v / a (TorchSharp: a.reciprocal() * v).</summary>
     public static Tensor Over(double v, Tensor a) { using var s = v.ToScalar(); using var r = a.reciprocal(); return r.mul(s); }
 
-    /// <summary>a ** e.</summary>
-    public static Tensor Pow(this Tensor a, double e) { using var s = e.ToScalar(); return a.pow(s); }
-
-    /// <summary>a ** e.</summary>
-    public static Tensor Pow(this Tensor a, long e) { using var s = e.ToScalar(); return a.pow(s); }
-
     /// <summary>a ** 2, as <c>a.square()</c> computes it.</summary>
     public static Tensor Squared(this Tensor a) => a.pow(Two);
 
-    /// <summary>a clamped to [min, max].</summary>
-    public static Tensor Clamp(this Tensor a, double min, double max)
-    {
-        using var lo = min.ToScalar();
-        using var hi = max.ToScalar();
-        return a.clamp(lo, hi);
-    }
-
-    /// <summary>max(a, min) elementwise.</summary>
-    public static Tensor ClampMin(this Tensor a, double min) { using var s = min.ToScalar(); return a.clamp_min(s); }
-
-    /// <summary>a *= v in place.</summary>
-    public static Tensor TimesInPlace(this Tensor a, double v) { using var s = v.ToScalar(); return a.mul_(s); }
-
     /// <summary>a += b in place.</summary>
     public static Tensor PlusInPlace(this Tensor a, Tensor b) => a.add_(b, One);
-
-    /// <summary>a += b * alpha in place.</summary>
-    public static Tensor PlusInPlace(this Tensor a, Tensor b, double alpha) { using var s = alpha.ToScalar(); return a.add_(b, s); }
 }

@@ -48,15 +48,19 @@ public static class TorchScalarRules
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
     }
 
-    private static List<MetadataReference> References(HashSet<string> exclude)
+    private static List<MetadataReference> References(HashSet<string> exclude) =>
+        AllReferences.Value.Where(r => !exclude.Contains(r.Name)).Select(r => r.Reference).ToList();
+
+    /// <summary>The framework's assemblies and the managed ones beside the tests, read once (every compilation shares them).</summary>
+    private static readonly Lazy<List<(string Name, MetadataReference Reference)>> AllReferences = new(() =>
     {
         var platform = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
         var beside = Directory.GetFiles(AppContext.BaseDirectory, "*.dll");
         var byName = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var path in platform.Concat(beside))
-            if (!exclude.Contains(Path.GetFileName(path)) && IsManaged(path)) byName.TryAdd(Path.GetFileName(path), path);
-        return byName.Values.Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToList();
-    }
+            if (IsManaged(path)) byName.TryAdd(Path.GetFileName(path), path);
+        return byName.Select(kv => (kv.Key, (MetadataReference)MetadataReference.CreateFromFile(kv.Value))).ToList();
+    });
 
     private static bool IsManaged(string path)
     {
