@@ -28,7 +28,7 @@ public class ScalarLifetimeBesideCollectionsTests(ITestOutputHelper output)
     public void Training_and_sampling_beside_forced_collections_give_the_quiet_bits() => Check(repeats: 10);
 
     [Fact]
-    [Trait("Category", "Slow")] // about 1 min on the shared 2-core machine
+    [Trait("Category", "Slow")] // 15-40 s on the shared 2-core machine; failed in 4 of 4 runs before the fix
     public void Training_and_sampling_beside_forced_collections_give_the_quiet_bits_30_times() => Check(repeats: 30);
 
     private sealed record Outcome(string Net, string Ema, string Samples, int Redos, bool LossesFinite);
