@@ -78,7 +78,7 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
     {
         using var noGrad = TorchSharp.torch.no_grad();
         var p = Engine.Parameters.First();
-        p.add_(1e-3f);
+        using (var perturbation = TorchSharp.ScalarExtensionMethods.ToScalar(1e-3f)) p.add_(perturbation, Ect.Compute.ScalarConstants.One);
         log.WriteLine($"rank {_rank}: weights perturbed (ect.distributed.test-diverge-rank = {_rank})");
     }
 

@@ -1,3 +1,4 @@
+using Ect.Compute;
 using Ect.Compute.Networks;
 using Ect.Compute.Preconditioning;
 using Ect.Compute.Sampling;
@@ -48,7 +49,7 @@ public static class ImageGenerator
             SamplerChoice.Heun h => HeunSampler.Sample(net, latents, new HeunSamplerConfig(NumSteps: h.NumSteps), labels, g),
             _ => throw new ArgumentOutOfRangeException(nameof(sampler)),
         };
-        return x.clamp(-1, 1).to(float32);
+        return x.clamp(ScalarConstants.MinusOne, ScalarConstants.One).to(float32);
     }
 
     /// <summary>One-hot labels [count, L] of set indices firstImage.. (null for an unconditional network).</summary>

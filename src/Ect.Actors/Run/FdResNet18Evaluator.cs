@@ -79,7 +79,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         foreach (var n in _settings.SamplingSteps)
         {
             var name = MetricKey(n);
-            var result = ComputeWithRetry(model, n, reference, name, step);
+            var result = Compute(model, n, reference, name, step);
             metrics[name] = result.Value;
             foreach (var w in result.Warnings)
                 if (_warned.Add(w)) _log.Warning("{0} at step {1}: {2} (said once)", name, step, w);
@@ -91,41 +91,23 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         return metrics;
     }
 
-    /// <summary>Attempts per value before the evaluation is reported failed (see <see cref="ComputeWithRetry"/>).</summary>
-    public const int MaxAttempts = 3;
-
     /// <summary>
-    /// One value, computed again (the same seeds, so the same bits when nothing went wrong) when samples or statistics
-    /// came out non-finite or libtorch threw. Why: TorchSharp 0.107 frees its implicitly created Scalars from the GC
-    /// finalizer without keeping them alive through the native call that reads them, and in the daemon the trainer's
-    /// allocations trigger collections at any instant of this thread's native calls; a freed Scalar then gives libtorch
-    /// garbage (non-finite samples) or an error. `ect eval` (one thread) never sees it. The statistics avoid implicit
-    /// Scalars (FeatureStatisticsAccumulator); the network's forward pass cannot, so a corrupted pass is recomputed.
-    /// A failure that repeats MaxAttempts times is reported as before.
+    /// One value, computed once. Non-finite samples or a non-finite value fail the evaluation with a message naming the
+    /// step and what to check; nothing is recomputed. (Until issue 17 this retried up to 3 times: TorchSharp 0.107's
+    /// implicit Scalars could be freed by the GC finalizer while libtorch read them. Every Scalar of the sampling and
+    /// statistics code is now ours, docs/torchsharp-scalar-race.md, so a non-finite value is a real one.)
     /// </summary>
-    private MetricResult ComputeWithRetry(IEvaluationModel model, int samplingSteps, DatasetReferenceResult reference, string name, long step)
+    private MetricResult Compute(IEvaluationModel model, int samplingSteps, DatasetReferenceResult reference, string name, long step)
     {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                var result = MetricRunner.Compute(b => GenerateBatch(model, samplingSteps, b), _settings.Count, _extractor!, reference.Statistics);
-                if (!double.IsFinite(result.Value)) throw new NonFiniteEvaluationException($"{name} came out {result.Value}");
-                return result;
-            }
-            catch (Exception e) when (attempt < MaxAttempts && IsCorruptedByTheRace(e))
-            {
-                _log.Warning("{0} at step {1}, attempt {2} of {3}: {4}; computing it again (TorchSharp's finalizer race: see FdResNet18Evaluator.ComputeWithRetry)",
-                    name, step, attempt, MaxAttempts, e.Message);
-            }
-        }
+        var result = MetricRunner.Compute(b => GenerateBatch(model, samplingSteps, b, step), _settings.Count, _extractor!, reference.Statistics);
+        if (!double.IsFinite(result.Value))
+            throw new NonFiniteEvaluationException(
+                $"{name} at step {step} came out {result.Value} although every sample was finite: the features of the generated " +
+                "images or the reference statistics are degenerate; delete the reference cache in ect.evaluation cache-dir and check the dataset.");
+        return result;
     }
 
-    private static bool IsCorruptedByTheRace(Exception e) =>
-        e is NonFiniteEvaluationException or System.Runtime.InteropServices.ExternalException
-        || (e is ArgumentException && e.Message.Contains("not finite", StringComparison.Ordinal));
-
-    /// <summary>Samples or a value that are not finite although the weights are: recomputed by <see cref="ComputeWithRetry"/>.</summary>
+    /// <summary>Samples or a value that are not finite: the evaluation fails (EvaluationFailed), training goes on.</summary>
     public sealed class NonFiniteEvaluationException(string message) : Exception(message);
 
     /// <summary>"fd-resnet18-1step", "fd-resnet18-2step": the metric names in EvaluationDone, the journal and metrics.jsonl.</summary>
@@ -143,7 +125,7 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         return result;
     }
 
-    private Tensor GenerateBatch(IEvaluationModel model, int samplingSteps, int batchIndex)
+    private Tensor GenerateBatch(IEvaluationModel model, int samplingSteps, int batchIndex, long step)
     {
         var n = Math.Min(_settings.Batch, _settings.Count - batchIndex * _settings.Batch);
         if (n <= 0) throw new InvalidOperationException($"batch {batchIndex} is past the {_settings.Count} images requested");
@@ -154,7 +136,9 @@ public sealed class FdResNet18Evaluator : ReceiveActor
         if (pixels.LongLength != shape.Aggregate(1L, (a, b) => a * b))
             throw new InvalidDataException($"the model returned {pixels.Length} values for {n} images of {model.Channels}x{model.Resolution}x{model.Resolution}");
         if (Array.FindIndex(pixels, v => !float.IsFinite(v)) is var bad and >= 0)
-            throw new NonFiniteEvaluationException($"batch {batchIndex} of the {samplingSteps}-step samples has a non-finite value ({pixels[bad]} at {bad})");
+            throw new NonFiniteEvaluationException(
+                $"batch {batchIndex} of the {samplingSteps}-step samples at step {step} has a non-finite value ({pixels[bad]} at {bad}): " +
+                "the EMA network produces NaN or infinity; check the run's loss and the NaN-streak rollbacks in `ect history`.");
         return tensor(pixels, shape);
     }
 

@@ -69,12 +69,12 @@ public static class FrechetDistance
 
         var (w, v) = linalg.eigh(s1);
         var minW = w.min().item<double>();
-        var s1h = (v * w.clamp_min(0).sqrt().unsqueeze(0)).matmul(v.t());   // V diag(sqrt w) V^T
+        var s1h = (v * w.clamp_min(ScalarConstants.Zero).sqrt().unsqueeze(0)).matmul(v.t());   // V diag(sqrt w) V^T
         var m = s1h.matmul(s2).matmul(s1h);
-        m = (m + m.t()) * 0.5;   // symmetric up to rounding; eigvalsh reads one triangle, make both agree
+        m = m.Plus(m.t()).mul(ScalarConstants.Half);   // symmetric up to rounding; eigvalsh reads one triangle, make both agree
         var ev = linalg.eigvalsh(m);
         var minEv = ev.min().item<double>();
-        var trCovMean = ev.clamp_min(0).sqrt().sum().item<double>();
+        var trCovMean = ev.clamp_min(ScalarConstants.Zero).sqrt().sum().item<double>();
 
         var fd = meanTerm + tr1 + tr2 - 2 * trCovMean;
         return new FrechetDistanceResult(fd, meanTerm, tr1, tr2, trCovMean, minW, minEv, warnings);

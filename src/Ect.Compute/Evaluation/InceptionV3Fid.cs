@@ -118,9 +118,9 @@ public sealed class InceptionV3Fid : nn.Module<Tensor, Tensor>, IFeatureExtracto
     {
         using var scope = NewDisposeScope();
         var rgb = EvaluationImages.ToRgb(images, "FID-InceptionV3", dtype);
-        var x01 = (rgb + 1) / 2;
+        var x01 = rgb.Plus(1).div(ScalarConstants.Two);
         var resized = F.interpolate(x01, [InputSize, InputSize], mode: InterpolationMode.Bilinear, align_corners: false);
-        return (resized * 2 - 1).MoveToOuterDisposeScope();
+        return resized.mul(ScalarConstants.Two).sub(ScalarConstants.One).MoveToOuterDisposeScope();
     }
 
     (Tensor features, Dictionary<string, Tensor>? taps) Run(Tensor images, bool keepTaps)

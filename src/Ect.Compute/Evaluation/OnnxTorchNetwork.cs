@@ -59,7 +59,7 @@ public sealed class OnnxTorchNetwork : IDisposable
                     {
                         var (scale, shift) = BatchNormAffine(bn, Init);
                         var folded = w * scale.reshape(-1, 1, 1, 1);
-                        var foldedBias = b is null ? shift : b * scale + shift;
+                        var foldedBias = b is null ? shift : (b * scale).Plus(shift);
                         w.Dispose(); b?.Dispose(); scale.Dispose();
                         _steps.Add(new Step(n with { Outputs = bn.Outputs }, folded, foldedBias, null, null));
                         k++;
@@ -103,7 +103,7 @@ public sealed class OnnxTorchNetwork : IDisposable
         using var variance = init(bn.Inputs[4]);
         double eps = bn.Float("epsilon", 1e-5f);
         // In float64, as an exact fold would be; rounded once to float32.
-        using var a64 = gamma.to(float64) / (variance.to(float64) + eps).sqrt();
+        using var a64 = gamma.to(float64) / variance.to(float64).Plus(eps).sqrt();
         using var c64 = beta.to(float64) - mean.to(float64) * a64;
         return (a64.to(float32), c64.to(float32));
     }
@@ -122,7 +122,7 @@ public sealed class OnnxTorchNetwork : IDisposable
             Tensor y = n.OpType switch
             {
                 "Conv" => Conv(x, s),
-                "BatchNormalization" => x * s.Scale! + s.Shift!,
+                "BatchNormalization" => (x * s.Scale!).Plus(s.Shift!),
                 "Relu" => F.relu(x),
                 "Add" => x.add(values[n.Inputs[1]], _one),
                 "MaxPool" => MaxPool(x, n),

@@ -144,7 +144,7 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     {
         using var scope = NewDisposeScope();
         var rgb = EvaluationImages.ToRgbFloat32(images, MetricName);
-        var pixels = (rgb + 1) * 127.5;   // [-1,1] -> [0,255]
+        var pixels = rgb.Plus(1).Times(127.5);   // [-1,1] -> [0,255]
         var resized = rgb.shape[2] == InputSize && rgb.shape[3] == InputSize
             ? pixels
             : F.interpolate(pixels, [InputSize, InputSize], mode: InterpolationMode.Bilinear, align_corners: false);

@@ -61,10 +61,10 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
         if (!eps.shape.SequenceEqual(images.shape)) throw new ArgumentException($"eps shape [{string.Join(",", eps.shape)}] differs from the images' [{string.Join(",", images.shape)}].", nameof(eps));
 
         using var scope = NewDisposeScope();
-        var t = (rndNormal.reshape(n, 1, 1, 1) * PStd + PMean).exp();
+        var t = rndNormal.reshape(n, 1, 1, 1).Times(PStd).Plus(PMean).exp();
         var r = Mapping.TToR(t);
-        var xT = images + eps * t;
-        var xR = images + eps * r;
+        var xT = images.Plus(eps * t);
+        var xR = images.Plus(eps * r);
 
         // Shared dropout mask: the reference saves the RNG state before f_t and restores it before f_r.
         var rngState = torch.random.get_rng_state();
@@ -79,7 +79,7 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
             using (ForcedWeightNormalization.Suspend(net))
             using (no_grad())
             {
-                var mask = r > 0;
+                var mask = r.gt(ScalarConstants.Zero);
                 // Deviation: the reference evaluates D at r = 0 too (c_noise = -inf, giving NaN that nan_to_num
                 // and the mask discard). We pass t for those rows instead: they are replaced by y all the same,
                 // the other rows are unaffected (samples are independent in the network), and the dropout draws
@@ -87,7 +87,7 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
                 var rNet = where(mask, r, t).flatten();
                 var fR = nan_to_num(net.call(xR, rNet, classLabels));
                 // Same arithmetic as the reference: mask * f_r + (~mask) * y.
-                target = (mask * fR + mask.logical_not() * images).detach();
+                target = (mask * fR).Plus(mask.logical_not() * images).detach();
             }
         }
         else
@@ -95,15 +95,15 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
             target = images;
         }
 
-        var d = (fT - target).pow(2).reshape(n, -1).sum(dim: -1);
-        var dist = C > 0 ? (d + C * C).sqrt() - C : d.sqrt();
+        var d = (fT - target).Squared().reshape(n, -1).sum(dim: -1);
+        var dist = C > 0 ? d.Plus(C * C).sqrt().Minus(C) : d.sqrt();
         var tf = t.flatten();
         var rf = r.flatten();
         // InverseGap divides (as the CIFAR-10 reference does) rather than multiplying by a reciprocal,
         // which would round differently.
         var loss = Weighting == EctWeighting.InverseGap
             ? dist / (tf - rf)
-            : dist * ((tf.pow(2) + SigmaData * SigmaData) / (tf * SigmaData).pow(2));
+            : dist * (tf.Squared().Plus(SigmaData * SigmaData) / tf.Times(SigmaData).Squared());
         return loss.MoveToOuterDisposeScope();
     }
 }

@@ -43,10 +43,10 @@ public sealed class EdmLoss : ITrainingLoss
     {
         long n = images.shape[0];
         using var scope = NewDisposeScope();
-        var sigma = (rndNormal.reshape(n, 1, 1, 1) * PStd + PMean).exp();
-        var weight = (sigma.pow(2) + SigmaData * SigmaData) / (sigma * SigmaData).pow(2);
+        var sigma = rndNormal.reshape(n, 1, 1, 1).Times(PStd).Plus(PMean).exp();
+        var weight = sigma.Squared().Plus(SigmaData * SigmaData) / sigma.Times(SigmaData).Squared();
         var noise = eps * sigma;
-        var d = net.call(images + noise, sigma.flatten(), classLabels);
-        return (weight * (d - images).pow(2)).MoveToOuterDisposeScope();
+        var d = net.call(images.Plus(noise), sigma.flatten(), classLabels);
+        return (weight * (d - images).Squared()).MoveToOuterDisposeScope();
     }
 }

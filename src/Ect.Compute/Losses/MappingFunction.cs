@@ -46,14 +46,14 @@ public sealed class MappingFunction
         Tensor r;
         if (Kind == MappingKind.Const)
         {
-            r = t * (1.0 - Decay);
+            r = t.Times(1.0 - Decay);
         }
         else
         {
-            var adj = (sigmoid(t * (-B)) * K) + 1.0;
-            var ratio = 1.0 - (adj * Decay);
+            var adj = sigmoid(t.Times(-B)).Times(K).Plus(1.0);
+            var ratio = ScalarMath.Minus(1.0, adj.Times(Decay));
             r = t * ratio;
         }
-        return clamp(r, min: 0.0).MoveToOuterDisposeScope();
+        return clamp(r, min: ScalarConstants.ZeroDouble).MoveToOuterDisposeScope();
     }
 }

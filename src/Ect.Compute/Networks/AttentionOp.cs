@@ -13,7 +13,7 @@ public static class AttentionOp
     {
         double scale = 1.0 / Math.Sqrt(k.shape[1]);
         using var q32 = q.to(float32);
-        using var k32 = (k * scale).to(float32);
+        using var k32 = k.Times(scale).to(float32);
         using var logits = einsum("ncq,nck->nqk", q32, k32);
         using var w = logits.softmax(2);
         return w.to(q.dtype);

@@ -56,12 +56,12 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
             if (kernel != 0)
             {
                 using var w = WeightInit.Create([outChannels, inChannels, kernel, kernel], init.Mode, fanIn, fanOut);
-                Weight = new Parameter(w * init.Weight);
+                Weight = new Parameter(w.Times(init.Weight));
                 register_parameter("weight", Weight);
                 if (bias)
                 {
                     using var b = WeightInit.Create([outChannels], init.Mode, fanIn, fanOut);
-                    Bias = new Parameter(b * init.Bias);
+                    Bias = new Parameter(b.Times(init.Bias));
                     register_parameter("bias", Bias);
                 }
             }
@@ -69,7 +69,7 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
             {
                 using var f1 = tensor(resampleFilter.Select(v => (float)v).ToArray());
                 using var outer = f1.outer(f1);
-                ResampleFilter = (outer / f1.sum().square()).unsqueeze(0).unsqueeze(1);
+                ResampleFilter = (outer / f1.sum().Squared()).unsqueeze(0).unsqueeze(1);
                 register_buffer("resample_filter", ResampleFilter);
             }
         }
@@ -99,7 +99,7 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
             if (w is not null) x = Convolve(x, w, wPad);
         }
         if (Bias is not null)
-            x = x.add(Bias.reshape(1, -1, 1, 1));
+            x = x.Plus(Bias.reshape(1, -1, 1, 1));
         return x;
     }
 
@@ -116,7 +116,7 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
 
     private Tensor ResampleUp(Tensor x, Tensor f, long padding)
     {
-        using var f4 = f.mul(4);
+        using var f4 = f.Times(4);
         using var tiled = f4.tile([x.shape[1], 1, 1, 1]);
         return ChannelPaddedConvolution.DepthwiseConvTranspose2d(x, tiled, 2, padding, pad: PadSmallConvolutions);
     }

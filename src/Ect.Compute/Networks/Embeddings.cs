@@ -23,8 +23,9 @@ public sealed class PositionalEmbedding : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         int half = NumChannels / 2;
-        using var idx = arange(0, half, dtype: float32);
-        using var expo = idx / (half - (Endpoint ? 1 : 0));
+        using var halfScalar = half.ToScalar();
+        using var idx = arange(ScalarConstants.Zero, halfScalar, ScalarConstants.One, dtype: float32);
+        using var expo = idx.Over(half - (Endpoint ? 1 : 0));
         using var freqs = pow(1.0 / MaxPositions, expo);
         using var arg = x.outer(freqs.to(x.dtype));
         using var c = arg.cos();
@@ -49,14 +50,14 @@ public sealed class FourierEmbedding : nn.Module<Tensor, Tensor>
         using (no_grad())
         {
             using var r = randn(numChannels / 2);
-            Freqs = r * scale;
+            Freqs = r.Times(scale);
         }
         register_buffer("freqs", Freqs);
     }
 
     public override Tensor forward(Tensor x)
     {
-        using var f = (Freqs * (2 * Math.PI)).to(x.dtype);
+        using var f = Freqs.Times(2 * Math.PI).to(x.dtype);
         using var arg = x.outer(f);
         using var c = arg.cos();
         using var s = arg.sin();

@@ -20,12 +20,12 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
         using (no_grad())
         {
             using var w = WeightInit.Create([outFeatures, inFeatures], init.Mode, inFeatures, outFeatures);
-            Weight = new Parameter(w * init.Weight);
+            Weight = new Parameter(w.Times(init.Weight));
             register_parameter("weight", Weight);
             if (bias)
             {
                 using var b = WeightInit.Create([outFeatures], init.Mode, inFeatures, outFeatures);
-                Bias = new Parameter(b * init.Bias);
+                Bias = new Parameter(b.Times(init.Bias));
                 register_parameter("bias", Bias);
             }
         }
@@ -34,6 +34,6 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         var y = x.matmul(Weight.t());
-        return Bias is null ? y : y.add_(Bias);
+        return Bias is null ? y : y.PlusInPlace(Bias);
     }
 }

@@ -170,14 +170,15 @@ public sealed class SongUNet : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Tenso
             var tmp = classLabels;
             if (training && Config.LabelDropout > 0)
             {
-                using var keep = rand(x.shape[0], 1, device: x.device) >= Config.LabelDropout;
+                using var dropout = Config.LabelDropout.ToScalar();
+                using var keep = rand(x.shape[0], 1, device: x.device).ge(dropout);
                 tmp = tmp * keep.to(tmp.dtype);
             }
-            using (var scaled = tmp * Math.Sqrt(map_label.InFeatures))
+            using (var scaled = tmp.Times(Math.Sqrt(map_label.InFeatures)))
             using (var lab = map_label.forward(scaled))
             {
                 sink?.Invoke("map_label", lab);
-                var sum = emb + lab;
+                var sum = emb.Plus(lab);
                 emb.Dispose();
                 emb = sum;
             }
@@ -187,7 +188,7 @@ public sealed class SongUNet : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Tenso
         {
             using var aug = map_augment.forward(augmentLabels);
             sink?.Invoke("map_augment", aug);
-            var sum = emb + aug;
+            var sum = emb.Plus(aug);
             emb.Dispose();
             emb = sum;
         }
@@ -223,15 +224,15 @@ public sealed class SongUNet : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Tenso
                     // the block's state happens in SongUNet.forward, outside the module).
                     using var s = ((Conv2d)block).forward(aux);
                     sink?.Invoke("enc." + name, s);
-                    h = skips[^1] = Own(h + s);
+                    h = skips[^1] = Own(h.Plus(s));
                     continue;
                 }
                 else if (name.Contains("aux_residual"))
                 {
                     using var s = ((Conv2d)block).forward(aux);
                     sink?.Invoke("enc." + name, s);
-                    using var sum = h + s;
-                    h = skips[^1] = aux = Own(sum / Math.Sqrt(2));
+                    using var sum = h.Plus(s);
+                    h = skips[^1] = aux = Own(sum.Over(Math.Sqrt(2)));
                     continue;
                 }
                 else
@@ -261,7 +262,7 @@ public sealed class SongUNet : nn.Module<Tensor, Tensor, Tensor?, Tensor?, Tenso
                     using var act = F.silu(tmp!);
                     tmp = Own(((Conv2d)block).forward(act));
                     sink?.Invoke("dec." + name, tmp);
-                    decAux = decAux is null ? tmp : Own(tmp + decAux);
+                    decAux = decAux is null ? tmp : Own(tmp.Plus(decAux));
                 }
                 else
                 {

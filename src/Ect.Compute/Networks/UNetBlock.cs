@@ -86,14 +86,14 @@ public sealed class UNetBlock : nn.Module<Tensor, Tensor, Tensor>
             using var scale = chunks[0];
             using var shift = chunks[1];
             using var n = norm1.forward(h);
-            using var s1 = scale + 1;
-            using var a = addcmul(shift, n, s1, 1);
+            using var s1 = scale.Plus(1);
+            using var a = addcmul(shift, n, s1, ScalarConstants.One);
             h.Dispose();
             h = F.silu(a);
         }
         else
         {
-            using var added = h.add(parameters);
+            using var added = h.Plus(parameters);
             using var n = norm1.forward(added);
             h.Dispose();
             h = F.silu(n);
@@ -105,10 +105,10 @@ public sealed class UNetBlock : nn.Module<Tensor, Tensor, Tensor>
             h = conv1.forward(d);
         }
         using (var skipped = skip is not null ? skip.forward(orig) : null)
-        using (var sum = h.add(skipped ?? orig))
+        using (var sum = h.Plus(skipped ?? orig))
         {
             h.Dispose();
-            h = sum * SkipScale;
+            h = sum.Times(SkipScale);
         }
 
         if (NumHeads > 0)
@@ -125,9 +125,9 @@ public sealed class UNetBlock : nn.Module<Tensor, Tensor, Tensor>
             using var a = einsum("nqk,nck->ncq", w, v);
             using var aShaped = a.reshape(h.shape);
             using var projected = proj!.forward(aShaped);
-            using var withResidual = projected.add(h);
+            using var withResidual = projected.Plus(h);
             h.Dispose();
-            h = withResidual * SkipScale;
+            h = withResidual.Times(SkipScale);
         }
         return h;
     }

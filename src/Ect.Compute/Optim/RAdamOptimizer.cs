@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -12,23 +13,28 @@ public sealed class RAdamOptimizer(IEnumerable<Parameter> parameters, OptimizerC
     protected override void Update(Parameter p, Tensor grad, Tensor expAvg, Tensor expAvgSq, long step)
     {
         double b1 = Config.Beta1, b2 = Config.Beta2, lr = LearningRate;
-        expAvg.mul_(b1).add_(grad, alpha: 1 - b1);
-        expAvgSq.mul_(b2).addcmul_(grad, grad, value: 1 - b2);
+        using (var beta1 = b1.ToScalar())
+        using (var oneMinusBeta1 = (1 - b1).ToScalar())
+            expAvg.mul_(beta1).add_(grad, alpha: oneMinusBeta1);
+        using (var beta2 = b2.ToScalar())
+        using (var oneMinusBeta2 = (1 - b2).ToScalar())
+            expAvgSq.mul_(beta2).addcmul_(grad, grad, value: oneMinusBeta2);
         double bc1 = 1 - Math.Pow(b1, step);
         double bc2 = 1 - Math.Pow(b2, step);
-        var corrected = expAvg / bc1;
+        var corrected = expAvg.Over(bc1);
         double rhoInf = 2 / (1 - b2) - 1;
         double rhoT = rhoInf - 2 * step * Math.Pow(b2, step) / bc2;
         if (rhoT > 5.0)
         {
             double rect = Math.Sqrt((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT));
-            var sq = expAvgSq.sqrt().add_(Config.Eps);
-            var adaptive = Math.Sqrt(bc2) / sq;
-            p.add_(corrected * lr * adaptive * rect, alpha: -1.0);
+            using var eps = Config.Eps.ToScalar();
+            var sq = expAvgSq.sqrt().add_(eps, ScalarConstants.One);
+            var adaptive = ScalarMath.Over(Math.Sqrt(bc2), sq);
+            p.add_((corrected.Times(lr) * adaptive).Times(rect), alpha: ScalarConstants.MinusOneDouble);
         }
         else
         {
-            p.add_(corrected * lr, alpha: -1.0);
+            p.add_(corrected.Times(lr), alpha: ScalarConstants.MinusOneDouble);
         }
     }
 }

@@ -49,7 +49,11 @@ public abstract class TorchOptimizer : IDisposable
         {
             var g = Params[i].grad;
             if (g is null) continue;
-            if (Config.WeightDecay != 0) g = g.add(Params[i], alpha: Config.WeightDecay);
+            if (Config.WeightDecay != 0)
+            {
+                using var weightDecay = Config.WeightDecay.ToScalar();
+                g = g.add(Params[i], alpha: weightDecay);
+            }
             Update(Params[i], g, ExpAvg[i], ExpAvgSq[i], StepCount);
         }
     }

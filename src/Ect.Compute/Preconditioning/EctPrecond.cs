@@ -23,13 +23,13 @@ public sealed class EctPrecond : SongUNetPrecond
     protected override (Tensor CSkip, Tensor COut) SkipOutCoefficients(Tensor s)
     {
         double sd2 = SigmaData * SigmaData;
-        using var s2 = s.square();
-        using var s2sd2 = s2 + sd2;
+        using var s2 = s.Squared();
+        using var s2sd2 = s2.Plus(sd2);
         using var denom = s2sd2.sqrt();
-        using var shifted = training ? s.alias() : s - SigmaMin; // eval: sigma - sigma_min (boundary condition)
-        using var shifted2 = shifted.square();
-        using var skipDen = shifted2 + sd2;
-        using var outNum = shifted * SigmaData;
-        return (sd2 / skipDen, outNum / denom);
+        using var shifted = training ? s.alias() : s.Minus(SigmaMin); // eval: sigma - sigma_min (boundary condition)
+        using var shifted2 = shifted.Squared();
+        using var skipDen = shifted2.Plus(sd2);
+        using var outNum = shifted.Times(SigmaData);
+        return (ScalarMath.Over(sd2, skipDen), outNum / denom);
     }
 }

@@ -59,14 +59,14 @@ public sealed class Edm2Precond : Precond
             : classLabels.to(float32).reshape(-1, LabelDim);
 
         double sd = SigmaData, sd2 = sd * sd;
-        var s2 = s.square();
-        var cSkip = sd2 / (s2 + sd2);
-        var cOut = s * sd / (s2 + sd2).sqrt();
-        var cIn = 1 / (sd2 + s2).sqrt();
-        var cNoise = s.flatten().log() / 4;
+        var s2 = s.Squared();
+        var cSkip = ScalarMath.Over(sd2, s2.Plus(sd2));
+        var cOut = s.Times(sd) / s2.Plus(sd2).sqrt();
+        var cIn = ScalarMath.Over(1, s2.Plus(sd2).sqrt());
+        var cNoise = s.flatten().log().Over(4);
 
         var fx = Unet.Forward(cIn * x32, cNoise, labels, sink, dropoutNoise);
-        var d = cSkip * x32 + cOut * fx.to(float32);
+        var d = (cSkip * x32).Plus(cOut * fx.to(float32));
         return d.MoveToOuterDisposeScope();
     }
 

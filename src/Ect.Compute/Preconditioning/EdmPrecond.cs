@@ -26,10 +26,10 @@ public sealed class EdmPrecond : SongUNetPrecond
     protected override (Tensor CSkip, Tensor COut) SkipOutCoefficients(Tensor s)
     {
         double sd2 = SigmaData * SigmaData;
-        using var s2 = s.square();
-        using var s2sd2 = s2 + sd2;
+        using var s2 = s.Squared();
+        using var s2sd2 = s2.Plus(sd2);
         using var denom = s2sd2.sqrt();
-        using var outNum = s * SigmaData;
-        return (sd2 / s2sd2, outNum / denom);
+        using var outNum = s.Times(SigmaData);
+        return (ScalarMath.Over(sd2, s2sd2), outNum / denom);
     }
 }

@@ -60,17 +60,17 @@ public abstract class SongUNetPrecond : Precond
         var (cSkip, cOut) = SkipOutCoefficients(s);
         using (cSkip)
         using (cOut)
-        using (var s2 = s.square())
-        using (var cIn = (s2 + SigmaData * SigmaData).rsqrt())
+        using (var s2 = s.Squared())
+        using (var cIn = s2.Plus(SigmaData * SigmaData).rsqrt())
         using (var logS = s.log())
-        using (var cNoise = logS / 4)
+        using (var cNoise = logS.Over(4))
         using (var noiseLabels = cNoise.flatten())
         using (var xIn = cIn * x32)
         using (var fx = Model.Forward(xIn, noiseLabels, labels, augmentLabels, sink))
         using (var fx32 = fx.to(float32))
         using (var skipPart = cSkip * x32)
         using (var outPart = cOut * fx32)
-            return skipPart + outPart;
+            return skipPart.Plus(outPart);
     }
 
     /// <summary>

@@ -38,14 +38,14 @@ public static class ConsistencySampler
             using var noGrad = no_grad();
             using var outer = NewDisposeScope();
             var steps = tSteps.Append(0.0).ToArray();
-            var x = latents.to(float64) * steps[0];
+            var x = latents.to(float64).Times(steps[0]);
             for (int i = 0; i + 1 < steps.Length; i++)
             {
                 using var scope = NewDisposeScope();
                 var tCur = tensor(steps[i], dtype: float64, device: latents.device);
                 var next = net.call(x, tCur, classLabels).to(float64);
                 if (steps[i + 1] > 0)
-                    next = next + steps[i + 1] * noiseForStep(i + 1, next).to(float64);
+                    next = next.Plus(noiseForStep(i + 1, next).to(float64).Times(steps[i + 1]));
                 x = next.MoveToOuterDisposeScope();
             }
             return x.MoveToOuterDisposeScope();

@@ -57,7 +57,7 @@ public static class HeunSampler
         try
         {
             using var outer = NewDisposeScope();
-            var xNext = latents.to(float64) * tSteps[0];
+            var xNext = latents.to(float64).Times(tSteps[0]);
             for (int i = 0; i < config.NumSteps; i++)
             {
                 using var scope = NewDisposeScope();
@@ -89,16 +89,16 @@ public static class HeunSampler
         // The reference always draws the churn noise (scaled by 0 when gamma = 0); skip the draw then,
         // which leaves the result unchanged and saves an image-sized randn per step.
         var xHat = gamma > 0
-            ? xCur + Math.Sqrt(tHat * tHat - tCur * tCur) * config.SNoise * (randnLike ?? RandnLike(null))(xCur).to(float64)
+            ? xCur.Plus((randnLike ?? RandnLike(null))(xCur).to(float64).Times(Math.Sqrt(tHat * tHat - tCur * tCur) * config.SNoise))
             : xCur;
         var denoised = net.call(xHat, tensor(tHat, dtype: float64), classLabels).to(float64);
-        var dCur = (xHat - denoised) / tHat;
-        var xNext = xHat + (tNext - tHat) * dCur;
+        var dCur = (xHat - denoised).Over(tHat);
+        var xNext = xHat.Plus(dCur.Times(tNext - tHat));
         if (tNext != 0)
         {
             denoised = net.call(xNext, tensor(tNext, dtype: float64), classLabels).to(float64);
-            var dPrime = (xNext - denoised) / tNext;
-            xNext = xHat + (tNext - tHat) * (0.5 * dCur + 0.5 * dPrime);
+            var dPrime = (xNext - denoised).Over(tNext);
+            xNext = xHat.Plus(dCur.Times(0.5).Plus(dPrime.Times(0.5)).Times(tNext - tHat));
         }
         return xNext.MoveToOuterDisposeScope();
     }

@@ -38,8 +38,7 @@ public sealed record DataParallel(int Rank, int Size, IGradientSum Sum)
     /// Sums every gradient of <paramref name="parameters"/> over the ranks with one all-reduce of a flat float32 buffer
     /// (the gradients in parameter order, then this rank's loss sum, sum of squares and count) and writes the sums back
     /// into the gradients; returns the whole batch's loss sum, sum of squares and count. Each rank's loss must be scaled
-    /// by the global batch size, so the sum is the whole batch's gradient. Edm2TrainStep's path (TrainStep has its own
-    /// copy, SumOverRanks, the same computation).
+    /// by the global batch size, so the sum is the whole batch's gradient. TrainStep's and Edm2TrainStep's path.
     /// </summary>
     public (double Sum, double SumSq, double Count) SumOverRanks(IEnumerable<Parameter> parameters, Tensor losses)
     {
@@ -48,7 +47,7 @@ public sealed record DataParallel(int Rank, int Size, IGradientSum Sum)
         foreach (var g in grads)
             if (g.dtype != ScalarType.Float32) throw new NotSupportedException($"data-parallel training sums float32 gradients; a gradient is {g.dtype}.");
         var l64 = losses.detach().to(float64);
-        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.pow(2).sum().item<double>(), (float)l64.numel() });
+        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.Squared().sum().item<double>(), (float)l64.numel() });
         var flat = cat(grads.Select(g => g.reshape(-1)).Append(stats).ToArray(), 0).contiguous();
         Sum.SumInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(flat.bytes));
         long off = 0;

@@ -174,8 +174,8 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
             var losses = Loss.Compute(Net, images, classLabels);
             // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round). Over K > 1 ranks:
             // the shard's sum over the global batch size, so the summed gradients are the whole batch's mean's.
-            if (_parallel is { Size: > 1 }) ((losses * Config.LossScaling).sum() / Config.BatchSize).backward();
-            else (losses * Config.LossScaling).mean().backward();
+            if (_parallel is { Size: > 1 }) losses.Times(Config.LossScaling).sum().Over((long)Config.BatchSize).backward();
+            else losses.Times(Config.LossScaling).mean().backward();
             var newRng = torch.random.get_rng_state();
             (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
 
@@ -190,7 +190,7 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
 
             var l64 = losses.detach().to(float64);
             double mean = l64.mean().item<double>();
-            double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+            double std = l64.Minus(mean).Squared().mean().sqrt().item<double>();
             if (globalLoss is { } gl && _parallel!.Size > 1)
             {
                 mean = gl.Sum / gl.Count;
@@ -220,7 +220,7 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
         {
             var g = p.grad;
             if (g is null) continue;
-            sq += g.to(float64).pow(2).sum().item<double>();
+            sq += g.to(float64).Squared().sum().item<double>();
         }
         return Math.Sqrt(sq);
     }

@@ -100,11 +100,11 @@ public static class PhemaSnapshots
                         using var inner = NewDisposeScope();
                         var key = n[prefix.Length..];
                         var t = contents.Tensors[n];
-                        var term = t.to(float64) * coef;
+                        var term = t.to(float64).Times(coef);
                         if (acc.TryGetValue(key, out var a))
                         {
                             if (!a.shape.SequenceEqual(t.shape)) throw new InvalidDataException($"'{group.Key}': '{n}' has shape [{string.Join(",", t.shape)}], other snapshots [{string.Join(",", a.shape)}].");
-                            a.add_(term);
+                            a.PlusInPlace(term);
                         }
                         else acc[key] = term.DetachFromDisposeScope();
                     }

@@ -145,7 +145,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
             redo++;
         }
         var newRng = torch.random.get_rng_state();
-        (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? SumOverRanks(dp, losses) : null;
+        (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
 
         long nonFinite = GradientCleaner.Clean(_params);
         double gradNorm = GradNorm();
@@ -155,7 +155,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
 
         var l64 = losses.to(float64);
         double mean = l64.mean().item<double>();
-        double std = (l64 - mean).pow(2).mean().sqrt().item<double>();
+        double std = l64.Minus(mean).Squared().mean().sqrt().item<double>();
         if (globalLoss is { } gl && _parallel!.Size > 1)
         {
             // The whole batch's loss (summed in float32 with the gradients): what a single process would report, to float precision.
@@ -174,32 +174,6 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, redo, nonFinite, beta, sw.Elapsed);
     }
 
-    /// <summary>
-    /// Sums every gradient over the ranks with one all-reduce of a flat float32 buffer (the gradients in parameter
-    /// order, then this rank's loss sum, sum of squares and count), and writes the sums back into the gradients.
-    /// Each rank's loss was scaled by the global batch size, so the sum is the whole batch's gradient.
-    /// </summary>
-    private (double Sum, double SumSq, double Count) SumOverRanks(DataParallel dp, Tensor losses)
-    {
-        using var scope = NewDisposeScope();
-        var grads = _params.Where(p => p.grad is not null).Select(p => p.grad!).ToArray();
-        foreach (var g in grads)
-            if (g.dtype != ScalarType.Float32) throw new NotSupportedException($"data-parallel training sums float32 gradients; a gradient is {g.dtype}.");
-        var l64 = losses.detach().to(float64);
-        var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.pow(2).sum().item<double>(), (float)l64.numel() });
-        var flat = cat(grads.Select(g => g.reshape(-1)).Append(stats).ToArray(), 0).contiguous();
-        dp.Sum.SumInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(flat.bytes));
-        long off = 0;
-        using (no_grad())
-            foreach (var g in grads)
-            {
-                g.copy_(flat.narrow(0, off, g.numel()).view(g.shape));
-                off += g.numel();
-            }
-        var s = flat.narrow(0, off, 3).to(float64);
-        return (s[0].item<double>(), s[1].item<double>(), s[2].item<double>());
-    }
-
     private Tensor RunRounds(Tensor images, Tensor? classLabels)
     {
         int rounds = Config.AccumulationRounds;
@@ -214,7 +188,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
             // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward(). (The ECT loop uses
             // loss.mul(loss_scaling).mean() per round, which is the same for one round and rounds-times larger
             // otherwise; we keep EDM's form so the gradient does not depend on the split.)
-            (loss.sum() * (Config.LossScaling / Config.BatchSize)).backward();
+            loss.sum().Times(Config.LossScaling / Config.BatchSize).backward();
             all.Add(loss.detach().MoveToOuterDisposeScope());
         }
         return rounds == 1 ? all[0] : cat(all, 0);
@@ -228,7 +202,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         {
             var g = p.grad;
             if (g is null) continue;
-            sq += g.to(float64).pow(2).sum().item<double>();
+            sq += g.to(float64).Squared().sum().item<double>();
         }
         return Math.Sqrt(sq);
     }

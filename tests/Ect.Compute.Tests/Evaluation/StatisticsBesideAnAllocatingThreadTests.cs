@@ -44,9 +44,11 @@ public class StatisticsBesideAnAllocatingThreadTests(ITestOutputHelper output)
                 var keep = new List<byte[]>();
                 while (!Volatile.Read(ref stop))
                 {
-                    // A training step's pattern: TorchSharp calls with implicit Scalars.
+                    // A training step's pattern, with owned Scalars as Ect.Compute's (the implicit ones this thread
+                    // once used could be freed by this very test's collections: a failure of the "trainer", not of
+                    // the statistics under test).
                     using (var scope = NewDisposeScope())
-                        (a * 0.5 + a).clamp(-1, 1).sum().item<float>();
+                        a.Times(0.5).Plus(a).clamp(ScalarConstants.MinusOne, ScalarConstants.One).sum().item<float>();
                     keep.Add(new byte[64 * 1024]); // managed garbage: the trainer's allocations trigger collections
                     if (keep.Count > 64) keep.Clear();
                     GC.Collect(0, GCCollectionMode.Forced, blocking: true);

@@ -47,22 +47,24 @@ public sealed class TinyPrecond : Precond
         var xf = x.to(float32);
         var s = sigma.to(float32).reshape(-1, 1, 1, 1);
         double sd = SigmaData;
-        var cIn = 1.0 / (s.pow(2) + sd * sd).sqrt();
-        var cNoise = s.log() / 4;
+        // Owned Scalars only (ScalarMath), as in Ect.Compute: tests compare digests of runs that other test classes'
+        // threads may interrupt with collections (docs/torchsharp-scalar-race.md).
+        var cIn = ScalarMath.Over(1.0, s.Squared().Plus(sd * sd).sqrt());
+        var cNoise = s.log().Over(4);
         Tensor cSkip, cOut;
         if (training)
         {
-            cSkip = sd * sd / (s.pow(2) + sd * sd);
-            cOut = s * sd / (s.pow(2) + sd * sd).sqrt();
+            cSkip = ScalarMath.Over(sd * sd, s.Squared().Plus(sd * sd));
+            cOut = s.Times(sd) / s.Squared().Plus(sd * sd).sqrt();
         }
         else
         {
-            cSkip = sd * sd / ((s - _sigmaMin).pow(2) + sd * sd);
-            cOut = (s - _sigmaMin) * sd / (s.pow(2) + sd * sd).sqrt();
+            cSkip = ScalarMath.Over(sd * sd, s.Minus(_sigmaMin).Squared().Plus(sd * sd));
+            cOut = s.Minus(_sigmaMin).Times(sd) / s.Squared().Plus(sd * sd).sqrt();
         }
         var e = emb.call(cNoise.reshape(-1, 1)).reshape(-1, conv0.out_channels, 1, 1);
-        var h = nn.functional.silu(conv0.call(cIn * xf) + e);
+        var h = nn.functional.silu(conv0.call(cIn * xf).Plus(e));
         var f = conv1.call(drop.call(h));
-        return (cSkip * xf + cOut * f).MoveToOuterDisposeScope();
+        return (cSkip * xf).Plus(cOut * f).MoveToOuterDisposeScope();
     }
 }

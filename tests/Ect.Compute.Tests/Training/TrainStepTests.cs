@@ -17,8 +17,9 @@ public class TrainStepTests
 
     internal static Tensor Images(int step, int batch = 8)
     {
+        using var scope = NewDisposeScope();
         using var g = new Generator((ulong)(1000 + step));
-        return rand(new long[] { batch, 1, 8, 8 }, generator: g) * 2 - 1;
+        return rand(new long[] { batch, 1, 8, 8 }, generator: g).Times(2).Minus(1).MoveToOuterDisposeScope();
     }
 
     internal static TrainStep NewStep(TrainStepConfig cfg, ITrainingLoss? loss = null)
@@ -103,7 +104,7 @@ public class TrainStepTests
         public Tensor Compute(Precond net, Tensor images, Tensor? classLabels)
         {
             var l = _inner.Compute(net, images, classLabels);
-            return Calls++ < bad ? l * float.NaN : l;
+            return Calls++ < bad ? l.Times(double.NaN) : l;
         }
     }
 

@@ -111,7 +111,7 @@ public sealed class Edm2Block : nn.Module<Tensor, Tensor, Tensor>
 
         // Residual branch.
         var y = Tap("conv_res0", conv_res0.forward(Mp.Silu(x)));
-        var c = Tap("emb_linear", emb_linear.Forward(emb, EmbGain)) + 1;
+        var c = Tap("emb_linear", emb_linear.Forward(emb, EmbGain)).Plus(1);
         y = Mp.Silu(y * c.unsqueeze(2).unsqueeze(3).to(y.dtype));
         if (training && Dropout != 0)
             y = dropoutNoise is null ? F.dropout(y, Dropout, training: true) : y * dropoutNoise(Path, y);
@@ -129,7 +129,7 @@ public sealed class Edm2Block : nn.Module<Tensor, Tensor, Tensor>
             qkv = qkv.reshape(qkv.shape[0], NumHeads, -1, 3, qkv.shape[2] * qkv.shape[3]);
             var parts = Mp.Normalize(qkv, [2]).unbind(3); // pixel norm & split
             Tensor q = parts[0], k = parts[1], v = parts[2];
-            var logits = einsum("nhcq,nhck->nhqk", q, k / Math.Sqrt(q.shape[2]));
+            var logits = einsum("nhcq,nhck->nhqk", q, k.Over(Math.Sqrt(q.shape[2])));
             var w = logits.softmax(3);
             var a = einsum("nhqk,nhck->nhcq", w, v);
             var proj = Tap("attn_proj", attn_proj!.forward(a.reshape(x.shape)));
@@ -138,7 +138,11 @@ public sealed class Edm2Block : nn.Module<Tensor, Tensor, Tensor>
 
         // Clip activations.
         if (ClipAct is { } clip)
-            x = x.clamp_(-clip, clip);
+        {
+            using var lo = (-clip).ToScalar();
+            using var hi = clip.ToScalar();
+            x = x.clamp_(lo, hi);
+        }
         return x.MoveToOuterDisposeScope();
 
         Tensor Tap(string name, Tensor t)

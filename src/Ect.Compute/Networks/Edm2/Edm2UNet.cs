@@ -134,7 +134,7 @@ public sealed class Edm2UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         {
             if (classLabels is null)
                 throw new ArgumentException($"Edm2UNet has label_dim {Config.LabelDim}: pass class labels of shape [N,{Config.LabelDim}].");
-            var label = Tap("emb_label", emb_label.forward(classLabels * Math.Sqrt(classLabels.shape[1])));
+            var label = Tap("emb_label", emb_label.forward(classLabels.Times(Math.Sqrt(classLabels.shape[1]))));
             emb = Mp.Sum(emb, label, Config.LabelBalance);
         }
         emb = Mp.Silu(emb);

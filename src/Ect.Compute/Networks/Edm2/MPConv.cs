@@ -56,8 +56,8 @@ public sealed class MPConv : nn.Module<Tensor, Tensor>
         }
         using var w = Mp.Normalize(Weight);
         double fanIn = w[0].numel();
-        using var g = gain is null ? null : gain / Math.Sqrt(fanIn);
-        using var ws = g is null ? w * (1 / Math.Sqrt(fanIn)) : w * g;
+        using var g = gain?.Over(Math.Sqrt(fanIn));
+        using var ws = g is null ? w.Times(1 / Math.Sqrt(fanIn)) : w * g;
         if (ws.dim() == 2)
         {
             using var wt = ws.t();

@@ -17,9 +17,9 @@ public sealed class MPFourier : nn.Module<Tensor, Tensor>
         using (no_grad())
         {
             using var n = randn(numChannels);
-            Freqs = n * (2 * Math.PI) * bandwidth;
+            Freqs = n.Times(2 * Math.PI).Times(bandwidth);
             using var u = rand(numChannels);
-            Phases = u * (2 * Math.PI);
+            Phases = u.Times(2 * Math.PI);
         }
         register_buffer("freqs", Freqs);
         register_buffer("phases", Phases);
@@ -31,9 +31,9 @@ public sealed class MPFourier : nn.Module<Tensor, Tensor>
         using var f = Freqs.to(float32);
         using var outer = y.outer(f);
         using var p = Phases.to(float32);
-        using var shifted = outer + p;
+        using var shifted = outer.Plus(p);
         using var c = shifted.cos();
-        using var scaled = c * Math.Sqrt(2);
+        using var scaled = c.Times(Math.Sqrt(2));
         return scaled.to(x.dtype);
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -22,7 +23,8 @@ public static class Mp
         double alpha = Math.Sqrt((double)norm.numel() / x.numel());
         // torch.add(eps, norm, alpha=a) = eps + a*norm in one kernel (as the official code).
         using var epsT = tensor(eps, dtype: norm.dtype, device: norm.device);
-        using var scaled = add(epsT, norm, alpha);
+        using var alphaScalar = alpha.ToScalar();
+        using var scaled = add(epsT, norm, alphaScalar);
         using var cast = scaled.to(x.dtype);
         return x / cast;
     }
@@ -31,7 +33,7 @@ public static class Mp
     public static Tensor Silu(Tensor x)
     {
         using var s = F.silu(x);
-        return s / 0.596;
+        return s.Over(0.596);
     }
 
     /// <summary>mp_sum(a, b, t) = lerp(a, b, t) / sqrt((1-t)^2 + t^2).</summary>
@@ -41,7 +43,7 @@ public static class Mp
         // (a + w(b-a) for |w| < 0.5, else b - (b-a)(1-w)) as PyTorch's Python-float weight.
         using var w = tensor(t, dtype: a.dtype, device: a.device);
         using var l = a.lerp(b, w);
-        return l / Math.Sqrt((1 - t) * (1 - t) + t * t);
+        return l.Over(Math.Sqrt((1 - t) * (1 - t) + t * t));
     }
 
     /// <summary>
@@ -55,8 +57,8 @@ public static class Mp
         double c = Math.Sqrt((na + nb) / ((1 - t) * (1 - t) + t * t));
         double wa = c / Math.Sqrt(na) * (1 - t);
         double wb = c / Math.Sqrt(nb) * t;
-        using var sa = a * wa;
-        using var sb = b * wb;
+        using var sa = a.Times(wa);
+        using var sb = b.Times(wb);
         return cat([sa, sb], dim);
     }
 }
@@ -89,7 +91,7 @@ public static class Resample
             using var w = f2.tile([c, 1, 1, 1]);
             return F.conv2d(x, w, strides: [2, 2], padding: [pad, pad], groups: c);
         }
-        using var f4 = f2 * 4;
+        using var f4 = f2.Times(4);
         using var wUp = f4.tile([c, 1, 1, 1]);
         return F.conv_transpose2d(x, wUp, strides: [2, 2], padding: [pad, pad], groups: c);
     }
