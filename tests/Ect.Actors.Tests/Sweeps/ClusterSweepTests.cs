@@ -123,7 +123,13 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
             output.WriteLine($"all {spec.Runs.Count} runs finished at {clock.Elapsed.TotalSeconds:F1} s");
             status.Runs.Single(r => r.RunId == run).Attempts.Should().Be(2, "the killed run was started once more");
             await returned.WaitForLine(": up; 1 slot", TimeSpan.FromSeconds(60));
+            // "up" is the node's own view; the others see it as a member a moment later (gossip): ask until they do.
             var again = await client.Status(spec.Name);
+            for (var rejoin = Stopwatch.StartNew(); !again.Nodes.Any(n => n.Node.EndsWith($":{victim.Port}")) && rejoin.Elapsed < TimeSpan.FromSeconds(30);)
+            {
+                await Task.Delay(500);
+                again = await client.Status(spec.Name);
+            }
             again.Nodes.Select(n => n.Node).Should().Contain(n => n.EndsWith($":{victim.Port}"), "the node that came back is a member again");
 
             foreach (var r in spec.Runs)
