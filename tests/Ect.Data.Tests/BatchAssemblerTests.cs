@@ -30,7 +30,8 @@ public class BatchAssemblerTests
         batch.Images.shape.Should().Equal(6, 3, 4, 4);
         batch.Images.dtype.Should().Be(torch.ScalarType.Float32);
         batch.Labels!.shape.Should().Equal(6, 4);
-        using var expected = torch.tensor(ds.GetImage(perm[2]).ToArray()).reshape(3, 4, 4).to(torch.float32) / 127.5 - 1;
+        using var half255 = 127.5.ToScalar(); using var one = 1.ToScalar(); // owned Scalars (docs/torchsharp-scalar-race.md)
+        using var expected = torch.tensor(ds.GetImage(perm[2]).ToArray()).reshape(3, 4, 4).to(torch.float32).div(half255).sub(one);
         batch.Images[2].allclose(expected, 0, 0).Should().BeTrue("same float32 ops as EDM's x / 127.5 - 1");
         batch.Labels[2].data<float>().ToArray().Should().Equal(Enumerable.Range(0, 4).Select(k => k == perm[2] % 4 ? 1f : 0f));
         batch.Start.Should().Be(new SamplerState(0, 0));

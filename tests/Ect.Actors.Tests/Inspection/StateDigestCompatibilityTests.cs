@@ -1,3 +1,4 @@
+using Ect.Compute;
 using Ect.Compute.IO;
 using Ect.Compute.Training;
 using FluentAssertions;
@@ -31,8 +32,8 @@ public sealed class StateDigestCompatibilityTests : IDisposable
             ["map_noise.freqs"] = randn([16], dtype: ScalarType.Float64, generator: gen),
             ["counter"] = tensor(new long[] { 7, 8, 9 }),
         };
-        var ema = net.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(kv.Value.dtype) * 1);
-        ema["enc.32x32_conv.bias"] = ema["enc.32x32_conv.bias"] + 0.5f;
+        var ema = net.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(kv.Value.dtype).Times(1));
+        ema["enc.32x32_conv.bias"] = ema["enc.32x32_conv.bias"].Plus(0.5f);
 
         var all = net.Select(kv => ("net/" + kv.Key, kv.Value)).Concat(ema.Select(kv => ("ema/" + kv.Key, kv.Value)))
             .Append(("rng", tensor(new byte[] { 1, 2, 3 }))).ToDictionary(x => x.Item1, x => x.Item2);

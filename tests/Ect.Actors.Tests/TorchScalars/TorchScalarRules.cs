@@ -38,13 +38,14 @@ public static class TorchScalarRules
     /// Compiles <paramref name="sources"/> (path, text) against the assemblies beside the tests (TorchSharp, Ect.*, ...)
     /// minus <paramref name="excludeReferences"/> (the project being compiled, so its source types are not doubled).
     /// </summary>
-    public static CSharpCompilation Compile(IEnumerable<(string Path, string Text)> sources, IEnumerable<string> excludeReferences)
+    /// <paramref name="assemblyName"/>: the project's own name, so that the InternalsVisibleTo of the assemblies it tests applies.
+    public static CSharpCompilation Compile(IEnumerable<(string Path, string Text)> sources, IEnumerable<string> excludeReferences, string assemblyName = "ScalarRuleCheck")
     {
         var exclude = excludeReferences.ToHashSet(StringComparer.OrdinalIgnoreCase);
         var parse = new CSharpParseOptions(LanguageVersion.Preview);
         var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, parse, s.Path))
             .Append(CSharpSyntaxTree.ParseText(ImplicitUsings, parse, "ImplicitUsings.g.cs"));
-        return CSharpCompilation.Create("ScalarRuleCheck", trees, References(exclude),
+        return CSharpCompilation.Create(assemblyName, trees, References(exclude),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
     }
 

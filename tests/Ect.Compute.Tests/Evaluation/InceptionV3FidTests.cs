@@ -106,7 +106,7 @@ public class InceptionV3FidStructureTests
             using var src = new BasicConv2d("b", 3, 8, 3);
             using (no_grad())
                 foreach (var (name, t) in src.state_dict())
-                    if (t.is_floating_point()) t.copy_(torch.rand(t.shape, generator: new torch.Generator(42)) + 0.5);
+                    if (t.is_floating_point()) { using var g = new torch.Generator(42); using var r = torch.rand(t.shape, generator: g); using var shifted = r.Plus(0.5); t.copy_(shifted); }
             var pth = Path.Combine(dir.FullName, "b.pth");
             var st = Path.Combine(dir.FullName, "b.safetensors");
             src.save_py(pth);
@@ -187,7 +187,9 @@ public class InceptionV3FidForwardTests
     static Tensor Images(int count = 4)
     {
         using var img01 = Golden.Tensor("images");
-        return (img01[..count] * 2 - 1);
+        using var head = img01[..count];
+        using var scaled = head.Times(2);
+        return scaled.Minus(1);
     }
 
     /// <summary>Largest |diff| / max|expected| (printed with the rms ratio for the record).</summary>
@@ -200,7 +202,7 @@ public class InceptionV3FidForwardTests
         var maxAbs = e.abs().max().item<double>();
         var diff = (a - e).abs();
         var rel = diff.max().item<double>() / maxAbs;
-        var rmsRel = diff.square().mean().sqrt().item<double>() / e.square().mean().sqrt().item<double>();
+        var rmsRel = diff.Squared().mean().sqrt().item<double>() / e.Squared().mean().sqrt().item<double>();
         _out.WriteLine($"{name}: max|diff|/max|f| {rel:e2}, rms(diff)/rms(f) {rmsRel:e2}, max|f| {maxAbs:g4}");
         return rel;
     }
@@ -256,7 +258,8 @@ public class InceptionV3FidForwardTests
             net.to(ScalarType.Float64);
             var img = Golden.ReadAsDouble("images").Take(3 * 32 * 32).ToArray();
             using var x01 = torch.tensor(img, [1L, 3, 32, 32], ScalarType.Float64);
-            using var x = x01 * 2 - 1;
+            using var x2 = x01.Times(2);
+            using var x = x2.Minus(1);
             using var f = net.ExtractFeatures(x);
             f.dtype.Should().Be(ScalarType.Float64);
             using var expected = torch.tensor(Golden.ReadAsDouble(name).Take(2048).ToArray(), [1L, 2048], ScalarType.Float64);

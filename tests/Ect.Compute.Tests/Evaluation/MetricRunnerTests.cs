@@ -36,7 +36,9 @@ public class MetricRunnerTests
     static Tensor Batch(int index, int size, int seed)
     {
         var g = new torch.Generator((ulong)(seed * 1000 + index));
-        return torch.rand([size, 1, 8, 8], generator: g) * 2 - 1;
+        using var r = torch.rand([size, 1, 8, 8], generator: g);
+        using var scaled = r.Times(2);
+        return scaled.Minus(1);
     }
 
     [Fact]
@@ -69,7 +71,7 @@ public class MetricRunnerTests
         r1.MetricName.Should().Be("FD-Pool4");
         r1.Generated.Count.Should().Be(160);
         r1.Warnings.Should().BeEmpty();
-        var shifted = MetricRunner.Compute(i => Batch(i, 8, 8) * 0.5 + 0.4, 160, fx, reference);
+        var shifted = MetricRunner.Compute(i => { using var b = Batch(i, 8, 8); using var half = b.Times(0.5); return half.Plus(0.4); }, 160, fx, reference);
         shifted.Value.Should().BeGreaterThan(10 * r1.Value, "brighter, lower-contrast images are far from the reference");
     }
 

@@ -19,7 +19,12 @@ public class ReferenceStatisticsCacheTests : IDisposable
     {
         _datasetReads++;
         for (var i = 0; i < 10; i++)
-            yield return torch.rand([8, 1, 8, 8], generator: new torch.Generator((ulong)(seed * 100 + i))) * 2 - 1;
+        {
+            using var g = new torch.Generator((ulong)(seed * 100 + i));
+            using var r = torch.rand([8, 1, 8, 8], generator: g);
+            using var scaled = r.Times(2);
+            yield return scaled.Minus(1);
+        }
     }
 
     [Fact]

@@ -76,16 +76,18 @@ public class ResNet18OnnxExtractorTests
             mean[0, c].mean().item<float>().Should().BeApproximately(ResNet18OnnxExtractor.ChannelMeansBgr[c], 0.01f, $"plane {c}");
 
         // Constant grey 0.2 -> pixel (0.2+1)*127.5 = 153 in every plane.
-        using var grey = full(1, 1, 28, 28, 0.2f);
+        using var greyValue = 0.2f.ToScalar();
+        using var grey = full(1, 1, 28, 28, greyValue);
         using var p = fx.Preprocess(grey);
         p.shape.Should().Equal(1, 3, 224, 224);
-        using var expected = 153f - mean;
+        using var expected = ScalarMath.Minus(153f, mean);
         (p - expected).abs().max().item<float>().Should().BeLessThan(1e-4f);
 
         // Pure red (R=+1, G=0, B=-1 in [-1,1]): plane 0 is blue (0), plane 1 green (127.5), plane 2 red (255).
-        using var rgb = stack([full(32, 32, 1f), full(32, 32, 0f), full(32, 32, -1f)]).unsqueeze(0);
+        using var plus1 = 1f.ToScalar(); using var zero = 0f.ToScalar(); using var minus1 = (-1f).ToScalar();
+        using var rgb = stack([full(32, 32, plus1), full(32, 32, zero), full(32, 32, minus1)]).unsqueeze(0);
         using var q = fx.Preprocess(rgb);
-        using var planes = q + mean;
+        using var planes = q.Plus(mean);
         planes[0, 0].mean().item<float>().Should().BeApproximately(0f, 1e-3f);
         planes[0, 1].mean().item<float>().Should().BeApproximately(127.5f, 1e-3f);
         planes[0, 2].mean().item<float>().Should().BeApproximately(255f, 1e-3f);
@@ -98,7 +100,7 @@ public class ResNet18OnnxExtractorTests
         // our Preprocess output (same reorder, same mean image).
         using var fx = new ResNet18OnnxExtractor(2);
         using var images = SyntheticImages.Blobs(1, 28, seed: 4);
-        using var rgbPlanes = torch.nn.functional.interpolate((images.expand(-1, 3, -1, -1) + 1) * 127.5, [224L, 224L],
+        using var rgbPlanes = torch.nn.functional.interpolate(images.expand(-1, 3, -1, -1).Plus(1).Times(127.5), [224L, 224L],
             mode: InterpolationMode.Bilinear, align_corners: false).contiguous();
         var input = rgbPlanes.data<float>().ToArray();
         using var session = new InferenceSession(ResNet18OnnxExtractor.DefaultPreprocessPath);

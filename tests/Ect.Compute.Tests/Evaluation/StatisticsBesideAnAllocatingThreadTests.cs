@@ -30,7 +30,7 @@ public class StatisticsBesideAnAllocatingThreadTests(ITestOutputHelper output)
     {
         torch.set_num_threads(1);
         torch.manual_seed(3);
-        var batches = Enumerable.Range(0, 4).Select(_ => (randn(16, 512, dtype: float64) * 3 + 1).DetachFromDisposeScope()).ToArray();
+        var batches = Enumerable.Range(0, 4).Select(_ => randn(16, 512, dtype: float64).Times(3).Plus(1).DetachFromDisposeScope()).ToArray();
         var quiet = Statistics(batches);
 
         var stop = false;

@@ -2,12 +2,15 @@ using Ect.Compute.IO;
 using Ect.Compute.Tests.TestSupport;
 using FluentAssertions;
 using Xunit;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ect.Compute.Tests.IO;
 
 public class RawTensorFolderTests : IDisposable
 {
+    // Owned Scalars (docs/torchsharp-scalar-race.md): alive for the whole process.
+    private static readonly Scalar Seven = 7.ToScalar(), Quarter = 0.25f.ToScalar();
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "ect-rtf-" + Guid.NewGuid().ToString("N"));
 
     public void Dispose()
@@ -22,7 +25,7 @@ public class RawTensorFolderTests : IDisposable
         {
             ["a/f32"] = randn(2, 3, 4),
             ["f64"] = randn(5, dtype: float64),
-            ["i64"] = arange(0, 7, dtype: int64).reshape(7, 1) * 1_000_000_000_000L,
+            ["i64"] = arange(ScalarConstants.Zero, Seven, ScalarConstants.One, dtype: int64).reshape(7, 1).Times(1_000_000_000_000L),
             ["scalar"] = tensor(3.5f),
         };
         var index = Path.Combine(_dir, "t.json");
@@ -46,7 +49,7 @@ public class RawTensorFolderTests : IDisposable
         folder.Names.Should().HaveCount(280);
         var f = folder.Read("model.enc.16x16_down.conv0.resample_filter");
         f.shape.Should().Equal(1, 1, 2, 2);
-        f.eq(0.25f).all().item<bool>().Should().BeTrue("the [1,1] filter is 0.25 everywhere");
+        f.eq(Quarter).all().item<bool>().Should().BeTrue("the [1,1] filter is 0.25 everywhere");
         folder.Entries["model.enc.16x16_down.conv0.resample_filter"].Extra["kind"].Should().Be("buffer");
     }
 

@@ -13,7 +13,7 @@ public class EctLossTests
     private static (Tensor y, Tensor n, Tensor eps) Batch(long seed, int batch = 4)
     {
         using var g = new Generator((ulong)seed);
-        return (rand(new long[] { batch, 1, 8, 8 }, generator: g) * 2 - 1,
+        return (rand(new long[] { batch, 1, 8, 8 }, generator: g).Times(2).Minus(1),
                 randn(new long[] { batch }, generator: g),
                 randn(new long[] { batch, 1, 8, 8 }, generator: g));
     }
@@ -31,8 +31,8 @@ public class EctLossTests
         using var got = loss.Compute(net, y, null, n, eps);
 
         // Restated independently: per sample, r = 0 -> target y.
-        var t = (n * 2.0 - 1.1).exp();
-        var r = (t * (1 - 0.25 * (1 + 8 * sigmoid(-t)))).clamp_min(0);
+        var t = n.Times(2.0).Minus(1.1).exp();
+        var r = (t * ScalarMath.Minus(1, sigmoid(-t).Times(8).Plus(1).Times(0.25))).clamp_min(ScalarConstants.Zero);
         var expected = new float[4];
         using (no_grad())
         {
@@ -40,9 +40,9 @@ public class EctLossTests
             {
                 var yi = y[i].unsqueeze(0); var ei = eps[i].unsqueeze(0);
                 var ti = t[i].reshape(1); var ri = r[i].reshape(1);
-                var ft = net.call(yi + ti.reshape(1, 1, 1, 1) * ei, ti, null);
-                var fr = ri.item<float>() > 0 ? net.call(yi + ri.reshape(1, 1, 1, 1) * ei, ri, null) : yi;
-                expected[i] = (ft - fr).pow(2).sum().sqrt().item<float>() / (ti - ri).item<float>();
+                var ft = net.call(yi.Plus(ti.reshape(1, 1, 1, 1) * ei), ti, null);
+                var fr = ri.item<float>() > 0 ? net.call(yi.Plus(ri.reshape(1, 1, 1, 1) * ei), ri, null) : yi;
+                expected[i] = (ft - fr).Squared().sum().sqrt().item<float>() / (ti - ri).item<float>();
             }
         }
         got.shape.Should().Equal(4);
@@ -69,8 +69,8 @@ public class EctLossTests
 
         // Control: a fresh mask for the target does change the result.
         torch.random.manual_seed(42);
-        using var t = torch.ones(4) * 1.5f;
-        using var x = y + t.reshape(4, 1, 1, 1) * randn_like(y);
+        using var t = torch.ones(4).Times(1.5f);
+        using var x = y.Plus(t.reshape(4, 1, 1, 1) * randn_like(y));
         using var a = net.call(x, t, null);
         using var b = net.call(x, t, null);
         (a - b).abs().max().item<float>().Should().BeGreaterThan(1e-3f);
@@ -104,10 +104,10 @@ public class EctLossTests
         var huber = new EctLoss(new MappingFunction(MappingKind.Const, q: 4), c: 0.5, weighting: EctWeighting.SnrPlusK);
         using var lp = plain.Compute(net, y, null, n, eps);
         using var lh = huber.Compute(net, y, null, n, eps);
-        var t = (n * 2.0 - 1.1).exp();
-        var w = (t.pow(2) + 0.25) / (t * 0.5).pow(2);
-        var d = (lp / w).pow(2);                       // recover the squared distance
-        var expectedHuber = ((d + 0.25).sqrt() - 0.5) * w;
+        var t = n.Times(2.0).Minus(1.1).exp();
+        var w = t.Squared().Plus(0.25) / t.Times(0.5).Squared();
+        var d = (lp / w).Squared();                       // recover the squared distance
+        var expectedHuber = d.Plus(0.25).sqrt().Minus(0.5) * w;
         var e = expectedHuber.data<float>().ToArray(); var h = lh.data<float>().ToArray();
         for (int i = 0; i < 4; i++) h[i].Should().BeApproximately(e[i], 1e-4f * Math.Abs(e[i]) + 1e-5f);
     }

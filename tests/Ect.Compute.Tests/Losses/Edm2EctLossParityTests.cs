@@ -19,6 +19,7 @@ namespace Ect.Compute.Tests.Losses;
 [Collection("TorchThreads")]
 public class Edm2EctLossParityTests(ITestOutputHelper output)
 {
+    private static readonly Scalar PointOne = 0.1.ToScalar(); // owned (docs/torchsharp-scalar-race.md)
     private static EctLoss ImgnetLoss(int stage)
     {
         var m = GoldenEdm2Small.Meta()["loss"]!;
@@ -74,7 +75,7 @@ public class Edm2EctLossParityTests(ITestOutputHelper output)
         var eps = t.Read("loss/eps");
         var tt = t.Read("loss/t");
         var t4 = tt.reshape(-1, 1, 1, 1);
-        var dStudent = net.forward(y + eps * t4, tt, labels);
+        var dStudent = net.forward(y.Plus(eps * t4), tt, labels);
         GoldenEdm2Small.ShouldMatch(dStudent, t.Read("loss/D_student"), "loss/D_student");
         // The student pass normalised every MPConv weight in place: the weights the gradients refer to.
         GoldenEdm2Small.FingerprintsShouldMatch(net, t.Read("loss/after_step_forward/fingerprints"), "weights after the student pass", rtol: 1e-5);
@@ -86,8 +87,8 @@ public class Edm2EctLossParityTests(ITestOutputHelper output)
             using var noWn = ForcedWeightNormalization.Suspend(net);
             using var noGrad = no_grad();
             var before = GoldenEdm2Small.Fingerprint(net.Unet.OutConv.Weight);
-            var fR = nan_to_num(net.forward(y + eps * r4, where(r > 0, r, tt), labels));
-            var target = where(r4 > 0, fR, y);
+            var fR = nan_to_num(net.forward(y.Plus(eps * r4), where(r.gt(ScalarConstants.Zero), r, tt), labels));
+            var target = where(r4.gt(ScalarConstants.Zero), fR, y);
             GoldenEdm2Small.ShouldMatch(target, t.Read($"loss/stage{stage}/target"), $"loss/stage{stage}/target");
             GoldenEdm2Small.Fingerprint(net.Unet.OutConv.Weight).Should().Equal(before, "the teacher pass leaves the weights");
         }
@@ -142,7 +143,7 @@ public class Edm2EctLossParityTests(ITestOutputHelper output)
         // The same with dropout but a different mask for the teacher: no longer 0 (so the zero above is not vacuous).
         // (its own generator, which the loss's RNG-state restore does not rewind).
         var own = new Generator(5);
-        net.DropoutNoiseOverride = (block, y) => (rand(y.shape, generator: own) >= 0.1).to(y.dtype) / 0.9;
+        net.DropoutNoiseOverride = (block, y) => rand(y.shape, generator: own).ge(PointOne).to(y.dtype).Over(0.9);
         loss.Compute(net, t.Read("loss/y"), t.Read("loss/labels")).sum().item<float>().Should().BeGreaterThan(0);
     }
 }

@@ -29,7 +29,7 @@ public class CifarNetworkSlowTests
                 net.zero_grad();
                 var d = net.forward(x, sigma, null);
                 d.shape.Should().Equal(2, 3, 32, 32);
-                (d - x.detach()).square().mean().backward();
+                (d - x.detach()).Squared().mean().backward();
                 x.grad!.isfinite().all().item<bool>().Should().BeTrue($"input gradient finite (step {step})");
                 foreach (var (name, p) in net.named_parameters())
                     p.grad!.isfinite().all().item<bool>().Should().BeTrue($"{name} gradient finite (step {step})");

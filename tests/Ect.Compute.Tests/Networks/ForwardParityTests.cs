@@ -52,7 +52,7 @@ public class ForwardParityTests
 
             // Raw network output F(c_in x, ln(sigma)/4).
             var s = sigma.reshape(-1, 1, 1, 1);
-            var fx = net.Model.forward(x / (s.square() + 0.25).sqrt(), sigma.log() / 4, null, null);
+            var fx = net.Model.forward(x / s.Squared().Plus(0.25).sqrt(), sigma.log().Over(4), null, null);
             GoldenDdpmppSmall.ShouldMatch(fx, t.Read("fwd/F_x"), "F_x");
 
             net.eval();
@@ -74,8 +74,8 @@ public class ForwardParityTests
         var x = t.Read("fwd/x");
         var sigma = t.Read("fwd/sigma");
         var s = sigma.reshape(-1, 1, 1, 1);
-        var cin = (s.square() + 0.25).rsqrt();
-        var noise = sigma.log() / 4;
+        var cin = s.Squared().Plus(0.25).rsqrt();
+        var noise = sigma.log().Over(4);
 
         // Mapping activations for all 4 samples.
         var all = net.Model.ExtractActivations(cin * x, noise);

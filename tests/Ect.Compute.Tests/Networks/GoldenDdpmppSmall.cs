@@ -62,7 +62,7 @@ public static class GoldenDdpmppSmall
         using var r = reference.to(float64);
         using var diff = (a - r).abs();
         double maxRef = r.abs().max().item<double>();
-        using var tol = r.abs() * rtol + atolScale * maxRef;
+        using var tol = r.abs().Times(rtol).Plus(atolScale * maxRef);
         using var excess = diff - tol;
         double worst = excess.max().item<double>();
         double maxDiff = diff.max().item<double>();

@@ -34,11 +34,12 @@ public class GradientParityTests
         using (no_grad())
         {
             // r == 0 -> the target is y itself; the reference evaluates D only where r > 0.
-            var dyr = net.forward(y + r4 * eps, r.clamp_min(1e-8f), null);
-            target = where(r4 > 0, dyr, y);
+            using var tiny = 1e-8f.ToScalar();
+            var dyr = net.forward(y.Plus(r4 * eps), r.clamp_min(tiny), null);
+            target = where(r4.gt(ScalarConstants.Zero), dyr, y);
         }
-        var dyt = net.forward(y + t4 * eps, tt, null);
-        var perSample = (dyt - target).square().sum([1, 2, 3]).sqrt() / (tt - r);
+        var dyt = net.forward(y.Plus(t4 * eps), tt, null);
+        var perSample = (dyt - target).Squared().sum([1, 2, 3]).sqrt() / (tt - r);
         GoldenDdpmppSmall.ShouldMatch(perSample.detach(), t.Read("loss/loss"), "per-sample ECM loss", 1e-4, 1e-5);
         net.zero_grad();
         perSample.mean().backward();

@@ -97,7 +97,7 @@ public class OfficialFidelityTests
         var t = HeunSampler.TimeSteps(cfg, net);
         var g = new Generator(9);
         net.eval();
-        var x = z.to(float64) * t[0];
+        var x = z.to(float64).Times(t[0]);
         for (int i = 0; i < cfg.NumSteps; i++)
         {
             var next = HeunSampler.Step(net, x, t[i], t[i + 1], cfg, null,

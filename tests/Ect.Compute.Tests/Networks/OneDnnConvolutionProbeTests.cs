@@ -86,7 +86,7 @@ public class OneDnnConvolutionProbeTests(ITestOutputHelper output)
         using var scope = NewDisposeScope();
         torch.manual_seed(7);
         var x = randn(call.InputShape);
-        var w = randn(call.WeightShape) * 0.1;
+        var w = randn(call.WeightShape).Times(0.1);
         var (y0, _, _) = Run(call, x, w, null, pad: false);
         var g = randn(y0.shape);
         var (ya, dxa, dwa) = Run(call, x, w, g, pad: false);
@@ -104,7 +104,7 @@ public class OneDnnConvolutionProbeTests(ITestOutputHelper output)
         torch.manual_seed(call.GetHashCode());
         var x = randn(call.InputShape);
         long fanIn = call.WeightShape[1] * call.WeightShape[2] * call.WeightShape[3];
-        var w = randn(call.WeightShape) / Math.Sqrt(fanIn);
+        var w = randn(call.WeightShape).Over(Math.Sqrt(fanIn));
         var (y, dx, dw) = Run(call, x, w, null, pad);
         var g = randn(y.shape);
         (y, dx, dw) = Run(call, x, w, g, pad);
@@ -169,8 +169,11 @@ public class OneDnnConvolutionProbeTests(ITestOutputHelper output)
         }
         net.train();
         var x = randn(2, channels, res, res);
-        var sigma = full(new long[] { 2, 1, 1, 1 }, 1.0);
-        var classLabels = labels > 0 ? F.one_hot(arange(2) % labels, labels).to(float32) : null;
+        using var unit = 1.0.ToScalar();
+        var sigma = full(new long[] { 2, 1, 1, 1 }, unit);
+        using var two = 2.ToScalar();
+        using var labelCount = labels.ToScalar();
+        var classLabels = labels > 0 ? F.one_hot(arange(ScalarConstants.Zero, two, ScalarConstants.One).remainder(labelCount), labels).to(float32) : null;
         using (ChannelPaddedConvolution.Record(calls))
             net.forward(x, sigma, classLabels);
         return calls;

@@ -77,7 +77,7 @@ public class PaddedConvolutionTests
             conv.PadSmallConvolutions = pad;
             conv.zero_grad();
             var y = conv.forward(x);
-            y.square().sum().backward();
+            y.Squared().sum().backward();
             wGrad = conv.Weight!.grad!.clone();
             return y.detach();
         }

@@ -123,7 +123,7 @@ public class PrecondTests
         torch.manual_seed(0);
         using var net = new EctPrecond(Tiny(labelDim: 5));
         net.eval();
-        using (no_grad()) foreach (var (_, p) in net.named_parameters()) p.add_(randn_like(p) * 0.05);
+        using (no_grad()) foreach (var (_, p) in net.named_parameters()) { using var r = randn_like(p); using var small = r.Times(0.05); p.PlusInPlace(small); }
         using var x = randn(2, 1, 16, 16);
         using var sigma = tensor(new[] { 0.5f, 1f });
         using (no_grad())
@@ -160,9 +160,9 @@ public class PrecondTests
         load.Should().Throw<ArgumentException>().WithMessage("*shape mismatch(es), first 'model.map_layer0.weight': model [64,16], given [3,3]*");
         net.state_dict()["model.map_layer0.weight"].eq(before).all().item<bool>().Should().BeTrue("a failed load copies nothing");
 
-        var changed = good.ToDictionary(kv => kv.Key, kv => kv.Value + 1);
+        var changed = good.ToDictionary(kv => kv.Key, kv => kv.Value.Plus(1));
         net.LoadStateDict(changed);
-        net.state_dict()["model.map_layer0.weight"].eq(before + 1).all().item<bool>().Should().BeTrue();
+        net.state_dict()["model.map_layer0.weight"].eq(before.Plus(1)).all().item<bool>().Should().BeTrue();
         net.parameters().Should().OnlyContain(p => p.requires_grad);
     }
 }

@@ -69,7 +69,7 @@ public class SongUNetStructureTests
         using var x = randn(2, 3, 16, 16).requires_grad_(true);
         using var y = net.forward(x, randn(2), null, null);
         y.shape.Should().Equal(2, 3, 16, 16);
-        y.square().sum().backward();
+        y.Squared().sum().backward();
         x.grad!.isfinite().all().item<bool>().Should().BeTrue();
         foreach (var p in net.parameters()) (p.grad?.isfinite().all().item<bool>() ?? false).Should().BeTrue("every parameter gets a finite gradient");
     }
@@ -88,7 +88,7 @@ public class SongUNetStructureTests
         sd["map_augment.weight"].shape.Should().Equal(16, 9);
         sd.Keys.Should().NotContain("map_augment.bias");
         // Make the zero-ish-initialised output layer matter so that conditioning is visible.
-        using (no_grad()) foreach (var (name, p) in net.named_parameters()) if (name.EndsWith("weight")) p.mul_(1.0).add_(randn_like(p) * 0.1);
+        using (no_grad()) foreach (var (name, p) in net.named_parameters()) if (name.EndsWith("weight")) { using var r = randn_like(p); using var small = r.Times(0.1); p.PlusInPlace(small); }
 
         using var x = randn(2, 1, 16, 16);
         using var noise = randn(2);
@@ -143,7 +143,8 @@ public class SongUNetStructureTests
         foreach (var (k, v) in sa.Where(kv => kv.Key.Contains("norm")))
         {
             var expected = k.EndsWith("weight") ? 1f : 0f;
-            v.eq(expected).all().item<bool>().Should().BeTrue($"{k} is initialised to {expected}");
+            using var expectedScalar = expected.ToScalar();
+            v.eq(expectedScalar).all().item<bool>().Should().BeTrue($"{k} is initialised to {expected}");
         }
         // init_zero convs are 1e-5 * xavier, not exactly zero.
         var conv1 = sa["model.enc.16x16_block0.conv1.weight"];

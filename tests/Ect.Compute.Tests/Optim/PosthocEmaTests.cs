@@ -40,7 +40,7 @@ public class PosthocEmaTests(ITestOutputHelper output)
         using var b = tensor(B, dtype: float64);
         for (int k = 1; k <= steps; k++)
         {
-            using (no_grad()) net.W.copy_(a + b * k);
+            using (no_grad()) { using var bk = b.Times(k); using var w = a.Plus(bk); net.W.copy_(w); }
             pf.Update(k, 1);
             if (k % every == 0) PhemaSnapshots.Write(PhemaSnapshots.FileFor(folder, k), k, k, stds, emas.Cast<nn.Module>().ToList());
         }

@@ -46,7 +46,7 @@ public class RAdamGoldenTests
     private static void AssertClose(Tensor got, Tensor exp, string what)
     {
         using var diff = (got.detach() - exp).abs();
-        using var tol = exp.abs() * 1e-5 + 1e-6;
+        using var tol = exp.abs().Times(1e-5).Plus(1e-6);
         (diff <= tol).all().item<bool>().Should().BeTrue($"{what}: max |diff| {diff.max().item<float>()}");
     }
 

@@ -25,7 +25,7 @@ public class SamplerTests
             Calls++;
             Seen.Add((x.dtype, sigma.shape, sigma.to(float64).flatten()[0].item<double>(), training));
             var sg = sigma.to(float64).reshape(-1, 1, 1, 1);
-            return (x.to(float64) * (s * s) / (sg.pow(2) + s * s)).to(float32);
+            return (x.to(float64).Times(s * s) / sg.Squared().Plus(s * s)).to(float32);
         }
     }
 
@@ -37,7 +37,7 @@ public class SamplerTests
         t[0].Should().BeApproximately(80, 1e-12);
         t[17].Should().BeApproximately(0.002, 1e-15);
         t[18].Should().Be(0);
-        t.Zip(t.Skip(1)).Should().OnlyContain(p => p.First > p.Second);
+        t.Zip(t.Skip(1), (a, b) => a > b).Should().OnlyContain(decreasing => decreasing);
     }
 
     [Fact]
@@ -63,12 +63,12 @@ public class SamplerTests
             if (i < 17) xn = xs + (t[i + 1] - t[i]) * (0.5 * dc + 0.5 * (xn - d(xn, t[i + 1])) / t[i + 1]);
             xs = xn;
         }
-        using var expected = z.to(float64) * xs;
+        using var expected = z.to(float64).Times(xs);
         ((x - expected).abs().max() / expected.abs().max()).item<double>().Should().BeLessThan(1e-6);
 
         // With many steps it converges to the exact ODE solution x(0) = x(T) s / sqrt(s^2 + T^2).
         using var fine = HeunSampler.Sample(net, z, new HeunSamplerConfig(NumSteps: 256));
-        using var exact = z.to(float64) * 80 * s / Math.Sqrt(s * s + 6400);
+        using var exact = z.to(float64).Times(80).Times(s).Over(Math.Sqrt(s * s + 6400));
         ((fine - exact).abs().max() / exact.abs().max()).item<double>().Should().BeLessThan(1e-3);
     }
 
@@ -98,11 +98,11 @@ public class SamplerTests
         net.training.Should().BeTrue();
         one.dtype.Should().Be(ScalarType.Float64);
         net.eval();
-        using var d80 = net.call(z.to(float64) * 80.0, tensor(80.0, dtype: float64), null).to(float64);
+        using var d80 = net.call(z.to(float64).Times(80.0), tensor(80.0, dtype: float64), null).to(float64);
         one.data<double>().ToArray().Should().Equal(d80.data<double>().ToArray());
 
         using var two = ConsistencySampler.Sample(net, z, new[] { 80.0, 0.821 }, null, (i, x) => { i.Should().Be(1); return noise; });
-        using var x1 = d80 + 0.821 * noise.to(float64);
+        using var x1 = d80.Plus(noise.to(float64).Times(0.821));
         using var d2 = net.call(x1, tensor(0.821, dtype: float64), null).to(float64);
         two.data<double>().ToArray().Should().Equal(d2.data<double>().ToArray());
     }

@@ -120,7 +120,7 @@ public class Edm2TrainStepTests
     private static (Tensor Images, Tensor Labels) Batch(int k)
     {
         var gen = new Generator((ulong)(100 + k));
-        var images = rand([4, 3, 8, 8], generator: gen) * 2 - 1;
+        var images = rand([4, 3, 8, 8], generator: gen).Times(2).Minus(1);
         var labels = nn.functional.one_hot(tensor(new long[] { k % 3, (k + 1) % 3, (k + 2) % 3, k % 3 }), 3).to(float32);
         return (images, labels);
     }

@@ -30,7 +30,7 @@ public sealed class TinyPrecond : Precond
             conv1 = nn.Conv2d(hidden, channels, 3, padding: 1);
             using var _ = no_grad();
             foreach (var p in new nn.Module[] { conv0, emb, conv1 }.SelectMany(m => m.parameters()))
-                p.copy_(randn(p.shape, generator: g) * 0.3);
+                { using var r = randn(p.shape, generator: g); using var scaled = r.Times(0.3); p.copy_(scaled); }
         }
         drop = nn.Dropout(dropout);
         RegisterComponents();

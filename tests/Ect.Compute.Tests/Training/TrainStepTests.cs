@@ -78,7 +78,7 @@ public class TrainStepTests
 
         // ema = p_new.lerp(ema_old, 0.9) = 0.9 ema_old + 0.1 p_new
         using var pNew = step.Net.parameters().First().detach();
-        using var expected = pNew + 0.9 * (emaBefore - pNew);
+        using var expected = pNew.Plus((emaBefore - pNew).Times(0.9));
         ((step.EmaNet.parameters().First() - expected).abs().max().item<float>()).Should().BeLessThan(1e-6f);
         step.Net.parameters().First().requires_grad.Should().BeTrue();
         step.EmaNet.parameters().First().requires_grad.Should().BeFalse();

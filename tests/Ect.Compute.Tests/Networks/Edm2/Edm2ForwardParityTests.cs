@@ -128,7 +128,7 @@ public class Edm2ForwardParityTests(ITestOutputHelper output)
             GoldenEdm2Small.BitwiseEqual(p, w0.Read(name)).Should().BeTrue($"{name} (a gain or buffer) is untouched by forced WN");
         // Normalised rows have unit RMS (up to eps): the weights visibly changed from the perturbed W0.
         var outConv = net.Unet.OutConv.Weight;
-        var rms = outConv.detach().square().mean([1, 2, 3]).sqrt();
+        var rms = outConv.detach().Squared().mean([1, 2, 3]).sqrt();
         rms.allclose(ones_like(rms), rtol: 0, atol: 1e-3).Should().BeTrue();
         w0.Read("unet.out_conv.weight").allclose(outConv.detach(), rtol: 0, atol: 1e-3).Should().BeFalse("W0's rows were scaled by exp(0.25 N)");
     }

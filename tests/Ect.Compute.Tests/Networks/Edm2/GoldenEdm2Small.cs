@@ -79,9 +79,11 @@ public static class GoldenEdm2Small
     {
         using var scope = NewDisposeScope();
         var x = t.detach().to(float64).flatten();
-        var idx = arange(x.numel(), dtype: int64);
-        var w = (idx.remainder(13) - 6).to(float64);
-        return [x.sum().item<double>(), x.square().sum().item<double>(), x.max().item<double>(), x.min().item<double>(), (x * w).sum().item<double>()];
+        using var n = x.numel().ToScalar();
+        using var thirteen = 13.ToScalar();
+        var idx = arange(ScalarConstants.Zero, n, ScalarConstants.One, dtype: int64);
+        var w = idx.remainder(thirteen).Minus(6).to(float64);
+        return [x.sum().item<double>(), x.Squared().sum().item<double>(), x.max().item<double>(), x.min().item<double>(), (x * w).sum().item<double>()];
     }
 
     /// <summary>
@@ -99,7 +101,7 @@ public static class GoldenEdm2Small
         var diff = (a - r).abs();
         double maxRef = r.abs().max().item<double>();
         double maxDiff = diff.max().item<double>();
-        double worst = (diff - (r.abs() * rtol + atolScale * maxRef)).max().item<double>();
+        double worst = (diff - r.abs().Times(rtol).Plus(atolScale * maxRef)).max().item<double>();
         worst.Should().BeLessThanOrEqualTo(0, $"{what}: max |diff| {maxDiff:E3} exceeds {atolScale}*max|ref| ({maxRef:E3}) + {rtol}|ref|");
         return maxRef > 0 ? maxDiff / maxRef : maxDiff;
     }
