@@ -52,7 +52,7 @@ public sealed record Edm2TrainStepConfig(
 /// its gradient is R times the batch mean, which Adam nearly ignores). Deviation: no redo of a non-finite step (the
 /// reference has none either; the daemon's non-finite streak limit and rollback apply).
 /// </summary>
-public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
+public sealed class Edm2TrainStep : ITrainStep
 {
     private readonly Parameter[] _params;
     private readonly StepRng _rng;

@@ -14,7 +14,7 @@ namespace Ect.Compute.Training;
 /// The step owns its RNG stream (seeded by the config), swapped into torch's global generator for the duration of a
 /// step, so the same seed, config, weights and images give bit-identical results whatever else uses the global RNG.
 /// </summary>
-public sealed class TrainStep : IResumableTrainStep, IDisposable
+public sealed class TrainStep : ITrainStep
 {
     private readonly Parameter[] _params;
     private readonly StepRng _rng;
