@@ -1,6 +1,4 @@
 using Ect.Actors.Checkpoints;
-using Ect.Compute.Preconditioning;
-using Ect.Compute.Sampling;
 using Ect.Compute.Training;
 using Ect.Data;
 using TorchSharp;
@@ -15,7 +13,7 @@ namespace Ect.Actors.Engine;
 /// a batch in a data-parallel job, checkpoint capture to a scratch file moved into place by the checkpointer, digests.
 /// </summary>
 public abstract class TrainStepEngine<TNet, TStep> : ITrainingEngine, Distributed.IDataParallelEngine
-    where TNet : Precond
+    where TNet : Ect.Compute.Preconditioning.Precond
     where TStep : class, ITrainStep
 {
     private readonly int _batchSize;
