@@ -5,17 +5,22 @@
 # 2 blocks, attention at 16, batch 32), on a quiet machine and beside a one-core CPU hog (`yes > /dev/null`).
 # Run it on a QUIET machine (nothing else building or training): numbers taken beside other work mean nothing.
 #
-#   scripts/bench-data-parallel.sh [--steps N] [--warmup W] [--repeats R] [--configs default,bench] [--hog both|off|on] [--out DIR] [--ect-dll DLL]
+#   scripts/bench-data-parallel.sh [--steps N] [--warmup W] [--repeats R] [--configs default,bench] [--hog both|off|on] [--out DIR] [--ect-dll DLL] [--mpirun-args "..."]
+#
+# --mpirun-args: more mpirun options for the 2-rank runs, e.g. "--bind-to none" (Open MPI binds each of 2 ranks to one
+# core by default, so rank 0's daemon threads share its compute core; the profile line says how many CPUs a rank has).
 #
 # Each cell is R fresh runs of N steps per variant (evaluators, control and checkpoints out of the way), the three
 # variants alternating run by run (2 ranks, 2 threads, 1 thread, then again), so a drift of the machine's speed hits
 # them alike; img/s is counted from stats.jsonl between step W and step N (start-up, JIT and the first steps
 # excluded); a cell shows the median of its R runs (with min-max when R > 1), the ratio is of the medians. The
 # 2-rank rows also give the all-reduce's share of rank 0's step time (median; ect's own "data-parallel: ..." line;
-# it includes waiting for the slower rank).
+# it includes waiting for the slower rank). Below the table, each 2-rank run's per-rank profile (ect's "data-parallel
+# profile: rank R ..." lines: mean ms per step and share of packet wait, assembly, forward+backward, note wait,
+# all-reduce, update, outside the step): compare shares and ranks, not absolute times, on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 warmup=10 repeats=1 configs=default,bench hog=both out="" dll=""
+steps=40 warmup=10 repeats=1 configs=default,bench hog=both out="" dll="" mpirun_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -25,6 +30,7 @@ while [ $# -gt 0 ]; do
     --hog) hog=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ect-dll) dll=$2; shift 2 ;;   # an already built ect.dll (skips the Release build)
+    --mpirun-args) mpirun_args=$2; shift 2 ;;
     *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +44,7 @@ if [ -z "$dll" ]; then
   dll="$PWD/src/Ect.Actors/bin/Release/net10.0/linux-x64/ect.dll"
 fi
 ect="dotnet $dll"
-mpi="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader"
+mpi="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader $mpirun_args"
 
 common=(--set ect.evaluation.every-steps=0 --set "ect.evaluation.evaluators=[]" --set ect.control.enabled=off
         --set ect.display.mode=plain --set ect.checkpoint.every-steps=100000 --set ect.distributed.digest-every=0
@@ -95,6 +101,7 @@ for cfg in ${configs//,/ }; do
       share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2-$i.log" | tail -1 | cut -d'%' -f1)
       [ -n "$share" ] && shares+=("$share")
       echo "  $cfg $cond round $i of $repeats: 2 ranks ${ms[-1]}, 2 threads ${t2s[-1]}, 1 thread ${t1s[-1]} img/s, all-reduce ${share:--}%" >&2
+      grep -h 'data-parallel profile: rank' "$d/mpi2-$i.log" | sort | sed "s/^/  $cfg $cond round $i: /" >> "$out/profiles.txt" || true
     done
     stop_hog
     ratio=$(python3 -c "print(f'{$(median "${ms[@]}") / $(median "${t1s[@]}"):.2f}x')")
@@ -102,4 +109,5 @@ for cfg in ${configs//,/ }; do
     printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$cfg" "$cond" "$(summary "${ms[@]}")" "$(summary "${t2s[@]}")" "$(summary "${t1s[@]}")" "$ratio" "$share" | tee -a "$out/table.md"
   done
 done
+[ -f "$out/profiles.txt" ] && { echo; echo "per-rank profiles of the 2-rank runs:"; cat "$out/profiles.txt"; }
 echo "load average at the end: $(cat /proc/loadavg); runs and logs in $out"

@@ -75,12 +75,14 @@ public sealed unsafe class MpiWorld
 
     /// <summary>
     /// A broadcast that waits without spinning a core: MPI_Ibcast, then MPI_Test with <paramref name="idleSleep"/>
-    /// between tests once the first millisecond has passed (a blocking MPI_Bcast busy-polls for as long as the root
-    /// takes, e.g. a paused run). <paramref name="whileWaiting"/> runs between tests (a liveness check may throw).
-    /// Small messages only (one call).
+    /// between tests once <paramref name="spinFor"/> (default 1 ms) has passed (a blocking MPI_Bcast busy-polls for as
+    /// long as the root takes, e.g. a paused run); within <paramref name="spinFor"/> it tests again after a
+    /// sched_yield, so a message that is about to come is seen at once and other threads still get the core.
+    /// <paramref name="whileWaiting"/> runs between tests (a liveness check may throw). Small messages only (one call).
     /// </summary>
-    public void BroadcastPolling(Span<byte> data, int root, TimeSpan idleSleep, Action? whileWaiting = null)
+    public void BroadcastPolling(Span<byte> data, int root, TimeSpan idleSleep, Action? whileWaiting = null, TimeSpan? spinFor = null)
     {
+        var spin = spinFor ?? DefaultSpin;
         EnsureLive("MPI_Ibcast");
         nint request = 0;
         int done = 0;
@@ -92,7 +94,7 @@ public sealed unsafe class MpiWorld
             {
                 _mpi.Check(_mpi.Test(&request, &done, 0), "MPI_Test");
                 if (done != 0) return;
-                if (clock.ElapsedMilliseconds < 1) { Thread.SpinWait(64); continue; }
+                if (clock.Elapsed < spin) { Spin(clock); continue; }
                 whileWaiting?.Invoke();
                 Thread.Sleep(idleSleep);
             }
@@ -115,9 +117,11 @@ public sealed unsafe class MpiWorld
     /// true with <paramref name="values"/>[r] = rank r's value once all arrived. After <paramref name="timeout"/> it
     /// cancels the receives still open and returns false, <paramref name="missing"/> naming the ranks not heard from:
     /// the point-to-point answer to "which rank is late", which a collective cannot give (it only completes or waits).
+    /// Within <paramref name="spinFor"/> (default 1 ms) it tests again after a sched_yield instead of sleeping.
     /// </summary>
-    public bool TryReceiveFromAll(int tag, Span<long> values, TimeSpan timeout, TimeSpan idleSleep, out IReadOnlyList<int> missing)
+    public bool TryReceiveFromAll(int tag, Span<long> values, TimeSpan timeout, TimeSpan idleSleep, out IReadOnlyList<int> missing, TimeSpan? spinFor = null)
     {
+        var spin = spinFor ?? DefaultSpin;
         EnsureLive("MPI_Irecv");
         if (values.Length != Size) throw new ArgumentException($"values holds {values.Length} slots, the world has {Size} ranks", nameof(values));
         var buffer = GC.AllocateArray<long>(Size, pinned: true);
@@ -152,13 +156,26 @@ public sealed unsafe class MpiWorld
                     missing = open;
                     return false;
                 }
-                if (clock.ElapsedMilliseconds < 1) { Thread.SpinWait(64); continue; }
+                if (clock.Elapsed < spin) { Spin(clock); continue; }
                 Thread.Sleep(idleSleep);
             }
         }
         buffer.CopyTo(values);
         missing = [];
         return true;
+    }
+
+    /// <summary>How long the polling waits test without sleeping unless told otherwise.</summary>
+    public static readonly TimeSpan DefaultSpin = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// Between two tests while spinning: a short busy wait for the first millisecond, then sched_yield (a thread of this
+    /// process or another that shares the core, e.g. rank 0's daemon threads, runs first; alone, the test comes at once).
+    /// </summary>
+    private static void Spin(Stopwatch clock)
+    {
+        if (clock.ElapsedMilliseconds < 1) Thread.SpinWait(64);
+        else Thread.Yield();
     }
 
     public void Barrier()

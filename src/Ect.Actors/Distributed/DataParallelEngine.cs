@@ -24,13 +24,17 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
     private readonly MpiGradientSum _sum;
     private readonly StepWatch _watch;
     private readonly System.Diagnostics.Stopwatch _stepTime = new();
+    private readonly StepProfile _profile;
+    private readonly DatasetBatchSource? _source;
 
-    public DataParallelEngine(IDataParallelEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery, TimeSpan stepTimeout)
+    public DataParallelEngine(IDataParallelEngine inner, RankLink link, Packets.EngineSpec spec, int digestEvery, TimeSpan stepTimeout, DatasetBatchSource? source = null)
     {
         _inner = inner;
         _link = link;
+        _source = source;
         _watch = new StepWatch(link.World, stepTimeout);
-        _sum = new MpiGradientSum(link.World, _watch);
+        _profile = new StepProfile(0, link.World.Size);
+        _sum = new MpiGradientSum(link.World, _watch, _profile);
         DigestEvery = digestEvery;
         lock (_link.Gate)
         {
@@ -50,6 +54,7 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
 
     public EngineStepResult Step(Batch batch)
     {
+        _profile.Lap(StepPart.Outside);
         lock (_link.Gate)
         {
             var phase = _inner.Phase ?? throw new InvalidOperationException("SetPhase first");
@@ -60,6 +65,7 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
             }
             _watch.Begin(phase, _inner.StepIndex + 1);
             _link.Send(Decision.Step, Packets.Step(new Packets.StepSpec(phase, _inner.CurrentStage, _inner.CurrentLearningRate, ((ImageBatch)batch.Payload).Start)));
+            _profile.Lap(StepPart.PacketSend);
             _stepTime.Start();
             EngineStepResult result;
             try { result = _inner.Step(batch); }
@@ -83,7 +89,10 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
                 throw;
             }
             finally { _stepTime.Stop(); }
+            _profile.Lap(StepPart.Update);
             if (DigestEvery > 0 && _inner.StepIndex % DigestEvery == 0) CompareDigests();
+            _profile.Lap(StepPart.Digest);
+            _profile.EndStep();
             return result;
         }
     }
@@ -123,6 +132,11 @@ internal sealed class DataParallelEngine : ITrainingEngine, IDescribed
         if (_sum.Calls > 0)
             Console.WriteLine(System.FormattableString.Invariant(
                 $"data-parallel: {_sum.Calls} all-reduce(s) of {_sum.Floats:N0} floats over {_link.World.Size} ranks, {_sum.Time.Elapsed.TotalMilliseconds / _sum.Calls:F1} ms each, {100 * _sum.Time.Elapsed.TotalSeconds / Math.Max(_stepTime.Elapsed.TotalSeconds, 1e-9):F1}% of rank 0's step time"));
+        // Where rank 0's time went, part by part (the bench script prints each rank's line); its shards are assembled
+        // by the data loader's thread, off the step's path.
+        if (_profile.Steps > 0)
+            Console.WriteLine(_profile.Summary() + (_source is { ShardsAssembled: > 0 } src
+                ? System.FormattableString.Invariant($"; data loader thread: assembly {src.AssemblyTime.TotalMilliseconds / src.ShardsAssembled:F2} ms per shard") : ""));
         lock (_link.Gate)
             if (!_link.Finished && _link.Broken is null) _link.Send(Decision.DisposeEngine, []);
         _inner.Dispose();
@@ -138,7 +152,7 @@ public sealed class RanksDivergedException(long engineStep, IReadOnlyList<int> r
 }
 
 /// <summary>The gradient sum of TrainStep over MPI_COMM_WORLD (one in-place MPI_Allreduce).</summary>
-internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world, StepWatch watch) : IGradientSum
+internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world, StepWatch watch, StepProfile? profile = null) : IGradientSum
 {
     /// <summary>Wall time of the meeting before MPI_Allreduce and of the all-reduce (waiting for the slowest rank included), calls, floats per call.</summary>
     public System.Diagnostics.Stopwatch Time { get; } = new();
@@ -147,11 +161,14 @@ internal sealed class MpiGradientSum(Ect.Mpi.MpiWorld world, StepWatch watch) : 
 
     public void SumInPlace(Span<float> buffer)
     {
+        profile?.Lap(StepPart.ForwardBackward);
         Time.Start();
         try
         {
             watch.Meet(StepWatch.GradientTag);
+            profile?.Lap(StepPart.NoteWait);
             world.AllReduceSum(buffer);
+            profile?.Lap(StepPart.AllReduce);
         }
         finally { Time.Stop(); }
         Calls++;

@@ -121,7 +121,7 @@ public sealed class DataParallelLaunch
         data.Shard = (0, World.Size);
         var spec = new Packets.EngineSpec(EctConfiguration.Render(s.Config), data.Resolution, data.Channels, s.UseLabels ? data.LabelDim : 0,
             Path.GetFullPath(s.DataPath), data.Dataset.Count, DataShard.Fingerprint(data.Dataset));
-        return (new DataParallelEngine(inner, Link, spec, DigestEvery(s.Config), StepTimeout(s.Config)), source);
+        return (new DataParallelEngine(inner, Link, spec, DigestEvery(s.Config), StepTimeout(s.Config), data), source);
     };
 
     /// <summary>Tells the workers the run is over (once; waits for a step in progress to end, at most a minute, then aborts the job).</summary>

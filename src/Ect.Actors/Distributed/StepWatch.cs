@@ -9,7 +9,8 @@ namespace Ect.Actors.Distributed;
 /// Hang detection (ect.distributed.step-timeout-s). A rank that is alive but stuck inside a step never reaches the
 /// step's all-reduce, and a blocking MPI_Allreduce would wait for it forever without saying who is missing. So before
 /// every all-reduce the ranks meet: each worker sends rank 0 a tiny point-to-point note (the step it is at), and rank 0
-/// waits for all notes, sleeping between polls, until the step is <see cref="Timeout"/> old. A worker not heard from
+/// waits for all notes (testing without sleeping for <see cref="RankLink.WaitSpin"/>, then sleeping between polls),
+/// until the step is <see cref="Timeout"/> old. A worker not heard from
 /// by then is named in a <see cref="RankHungException"/> on rank 0's trainer (the run journals it and ends the job);
 /// the all-reduce itself then starts only when every rank is there, so it finishes at once.
 /// Rank 0 stuck (not a worker) is caught by the workers' own watchdog (<see cref="WorkerWatchdog"/>).
@@ -51,7 +52,7 @@ internal sealed class StepWatch(MpiWorld world, TimeSpan timeout)
         if (world.Size == 1) return;
         var left = Timeout == TimeSpan.Zero ? TimeSpan.MaxValue : Timeout - _clock.Elapsed;
         var steps = new long[world.Size];
-        if (!world.TryReceiveFromAll(tag, steps, left < TimeSpan.Zero ? TimeSpan.Zero : left, TimeSpan.FromMilliseconds(1), out var missing))
+        if (!world.TryReceiveFromAll(tag, steps, left < TimeSpan.Zero ? TimeSpan.Zero : left, TimeSpan.FromMilliseconds(1), out var missing, RankLink.WaitSpin))
             throw new RankHungException(Phase, Step, missing, world.Size, Timeout, tag == DigestTag ? "the digest comparison" : "the gradient all-reduce");
         for (int r = 1; r < steps.Length; r++)
             if (steps[r] != Step)

@@ -25,6 +25,8 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
     private string? _scratch;
     private int? _stage;
     private double _lr = double.NaN;
+    private StepProfile? _profile;
+    private ShardAhead? _ahead;
 
     /// <summary>Runs until rank 0 sends Finish; returns rank 0's exit code (for the log; this rank exits 0 after a clean finish).</summary>
     public int Run(TimeSpan idleSleep)
@@ -34,7 +36,9 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
             while (true)
             {
                 _watchdog?.Idle();
+                _profile?.Lap(StepPart.Outside);
                 var (decision, payload) = link.Receive(idleSleep);
+                _profile?.Lap(StepPart.PacketWait);
                 _watchdog?.Busy(decision == Decision.Step ? $"step {(_engine?.StepIndex ?? 0) + 1} of the {_engine?.Phase} phase" : $"rank 0's {decision} decision");
                 switch (decision)
                 {
@@ -58,6 +62,7 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
                         Watch.Begin(Engine.Phase!, Engine.StepIndex);
                         Watch.Meet(StepWatch.DigestTag);
                         link.World.AllReduceSum(flags);
+                        _profile?.Lap(StepPart.Digest);
                         if (flags[_rank] != 0) log.WriteLine($"rank {_rank}: weights/EMA differ from rank 0's (rank 0 ends the run)");
                         break;
                     }
@@ -71,7 +76,7 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
 
     private IDataParallelEngine Engine => _engine ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
     private StepWatch Watch => _watch ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
-    private DatasetBatchSource Data => _data ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
+    private ShardAhead Ahead => _ahead ?? throw new InvalidDataException($"rank {_rank}: rank 0 sent a step before describing the engine");
 
     /// <summary>Fault injection (ect.distributed.test-diverge-rank): this rank's weights leave rank 0's, as a faulty machine's would.</summary>
     private void Diverge()
@@ -105,15 +110,18 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         // The engine rank 0 runs (SongUNet or EDM2) and the data set, opened here and checked against rank 0's.
         var (engine, source) = DataShard.OpenEngine(settings, spec, _rank, _scratch);
         _data = DataShard.Check(source, spec, _rank, link.World.Size);
+        _ahead = new ShardAhead(_data);
         _engine = engine as IDataParallelEngine ?? throw new InvalidDataException($"rank {_rank}: the engine {engine.GetType().Name} has no data-parallel path");
-        _engine.Parallel = new DataParallel(_rank, link.World.Size, new MpiGradientSum(link.World, _watch));
+        _profile = new StepProfile(_rank, link.World.Size);
+        _engine.Parallel = new DataParallel(_rank, link.World.Size, new MpiGradientSum(link.World, _watch, _profile));
         _stage = null; _lr = double.NaN;
     }
 
     private void Step(byte[] payload)
     {
         var spec = Packets.Step(payload);
-        using var batch = DataShard.At(Data, spec.BatchStart);
+        using var batch = Ahead.Take(spec.BatchStart);
+        _profile?.Lap(StepPart.Assembly);
         if (Engine.Phase != spec.Phase) Engine.SetPhase(spec.Phase);
         if (_stage != spec.Stage) { Engine.SetStage(spec.Stage); _stage = spec.Stage; }
         if (!spec.LearningRate.Equals(_lr)) { Engine.SetLearningRate(spec.LearningRate); _lr = spec.LearningRate; }
@@ -126,6 +134,10 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
             Thread.Sleep(Timeout.Infinite);
         }
         Engine.Step(batch);
+        _profile?.Lap(StepPart.Update);
+        Ahead.PrepareAfter(batch); // while rank 0 ends its step: the worker would only wait for its next decision
+        _profile?.Lap(StepPart.Assembly);
+        _profile?.EndStep();
     }
 
     private void DisposeEngine()
@@ -133,8 +145,13 @@ public sealed class WorkerLoop(RankLink link, TextWriter log)
         // What this rank ends with, beside rank 0's "weights sha256 ..." line: equal digests show the ranks agree.
         if (_engine is { Phase: not null } e)
             log.WriteLine($"rank {_rank}: weights sha256 {e.WeightsDigest()}, ema sha256 {e.EmaDigest()}");
+        if (_profile is { Steps: > 0 } profile)
+            log.WriteLine(profile.Summary() + $"; shards assembled ahead and used {_ahead?.Hits}, assembled on demand {_ahead?.Misses}");
+        _profile = null;
         _engine?.Dispose();
         _engine = null;
+        _ahead?.Dispose();
+        _ahead = null;
         _data?.Dispose();
         _data = null;
         if (_scratch != null) try { Directory.Delete(_scratch, recursive: true); } catch (IOException) { }

@@ -56,10 +56,17 @@ public sealed class DatasetBatchSource : IBatchSource, IDescribed
     }
 
     private int[]? _indices;
+    private readonly System.Diagnostics.Stopwatch _assembly = new();
+    private long _shards;
+
+    /// <summary>Time spent assembling shards (<see cref="Shard"/> set), and how many: the data-parallel profile reports it.</summary>
+    public TimeSpan AssemblyTime { get { lock (_assembly) return _assembly.Elapsed; } }
+    public long ShardsAssembled => Interlocked.Read(ref _shards);
 
     /// <summary>Count: the global batch's images (what the step trains on over all ranks: the run's img/s).</summary>
     private Batch NextShard(int rank, int size)
     {
+        lock (_assembly) _assembly.Start();
         int global = _assembler.BatchSize, n = global / size, first = rank * n;
         _indices ??= new int[global];
         var start = _assembler.State;
@@ -70,6 +77,8 @@ public sealed class DatasetBatchSource : IBatchSource, IDescribed
         var labSpan = labels is null ? Span<float>.Empty : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(labels.bytes);
         // The k-th image of the shard is the (first + k)-th of the batch: its flip is drawn at that position.
         _assembler.Assemble(_indices.AsSpan(first, n), start.Advance(first, _data.Count), imgSpan, labSpan);
+        lock (_assembly) _assembly.Stop();
+        Interlocked.Increment(ref _shards);
         return new Batch(new ImageBatch(images, labels, start), global, _assembler.State.ToString());
     }
 

@@ -46,33 +46,25 @@ public sealed record Edm2EngineOptions(
 /// EDM2 checkpoint instead). Deviation: the sample grids run the EMA in eval mode (the branch's in-training grids run
 /// its EMA copies in train mode, with dropout and forced normalisation; its FID evaluation uses eval mode, as here).
 /// </summary>
-public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distributed.IDataParallelEngine
+public sealed class Edm2TrainingEngine : TrainStepEngine<Edm2Precond, Edm2TrainStep>, IDescribed
 {
     private readonly Edm2EngineOptions _o;
-    private readonly Edm2Precond _net, _ema;
     private readonly List<Edm2Precond> _phema;
-    private readonly string _scratchDir, _phemaDir;
+    private readonly string _phemaDir;
     private readonly string? _initSha256;
     private readonly int _droppedInitTensors;
-    private Edm2TrainStep? _step;
-    private string? _phase;
     private long _globalStep;
 
     public Edm2TrainingEngine(Edm2EngineOptions options, string runDir)
+        // weight initialisation from the seed: MPConv weights randn, MPFourier buffers (network, EMA, then the PHEMAs)
+        : base(options.BatchSize, options.Seed, options.Threads, Path.Combine(runDir, Checkpoints.Checkpointer.Folder), () => new Edm2Precond(options.Network))
     {
         _o = options;
-        _scratchDir = Path.Combine(runDir, Checkpoints.Checkpointer.Folder);
         _phemaDir = Path.Combine(runDir, PhemaSnapshots.Folder);
-        Directory.CreateDirectory(_scratchDir);
-        Ect.Compute.Runtime.LibTorchBackends.Configure();
-        torch.set_num_threads(options.Threads);
-        torch.random.manual_seed(options.Seed); // weight initialisation (MPConv weights randn, MPFourier buffers)
-        _net = new Edm2Precond(options.Network);
-        _ema = new Edm2Precond(options.Network);
         _phema = options.PhemaStds.Select(_ => new Edm2Precond(options.Network)).ToList();
         if (options.InitWeights is { } init)
-            (_initSha256, _droppedInitTensors) = LoadInitial(init, _net);
-        foreach (var m in _phema.Prepend(_ema)) Ema.CopyWeights(_net, m);
+            (_initSha256, _droppedInitTensors) = LoadInitial(init, Net);
+        foreach (var m in _phema.Prepend(EmaNet)) Ema.CopyWeights(Net, m);
     }
 
     /// <summary>
@@ -111,7 +103,7 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
         get
         {
             var n = _o.Network;
-            long parameters = _net.parameters().Sum(p => p.numel());
+            long parameters = Net.parameters().Sum(p => p.numel());
             var attn = n.AttnResolutions.Count == 0 ? "no attention" : $"attention at {string.Join(",", n.AttnResolutions)}";
             var drop = n.DropoutRes > 0 ? $"dropout {n.Dropout} at <= {n.DropoutRes}px" : $"dropout {n.Dropout}";
             var labels = n.LabelDim > 0 ? $", {n.LabelDim} classes" : ", unconditional";
@@ -123,11 +115,8 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
         }
     }
 
-    public void SetPhase(string phase)
+    protected override Edm2TrainStep CreateStep(string phase, bool fromPretrain)
     {
-        if (phase == _phase) return;
-        var fromPretrain = _phase == Phases.Pretrain && _step != null;
-        _step?.Dispose();
         ITrainingLoss loss;
         double lr;
         long seed;
@@ -139,70 +128,36 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
         else
         {
             // ECT starts from the pretrained model's EMA (the recipe: the EDM2 checkpoint's EMA through --transfer).
-            if (fromPretrain) Ema.CopyWeights(_ema, _net);
+            if (fromPretrain) Ema.CopyWeights(EmaNet, Net);
             var t = _o.Tuning;
             loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C, weighting: EctWeighting.SnrPlusK);
             (lr, seed) = (_o.TuningLr, _o.Seed + 1);
         }
         var cfg = new Edm2TrainStepConfig(_o.BatchSize, new OptimizerConfig(OptimizerKind.Adam, lr, _o.Edm2.AdamBeta1, _o.Edm2.AdamBeta2, 1e-8),
             _o.Edm2.LrDecayBatches, _o.EmaBeta, _o.PhemaStds, Seed: seed);
-        _step = new Edm2TrainStep(_net, _ema, _phema.Cast<Precond>().ToList(), loss, cfg) { Parallel = _parallel };
-        _phase = phase;
+        return new Edm2TrainStep(Net, EmaNet, _phema.Cast<Precond>().ToList(), loss, cfg);
     }
 
-    // Data-parallel (Distributed/, mpirun -np K): as TorchTrainingEngine's.
-    private DataParallel? _parallel;
-
-    public DataParallel? Parallel
+    protected override void AfterStep(Ect.Compute.Training.StepStatistics statistics)
     {
-        get => _parallel;
-        set { _parallel = value; if (_step != null) _step.Parallel = value; }
-    }
-
-    public string? Phase => _phase;
-    public int CurrentStage => Step_.Stage;
-    public double CurrentLearningRate => Step_.LearningRate;
-    public long StepIndex => Step_.StepIndex;
-    public IEnumerable<TorchSharp.Modules.Parameter> Parameters => _net.parameters();
-    public byte[] StateBytes() => TrainState.ToBytes(Step_);
-    public void LoadStateBytes(byte[] state, string source) => TrainState.Load(state, source, Step_);
-
-    private Edm2TrainStep Step_ => _step ?? throw new InvalidOperationException("SetPhase first");
-
-    public void SetStage(int stage) => Step_.SetStage(stage);
-    public void SetLearningRate(double lr) => Step_.SetLearningRate(lr);
-
-    public EngineStepResult Step(Batch batch)
-    {
-        var b = (ImageBatch)batch.Payload;
-        Ect.Compute.Training.StepStatistics s;
-        if (_parallel is { } dp && b.Images.shape[0] != dp.ShardSize(_o.BatchSize))
-        {
-            // A whole batch (a data-parallel source assembles only the shard): this rank's rows.
-            int shard = dp.ShardSize(_o.BatchSize);
-            using var scope = NewDisposeScope();
-            s = Step_.Step(b.Images.narrow(0, (long)dp.Rank * shard, shard), b.Labels?.narrow(0, (long)dp.Rank * shard, shard));
-        }
-        else s = Step_.Step(b.Images, b.Labels);
         _globalStep++;
-        if (_o.Edm2.PhemaSnapshotEvery > 0 && _phase == Phases.Tuning && _globalStep % _o.Edm2.PhemaSnapshotEvery == 0)
+        if (_o.Edm2.PhemaSnapshotEvery > 0 && Phase == Phases.Tuning && _globalStep % _o.Edm2.PhemaSnapshotEvery == 0)
         {
             // On the trainer thread, atomically; a resumed run recomputes the same steps and rewrites the same bits.
             Directory.CreateDirectory(_phemaDir);
-            PhemaSnapshots.Write(PhemaSnapshots.FileFor(_phemaDir, _globalStep), _globalStep, Step_.ImagesSeen, _o.PhemaStds,
-                _phema.Cast<nn.Module>().ToList(), Describe(new Dictionary<string, string> { [CheckpointFormat.Step] = _globalStep.ToString(CultureInfo.InvariantCulture) }));
+            PhemaSnapshots.Write(PhemaSnapshots.FileFor(_phemaDir, _globalStep), _globalStep, CurrentStep.ImagesSeen, _o.PhemaStds,
+                _phema.Cast<nn.Module>().ToList(), CheckpointMetadata(new Dictionary<string, string> { [CheckpointFormat.Step] = _globalStep.ToString(CultureInfo.InvariantCulture) }));
         }
-        return new EngineStepResult(s.LossMean, batch.Count);
     }
 
-    private IReadOnlyDictionary<string, string> Describe(IReadOnlyDictionary<string, string> metadata)
+    protected override IReadOnlyDictionary<string, string> CheckpointMetadata(IReadOnlyDictionary<string, string> metadata)
     {
         var m = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
         m.TryAdd(CheckpointFormat.NetworkKind, CheckpointFormat.NetworkKindEdm2);
         m.TryAdd(CheckpointFormat.Edm2Config, SerializeConfig(_o.Network));
-        m.TryAdd(CheckpointFormat.Precond, _phase == Phases.Pretrain ? "edm" : "ect");
-        m.TryAdd(CheckpointFormat.SigmaData, _net.SigmaData.ToString("R", CultureInfo.InvariantCulture));
-        m.TryAdd(CheckpointFormat.Phase, _phase ?? "");
+        m.TryAdd(CheckpointFormat.Precond, Phase == Phases.Pretrain ? "edm" : "ect");
+        m.TryAdd(CheckpointFormat.SigmaData, Net.SigmaData.ToString("R", CultureInfo.InvariantCulture));
+        m.TryAdd(CheckpointFormat.Phase, Phase ?? "");
         if (_o.DataPath is not null) m.TryAdd(CheckpointFormat.DataPath, _o.DataPath);
         if (_o.InitWeights is { } init) { m.TryAdd(CheckpointFormat.InitWeights, init); m.TryAdd(CheckpointFormat.InitSha256, _initSha256!); }
         return m;
@@ -215,46 +170,27 @@ public sealed class Edm2TrainingEngine : ITrainingEngine, IDescribed, Distribute
     public static Edm2UNetConfig DeserializeConfig(string json) =>
         JsonSerializer.Deserialize<Edm2UNetConfig>(json, Json) ?? throw new JsonException("edm2-config is null");
 
-    public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata)
+    public override IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
     {
-        var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
-        TrainState.Save(path, Step_, Describe(metadata));
-        return new CapturedFile(path);
-    }
-
-    private sealed class CapturedFile(string path) : ICheckpointImage
-    {
-        private bool _moved;
-        public void WriteTo(string target) { File.Move(path, target, overwrite: true); _moved = true; }
-        public void Dispose() { if (!_moved) try { File.Delete(path); } catch (IOException) { } }
-    }
-
-    public IReadOnlyDictionary<string, string> LoadCheckpoint(string path)
-    {
-        var meta = TrainState.Load(path, Step_);
+        var meta = base.LoadCheckpoint(path);
         if (meta.TryGetValue(CheckpointFormat.Step, out var st) && long.TryParse(st, NumberStyles.None, CultureInfo.InvariantCulture, out var step)) _globalStep = step;
         return meta;
     }
 
-    public IEvaluationModel CaptureEma()
+    public override IEvaluationModel CaptureEma()
     {
         var copy = new Edm2Precond(_o.Network);
-        Ema.CopyWeights(_ema, copy);
+        Ema.CopyWeights(EmaNet, copy);
         return new EmaEvaluationModel(copy, _o.EvaluationThreads);
     }
-
-    public string WeightsDigest() => StateDigest.Compute(_net);
-    public string EmaDigest() => StateDigest.Compute(_ema);
 
     /// <summary>SHA-256 of every power-function EMA (for exact-resume checks).</summary>
     public string PhemaDigest() => StateDigest.Compute(_phema.SelectMany((m, i) =>
         m.state_dict().Select(kv => (Edm2TrainStep.PhemaPrefix(_o.PhemaStds[i]) + "/" + kv.Key, kv.Value))));
 
-    public void Dispose()
+    public override void Dispose()
     {
-        _step?.Dispose();
-        _net.Dispose();
-        _ema.Dispose();
+        base.Dispose();
         foreach (var m in _phema) m.Dispose();
     }
 }

@@ -42,26 +42,16 @@ public sealed record TorchEngineOptions(
 /// safetensors file, written by Capture on the trainer thread to a scratch file in the checkpoint folder, then
 /// moved into place by the checkpointer (a rename).
 /// </summary>
-public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distributed.IDataParallelEngine
+public sealed class TorchTrainingEngine : TrainStepEngine<EctPrecond, TrainStep>, IDescribed
 {
     private readonly TorchEngineOptions _options;
-    private readonly EctPrecond _net, _ema;
-    private readonly string _scratchDir;
-    private TrainStep? _step;
-    private string? _phase;
 
     public TorchTrainingEngine(TorchEngineOptions options, string scratchDir)
+        : base(options.BatchSize, options.Seed, options.Threads, scratchDir, () => new EctPrecond(options.Network))
     {
         _options = options;
-        _scratchDir = scratchDir;
-        Directory.CreateDirectory(scratchDir);
-        Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
-        torch.set_num_threads(options.Threads);
-        torch.random.manual_seed(options.Seed); // weight initialisation
-        _net = new EctPrecond(options.Network);
-        _ema = new EctPrecond(options.Network);
         // ECT starts from the pretrained model's EMA weights, for the trained network and its EMA alike.
-        if (options.InitWeights is { } init) _initSha256 = WeightsFile.ReadInitial(init, options.Network, _net, _ema);
+        if (options.InitWeights is { } init) _initSha256 = WeightsFile.ReadInitial(init, options.Network, Net, EmaNet);
     }
 
     private readonly string? _initSha256;
@@ -71,7 +61,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
         get
         {
             var n = _options.Network;
-            long parameters = _net.parameters().Sum(p => p.numel());
+            long parameters = Net.parameters().Sum(p => p.numel());
             var kind = n.EncoderType == EncoderType.Residual ? "NCSN++" : "DDPM++";
             var attn = n.AttnResolutions.Count == 0 ? "no attention" : $"attention at {string.Join(",", n.AttnResolutions)}";
             var labels = n.LabelDim > 0 ? $", {n.LabelDim} classes" : "";
@@ -81,116 +71,30 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
         }
     }
 
-    public void SetPhase(string phase)
+    protected override TrainStep CreateStep(string phase, bool fromPretrain)
     {
-        if (phase == _phase) return;
-        var fromPretrain = _phase == Phases.Pretrain && _step != null;
-        _step?.Dispose();
         if (phase == Phases.Pretrain)
-        {
-            _step = new TrainStep(_net, _ema, new EdmLoss(_options.Pretrain.PMean, _options.Pretrain.PStd),
+            return new TrainStep(Net, EmaNet, new EdmLoss(_options.Pretrain.PMean, _options.Pretrain.PStd),
                 new TrainStepConfig(_options.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _options.PretrainLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed));
-        }
-        else
-        {
-            if (fromPretrain) Ema.CopyWeights(_ema, _net);
-            var t = _options.Tuning;
-            var loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C);
-            _step = new TrainStep(_net, _ema, loss,
-                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(t.Optimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
-        }
-        _step.Parallel = _parallel;
-        _phase = phase;
+        if (fromPretrain) Ema.CopyWeights(EmaNet, Net);
+        var t = _options.Tuning;
+        var loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C);
+        return new TrainStep(Net, EmaNet, loss,
+            new TrainStepConfig(_options.BatchSize, new OptimizerConfig(t.Optimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
     }
 
-    private DataParallel? _parallel;
-
-    /// <summary>
-    /// This process's rank in a data-parallel job (Distributed/): each step trains this rank's shard of the batch and
-    /// sums the gradients over the ranks. Null: the whole batch, as one process.
-    /// </summary>
-    public DataParallel? Parallel
+    protected override IReadOnlyDictionary<string, string> CheckpointMetadata(IReadOnlyDictionary<string, string> metadata)
     {
-        get => _parallel;
-        set { _parallel = value; if (_step != null) _step.Parallel = value; }
-    }
-
-    /// <summary>The trained network's parameters (not the EMA's).</summary>
-    public IEnumerable<TorchSharp.Modules.Parameter> Parameters => _net.parameters();
-
-    /// <summary>The phase set last (null before the first <see cref="SetPhase"/>).</summary>
-    public string? Phase => _phase;
-
-    /// <summary>The stage and learning rate in effect (set, or restored by a checkpoint load).</summary>
-    public int CurrentStage => CurrentTrainStep.Stage;
-    public double CurrentLearningRate => CurrentTrainStep.LearningRate;
-
-    /// <summary>Steps the current phase's TrainStep has completed (restored by a checkpoint load).</summary>
-    public long StepIndex => CurrentTrainStep.StepIndex;
-
-    /// <summary>The whole training state as bytes (weights, EMA, optimizer, RNG, counters): rank 0 broadcasts it so every rank starts identical.</summary>
-    public byte[] StateBytes() => TrainState.ToBytes(CurrentTrainStep);
-
-    /// <summary>Restores the state <see cref="StateBytes"/> gave (after <see cref="SetPhase"/> with the sender's phase).</summary>
-    public void LoadStateBytes(byte[] state, string source) => TrainState.Load(state, source, CurrentTrainStep);
-
-    private TrainStep CurrentTrainStep => _step ?? throw new InvalidOperationException("SetPhase first");
-
-    public void SetStage(int stage) => CurrentTrainStep.SetStage(stage);
-    public void SetLearningRate(double lr) => CurrentTrainStep.SetLearningRate(lr);
-
-    public EngineStepResult Step(Batch batch)
-    {
-        var b = (ImageBatch)batch.Payload;
-        if (_parallel is { } dp)
-        {
-            // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K). A data-parallel source
-            // (DatasetBatchSource.Shard) assembles only those; a whole batch is cut here.
-            int shard = dp.ShardSize(_options.BatchSize);
-            using var scope = NewDisposeScope();
-            bool whole = b.Images.shape[0] != shard;
-            var x = whole ? b.Images.narrow(0, (long)dp.Rank * shard, shard) : b.Images;
-            var c = whole ? b.Labels?.narrow(0, (long)dp.Rank * shard, shard) : b.Labels;
-            var ds = CurrentTrainStep.Step(x, c);
-            return new EngineStepResult(ds.LossMean, batch.Count);
-        }
-        var s = CurrentTrainStep.Step(b.Images, b.Labels);
-        return new EngineStepResult(s.LossMean, batch.Count);
-    }
-
-    public ICheckpointImage Capture(IReadOnlyDictionary<string, string> metadata)
-    {
-        var path = Path.Combine(_scratchDir, $".capture-{Guid.NewGuid():N}");
-        var meta = CheckpointModel.DescribeNetwork(metadata, _options.Network, _phase!, _ema.SigmaMin, _ema.SigmaData, _options.DataPath);
+        var meta = CheckpointModel.DescribeNetwork(metadata, _options.Network, Phase!, EmaNet.SigmaMin, EmaNet.SigmaData, _options.DataPath);
         if (_options.InitWeights is { } init)
             meta = new Dictionary<string, string>(meta) { [CheckpointFormat.InitWeights] = init, [CheckpointFormat.InitSha256] = _initSha256! }; // provenance
-        TrainState.Save(path, CurrentTrainStep, meta);
-        return new CapturedFile(path);
+        return meta;
     }
 
-    private sealed class CapturedFile(string path) : ICheckpointImage
-    {
-        private bool _moved;
-        public void WriteTo(string target) { File.Move(path, target, overwrite: true); _moved = true; }
-        public void Dispose() { if (!_moved) try { File.Delete(path); } catch (IOException) { } }
-    }
-
-    public IReadOnlyDictionary<string, string> LoadCheckpoint(string path) => TrainState.Load(path, CurrentTrainStep);
-
-    public IEvaluationModel CaptureEma()
+    public override IEvaluationModel CaptureEma()
     {
         var copy = new EctPrecond(_options.Network);
-        Ema.CopyWeights(_ema, copy);
+        Ema.CopyWeights(EmaNet, copy);
         return new EmaEvaluationModel(copy, _options.EvaluationThreads);
-    }
-
-    public string WeightsDigest() => StateDigest.Compute(_net);
-    public string EmaDigest() => StateDigest.Compute(_ema);
-
-    public void Dispose()
-    {
-        _step?.Dispose();
-        _net.Dispose();
-        _ema.Dispose();
     }
 }

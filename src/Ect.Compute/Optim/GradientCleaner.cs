@@ -47,4 +47,18 @@ public static class GradientCleaner
         }
         return true;
     }
+
+    /// <summary>The L2 norm of all gradients together (squares summed in float64): the step statistics' grad norm.</summary>
+    public static double Norm(IEnumerable<Parameter> parameters)
+    {
+        using var scope = NewDisposeScope();
+        double sq = 0;
+        foreach (var p in parameters)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            sq += g.to(float64).Squared().sum().item<double>();
+        }
+        return Math.Sqrt(sq);
+    }
 }

@@ -61,6 +61,24 @@ public sealed record DataParallel(int Rank, int Size, IGradientSum Sum)
         return (s[0].item<double>(), s[1].item<double>(), s[2].item<double>());
     }
 
+    /// <summary>
+    /// The step's loss mean and standard deviation (population): of <paramref name="losses"/>, or over K &gt; 1 ranks the
+    /// whole batch's from <see cref="SumOverRanks"/>' sums (summed in float32 with the gradients: what a single process
+    /// would report, to float precision).
+    /// </summary>
+    public static (double Mean, double Std) LossMoments(Tensor losses, DataParallel? parallel, (double Sum, double SumSq, double Count)? overRanks)
+    {
+        if (parallel is { Size: > 1 } && overRanks is { } g)
+        {
+            double m = g.Sum / g.Count;
+            return (m, Math.Sqrt(Math.Max(0, g.SumSq / g.Count - m * m)));
+        }
+        using var scope = NewDisposeScope();
+        var l64 = losses.detach().to(float64);
+        double mean = l64.mean().item<double>();
+        return (mean, l64.Minus(mean).Squared().mean().sqrt().item<double>());
+    }
+
     /// <summary>The seed of rank <paramref name="rank"/>'s noise at step <paramref name="step"/> (SplitMix64 of the three).</summary>
     public static ulong RankSeed(long seed, long step, int rank)
     {

@@ -52,10 +52,10 @@ public sealed record Edm2TrainStepConfig(
 /// its gradient is R times the batch mean, which Adam nearly ignores). Deviation: no redo of a non-finite step (the
 /// reference has none either; the daemon's non-finite streak limit and rollback apply).
 /// </summary>
-public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
+public sealed class Edm2TrainStep : ITrainStep
 {
     private readonly Parameter[] _params;
-    private Tensor _rngState;
+    private readonly StepRng _rng;
 
     /// <param name="net">the trained network; put in training mode.</param>
     /// <param name="ema">the fixed-beta EMA (a separate instance of the architecture); set to the net's weights now.</param>
@@ -86,12 +86,7 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
         Optimizer = OptimizerFactory.Create(config.Optimizer, _params);
         Schedule = new InverseSqrtLearningRate(config.Optimizer.LearningRate, config.LrDecayBatches);
         Stage = loss is IStagedLoss staged ? staged.Stage : 0;
-
-        var saved = torch.random.get_rng_state();
-        torch.random.manual_seed(config.Seed);
-        _rngState = torch.random.get_rng_state().DetachFromDisposeScope();
-        torch.random.set_rng_state(saved);
-        saved.Dispose();
+        _rng = new StepRng(config.Seed);
     }
 
     public Precond Net { get; }
@@ -131,14 +126,9 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
 
     public void RestoreCounters(long stepIndex, long imagesSeen) { StepIndex = stepIndex; ImagesSeen = imagesSeen; }
 
-    public Tensor GetRngState() => _rngState.clone().DetachFromDisposeScope();
+    public Tensor GetRngState() => _rng.Get();
 
-    public void SetRngState(Tensor state)
-    {
-        var copy = state.clone().DetachFromDisposeScope();
-        _rngState.Dispose();
-        _rngState = copy;
-    }
+    public void SetRngState(Tensor state) => _rng.Set(state);
 
     public void SetStage(int stage)
     {
@@ -163,71 +153,38 @@ public sealed class Edm2TrainStep : IResumableTrainStep, IDisposable
                                         (_parallel is { } p ? $" {Config.BatchSize} over {p.Size} ranks)." : ")."), nameof(images));
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        var callerRng = torch.random.get_rng_state();
-        try
-        {
-            Net.train();
-            torch.random.set_rng_state(_rngState);
-            // Rank 0 (and a plain run) draws from the step's own stream; rank r > 0 from a stream seeded by (seed, step, r).
-            if (_parallel is { Rank: > 0 } worker) torch.random.manual_seed(unchecked((long)DataParallel.RankSeed(Config.Seed, StepIndex, worker.Rank)));
-            Optimizer.ZeroGrad();
-            var losses = Loss.Compute(Net, images, classLabels);
-            // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round). Over K > 1 ranks:
-            // the shard's sum over the global batch size, so the summed gradients are the whole batch's mean's.
-            if (_parallel is { Size: > 1 }) losses.Times(Config.LossScaling).sum().Over((long)Config.BatchSize).backward();
-            else losses.Times(Config.LossScaling).mean().backward();
-            var newRng = torch.random.get_rng_state();
-            (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
+        // Rank 0 (and a plain run) draws from the step's own stream; rank r > 0 from a stream seeded by (seed, step, r).
+        using var rng = _rng.Begin(_parallel, Config.Seed, StepIndex);
+        Net.train();
+        rng.Restart();
+        Optimizer.ZeroGrad();
+        var losses = Loss.Compute(Net, images, classLabels);
+        // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round). Over K > 1 ranks:
+        // the shard's sum over the global batch size, so the summed gradients are the whole batch's mean's.
+        if (_parallel is { Size: > 1 }) losses.Times(Config.LossScaling).sum().Over((long)Config.BatchSize).backward();
+        else losses.Times(Config.LossScaling).mean().backward();
+        rng.End();
+        (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
 
-            double lr = Schedule.At(ImagesSeen, Config.BatchSize);
-            OptimizerFactory.SetLearningRate(Optimizer, lr);
-            long nonFinite = GradientCleaner.Clean(_params, GradientCleaner.ImgnetPosInf, GradientCleaner.ImgnetNegInf);
-            double gradNorm = GradNorm();
-            Optimizer.Step();
-            long curNimg = ImagesSeen + Config.BatchSize;
-            Phema.Update(curNimg, Config.BatchSize);
-            Ema.Update(Net, EmaNet, Config.EmaBeta);
+        double lr = Schedule.At(ImagesSeen, Config.BatchSize);
+        OptimizerFactory.SetLearningRate(Optimizer, lr);
+        long nonFinite = GradientCleaner.Clean(_params, GradientCleaner.ImgnetPosInf, GradientCleaner.ImgnetNegInf);
+        double gradNorm = GradientCleaner.Norm(_params);
+        Optimizer.Step();
+        long curNimg = ImagesSeen + Config.BatchSize;
+        Phema.Update(curNimg, Config.BatchSize);
+        Ema.Update(Net, EmaNet, Config.EmaBeta);
 
-            var l64 = losses.detach().to(float64);
-            double mean = l64.mean().item<double>();
-            double std = l64.Minus(mean).Squared().mean().sqrt().item<double>();
-            if (globalLoss is { } gl && _parallel!.Size > 1)
-            {
-                mean = gl.Sum / gl.Count;
-                std = Math.Sqrt(Math.Max(0, gl.SumSq / gl.Count - mean * mean));
-            }
-
-            if (_parallel is not { Rank: > 0 })
-            {
-                _rngState.Dispose();
-                _rngState = newRng.DetachFromDisposeScope();
-            }
-            StepIndex++;
-            ImagesSeen = curNimg;
-            return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, 0, nonFinite, Config.EmaBeta, sw.Elapsed);
-        }
-        finally
-        {
-            torch.random.set_rng_state(callerRng);
-        }
-    }
-
-    private double GradNorm()
-    {
-        using var scope = NewDisposeScope();
-        double sq = 0;
-        foreach (var p in _params)
-        {
-            var g = p.grad;
-            if (g is null) continue;
-            sq += g.to(float64).Squared().sum().item<double>();
-        }
-        return Math.Sqrt(sq);
+        var (mean, std) = DataParallel.LossMoments(losses, _parallel, globalLoss);
+        rng.Commit();
+        StepIndex++;
+        ImagesSeen = curNimg;
+        return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, 0, nonFinite, Config.EmaBeta, sw.Elapsed);
     }
 
     public void Dispose()
     {
-        _rngState.Dispose();
+        _rng.Dispose();
         Optimizer.Dispose();
     }
 }

@@ -14,10 +14,10 @@ namespace Ect.Compute.Training;
 /// The step owns its RNG stream (seeded by the config), swapped into torch's global generator for the duration of a
 /// step, so the same seed, config, weights and images give bit-identical results whatever else uses the global RNG.
 /// </summary>
-public sealed class TrainStep : IResumableTrainStep, IDisposable
+public sealed class TrainStep : ITrainStep
 {
     private readonly Parameter[] _params;
-    private Tensor _rngState;
+    private readonly StepRng _rng;
 
     /// <param name="net">the trained network; put in training mode.</param>
     /// <param name="ema">a second instance of the same architecture; receives a deep copy of the weights, eval mode, no grad.</param>
@@ -39,13 +39,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         Optimizer = OptimizerFactory.Create(config.Optimizer, _params);
         LearningRate = config.Optimizer.LearningRate;
         Stage = loss is IStagedLoss staged ? staged.Stage : 0;
-
-        // Seed a private stream without disturbing the caller's global generator state.
-        var saved = torch.random.get_rng_state();
-        torch.random.manual_seed(config.Seed);
-        _rngState = torch.random.get_rng_state().DetachFromDisposeScope();
-        torch.random.set_rng_state(saved);
-        saved.Dispose();
+        _rng = new StepRng(config.Seed);
     }
 
     public Precond Net { get; }
@@ -87,15 +81,10 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
     private DataParallel? _parallel;
 
     /// <summary>A copy of the step's RNG state (torch generator state bytes).</summary>
-    public Tensor GetRngState() => _rngState.clone().DetachFromDisposeScope();
+    public Tensor GetRngState() => _rng.Get();
 
     /// <summary>Replaces the step's RNG state (resume).</summary>
-    public void SetRngState(Tensor state)
-    {
-        var copy = state.clone().DetachFromDisposeScope();
-        _rngState.Dispose();
-        _rngState = copy;
-    }
+    public void SetRngState(Tensor state) => _rng.Set(state);
 
     /// <summary>Sets the ECT stage (no-op for losses without one, but remembered for the saved state).</summary>
     public void SetStage(int stage)
@@ -123,52 +112,32 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
                                         (_parallel is { } p ? $" {Config.BatchSize} over {p.Size} ranks)." : ")."), nameof(images));
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        var callerRng = torch.random.get_rng_state();
         // Rank 0 (and a plain run) draws from the step's own stream; rank r > 0 from a stream seeded by (seed, step, r).
-        var stepRng = _rngState;
-        if (_parallel is { Rank: > 0 } worker)
-        {
-            torch.random.manual_seed(unchecked((long)DataParallel.RankSeed(Config.Seed, StepIndex, worker.Rank)));
-            stepRng = torch.random.get_rng_state();
-        }
+        using var rng = _rng.Begin(_parallel, Config.Seed, StepIndex);
         Net.train();
         int redo = 0;
         Tensor losses;
         while (true)
         {
             // Every attempt starts from the step's RNG state: a redo repeats the same noise and dropout masks.
-            torch.random.set_rng_state(stepRng);
+            rng.Restart();
             Optimizer.ZeroGrad();
             losses = RunRounds(images, classLabels);
             bool finite = losses.isfinite().all().item<bool>() && GradientCleaner.AllFinite(_params);
             if (finite || redo >= Config.MaxRedo) break;
             redo++;
         }
-        var newRng = torch.random.get_rng_state();
+        rng.End();
         (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
 
         long nonFinite = GradientCleaner.Clean(_params);
-        double gradNorm = GradNorm();
+        double gradNorm = GradientCleaner.Norm(_params);
         Optimizer.Step();
         double beta = Config.Ema.BetaAt(ImagesSeen, Config.BatchSize);
         Ema.Update(Net, EmaNet, beta);
 
-        var l64 = losses.to(float64);
-        double mean = l64.mean().item<double>();
-        double std = l64.Minus(mean).Squared().mean().sqrt().item<double>();
-        if (globalLoss is { } gl && _parallel!.Size > 1)
-        {
-            // The whole batch's loss (summed in float32 with the gradients): what a single process would report, to float precision.
-            mean = gl.Sum / gl.Count;
-            std = Math.Sqrt(Math.Max(0, gl.SumSq / gl.Count - mean * mean));
-        }
-
-        if (_parallel is not { Rank: > 0 })
-        {
-            _rngState.Dispose();
-            _rngState = newRng.DetachFromDisposeScope();
-        }
-        torch.random.set_rng_state(callerRng);
+        var (mean, std) = DataParallel.LossMoments(losses, _parallel, globalLoss);
+        rng.Commit();
         StepIndex++;
         ImagesSeen += Config.BatchSize;
         return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, redo, nonFinite, beta, sw.Elapsed);
@@ -194,22 +163,9 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         return rounds == 1 ? all[0] : cat(all, 0);
     }
 
-    private double GradNorm()
-    {
-        using var scope = NewDisposeScope();
-        double sq = 0;
-        foreach (var p in _params)
-        {
-            var g = p.grad;
-            if (g is null) continue;
-            sq += g.to(float64).Squared().sum().item<double>();
-        }
-        return Math.Sqrt(sq);
-    }
-
     public void Dispose()
     {
-        _rngState.Dispose();
+        _rng.Dispose();
         Optimizer.Dispose();
     }
 }

@@ -88,4 +88,29 @@ public class ShardedBatchTests
         using var same = DataShard.Open(Ect.Actors.Configuration.RunSettings.From(c, checkData: false), spec, 1, 2);
         same.Shard.Should().Be((1, 2));
     }
+
+    [Fact]
+    public void A_shard_assembled_ahead_is_used_when_rank_0_goes_on_and_dropped_when_it_moves_the_start()
+    {
+        Directory.Exists(Data).Should().BeTrue();
+        using var rank1 = Source(8);
+        rank1.Shard = (1, 2);
+        using var reference = Source(8);
+        reference.Shard = (1, 2);
+        using var ahead = new ShardAhead(rank1);
+        // Rank 0's starts: on and on (across the epoch end of 52 images), then back to an earlier batch (a rollback), then on.
+        var starts = Enumerable.Range(0, 9).Select(i => new SamplerState(0, 0).Advance(8L * i, 52)).ToList();
+        var sequence = starts.Concat([starts[2], starts[3], starts[4]]).ToList();
+        for (int i = 0; i < sequence.Count; i++)
+        {
+            using var got = ahead.Take(sequence[i]);
+            using var want = DataShard.At(reference, sequence[i]);
+            ((ImageBatch)got.Payload).Images.Equals(((ImageBatch)want.Payload).Images).Should().BeTrue($"shard {i} (start {sequence[i]}) is the one assembled for its start");
+            ((ImageBatch)got.Payload).Labels!.Equals(((ImageBatch)want.Payload).Labels!).Should().BeTrue($"with its labels (shard {i})");
+            got.StateAfter.Should().Be(want.StateAfter);
+            ahead.PrepareAfter(got);
+        }
+        ahead.Misses.Should().Be(2, "the first shard and the one after the rollback were assembled on demand");
+        ahead.Hits.Should().Be(sequence.Count - 2, "every other shard was the one assembled ahead");
+    }
 }
