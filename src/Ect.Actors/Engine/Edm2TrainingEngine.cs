@@ -91,7 +91,14 @@ public sealed class Edm2TrainingEngine : TrainStepEngine<Edm2Precond, Edm2TrainS
                 picked[name] = v;
             }
             try { net.LoadStateDict(picked); }
-            catch (ArgumentException e) { throw new InvalidDataException($"ect.network.init '{path}' does not fit the configured EDM2 network: {e.Message}", e); }
+            catch (ArgumentException e)
+            {
+                // The default init is the shipped DDPM++ teacher: a user who only switches network.type to edm2 lands here.
+                var hint = !picked.Keys.Any(k => k.StartsWith("unet.", StringComparison.Ordinal))
+                    ? " The file holds no EDM2 weights (no 'unet.*' tensors; the default ect.network.init is the shipped DDPM++ teacher): set ect.network.init = \"\" to train the EDM2 network from scratch, or name EDM2 weights (docs/safetensors-export.md, \"EDM2\")."
+                    : "";
+                throw new InvalidDataException($"ect.network.init '{path}' does not fit the configured EDM2 network: {e.Message}{hint}", e);
+            }
             using var fs = File.OpenRead(path);
             return (Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(fs)).ToLowerInvariant(), dropped);
         }

@@ -236,7 +236,15 @@ public class Edm2EngineTests(ITestOutputHelper output)
         using (var net = new Ect.Compute.Preconditioning.Edm2Precond(config))
         {
             var act = () => Edm2TrainingEngine.LoadInitial(file2, net);
-            act.Should().Throw<InvalidDataException>().WithMessage($"*{file2}*unet.out_gain*");
+            act.Should().Throw<InvalidDataException>().WithMessage($"*{file2}*unet.out_gain*")
+                .Which.Message.Should().NotContain("from scratch", "EDM2 weights with a tensor missing are not the wrong kind of file");
+        }
+        // The default ect.network.init (the shipped DDPM++ teacher) under network.type = edm2: the fix is named.
+        var teacher = Path.Combine(RepoRoot.Find(), "teachers", "fashion-mnist-ddpmpp16.safetensors");
+        using (var net = new Ect.Compute.Preconditioning.Edm2Precond(config))
+        {
+            var act = () => Edm2TrainingEngine.LoadInitial(teacher, net);
+            act.Should().Throw<InvalidDataException>().WithMessage($"*{teacher}*no EDM2 weights*ect.network.init = \"\"*from scratch*");
         }
     }
 
