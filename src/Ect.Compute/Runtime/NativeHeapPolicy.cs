@@ -74,7 +74,7 @@ public static class NativeHeapPolicy
     }
 
     /// <summary>The name of a malloc setting the user made in the environment, or null.</summary>
-    internal static string? UserMallocSetting()
+    public static string? UserMallocSetting()
     {
         foreach (var name in new[] { "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_" })
             if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return name;
