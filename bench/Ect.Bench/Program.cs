@@ -16,6 +16,10 @@ public static class Program
     {
         // As `ect` does, before any benchmark loads libtorch (OMP_WAIT_POLICY=ACTIVE in the environment keeps spinning).
         Ect.Compute.Runtime.OpenMpWaitPolicy.Apply();
+        // As `ect` does: glibc keeps tensor memory between passes (issue 21); ECT_BENCH_HEAP=default leaves glibc's
+        // own policy, to measure what it costs.
+        if (Environment.GetEnvironmentVariable("ECT_BENCH_HEAP") != "default") Ect.Compute.Runtime.NativeHeapPolicy.Apply();
+        Console.WriteLine($"native heap policy: {(Ect.Compute.Runtime.NativeHeapPolicy.Active ? "kept (mallopt)" : "glibc default" + (Ect.Compute.Runtime.NativeHeapPolicy.SkippedBecause is { } why ? $" ({why})" : ""))}");
         var verbs = typeof(Program).Assembly.GetTypes()
             .Where(t => typeof(IBenchmarkVerb).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
             .Select(t => (IBenchmarkVerb)Activator.CreateInstance(t)!)

@@ -9,6 +9,8 @@ public static class Program
     {
         // Before anything loads libtorch (and its OpenMP runtime, which reads the setting once, as it loads).
         Ect.Compute.Runtime.OpenMpWaitPolicy.Apply();
+        // glibc keeps tensor memory between passes instead of trimming and re-faulting it (issue 21).
+        Ect.Compute.Runtime.NativeHeapPolicy.Apply();
         // A run started by `ect sweep run` or `ect node` dies with the process that started it (no orphan trainer).
         Ect.Actors.Sweeps.TrainChild.WatchParentFromEnvironment();
         var (root, usageExitCodes) = Build();

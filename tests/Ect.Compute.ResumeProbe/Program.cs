@@ -18,6 +18,7 @@ public static class Program
     public static int Main(string[] args)
     {
         Ect.Compute.Runtime.OpenMpWaitPolicy.Apply(); // as ect's Main, before libtorch loads
+        Ect.Compute.Runtime.NativeHeapPolicy.Apply(); // as ect's Main
         try
         {
             torch.set_num_threads(1);

@@ -1,0 +1,88 @@
+using System.Runtime.InteropServices;
+
+namespace Ect.Compute.Runtime;
+
+/// <summary>
+/// Keeps glibc's malloc from handing tensor memory back to the kernel after every forward pass: call
+/// <see cref="Apply"/> first thing in Main (next to <see cref="OpenMpWaitPolicy.Apply"/>).
+/// <para>
+/// Why (issue 21, the 1-thread sampling regression of commit f3a2315): libtorch's CPU allocator is glibc's malloc.
+/// By default glibc (a) trims the main heap with brk as soon as more than M_TRIM_THRESHOLD (128 KiB, raised
+/// dynamically) lies free at its top and (b) serves blocks above a dynamic mmap threshold with a fresh mmap each time.
+/// The next pass then faults the same megabytes in again, page by page, zeroed; on this project's virtual machines a
+/// page fault costs ~10 us of kernel time plus cold caches. Whether the heap top is free at the end of a pass depends
+/// on what else lives there: before f3a2315 the temporary Scalars TorchSharp leaves to the GC finalizer (small
+/// mallocs that stay alive until a collection) sat above the tensor buffers and kept the heap from shrinking; since
+/// f3a2315 every Scalar is freed at once, the top is free, and glibc trims. Measured (`Ect.Bench sample batch=32
+/// reps=3 threads=1` under strace): the heap shrank by 252 MiB before f3a2315 and by 1,095 MiB after it; minor page
+/// faults per run ~300,000 vs ~600,000; 1-step sampling ~2x slower. The bits do not change: only where the
+/// allocator gets its pages from.
+/// </para>
+/// <para>
+/// What: mallopt(M_MMAP_THRESHOLD, 32 MiB) (the largest value glibc's dynamic threshold reaches: tensors up to 32 MiB
+/// come from the heap, and a fixed value stops the threshold from moving) and mallopt(M_TRIM_THRESHOLD, 256 MiB) (up to
+/// 256 MiB of free heap top is kept for the next pass). Setting either alone is worse than the default: glibc then
+/// stops adapting the other (trim threshold alone: every block above 128 KiB is mmapped: 5.5 million page faults per run, 9x glibc's default, 1-step sampling 10x slower). The
+/// cost is resident memory: a process keeps what its largest pass needed, plus up to 256 MiB. A user who set
+/// GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their setting.
+/// Linux with glibc only; elsewhere (or with another libc) nothing is changed.
+/// </para>
+/// </summary>
+public static class NativeHeapPolicy
+{
+    /// <summary>Blocks below this size come from the heap (glibc's own dynamic maximum on 64-bit).</summary>
+    public const int MmapThresholdBytes = 32 << 20;
+
+    /// <summary>Free heap top glibc keeps instead of returning it to the kernel.</summary>
+    public const int TrimThresholdBytes = 256 << 20;
+
+    // glibc's <malloc.h> parameter numbers.
+    private const int M_TRIM_THRESHOLD = -1;
+    private const int M_MMAP_THRESHOLD = -3;
+
+    private static readonly object Gate = new();
+    private static bool _applied;
+
+    /// <summary>True when both settings were accepted by glibc in this process.</summary>
+    public static bool Active { get; private set; }
+
+    /// <summary>Why the settings were not applied (null when <see cref="Active"/>).</summary>
+    public static string? SkippedBecause { get; private set; }
+
+    /// <summary>Sets the two thresholds once per process (later calls do nothing).</summary>
+    public static void Apply()
+    {
+        lock (Gate)
+        {
+            if (_applied) return;
+            _applied = true;
+            if (!OperatingSystem.IsLinux()) { SkippedBecause = "not Linux"; return; }
+            var userSetting = UserMallocSetting();
+            if (userSetting is not null) { SkippedBecause = $"the environment sets {userSetting}"; return; }
+            try
+            {
+                bool mmap = MallOpt(M_MMAP_THRESHOLD, MmapThresholdBytes) == 1;
+                bool trim = MallOpt(M_TRIM_THRESHOLD, TrimThresholdBytes) == 1;
+                Active = mmap && trim;
+                if (!Active) SkippedBecause = "mallopt refused the values (not glibc?)";
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                SkippedBecause = "no mallopt in libc (" + e.GetType().Name + ")";
+            }
+        }
+    }
+
+    /// <summary>The name of a malloc setting the user made in the environment, or null.</summary>
+    public static string? UserMallocSetting()
+    {
+        foreach (var name in new[] { "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_" })
+            if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return name;
+        var tunables = Environment.GetEnvironmentVariable("GLIBC_TUNABLES");
+        if (tunables is not null && tunables.Contains("glibc.malloc.", StringComparison.Ordinal)) return "GLIBC_TUNABLES (glibc.malloc.*)";
+        return null;
+    }
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int MallOpt(int param, int value);
+}
