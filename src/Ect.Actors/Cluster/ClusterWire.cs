@@ -11,7 +11,8 @@ namespace Ect.Actors.Cluster;
 /// frame size. Kept, by name (from the reference.conf bindings of Akka.Remote, Akka.Cluster, Akka.Cluster.Sharding,
 /// Akka.Cluster.Tools and Akka.DistributedData): akka-containers (the actor-selection envelope), akka-cluster (membership,
 /// gossip, heartbeats), akka-sharding, akka-singleton, akka-data-replication and akka-replicated-data (sharding's state),
-/// akka-persistence-message/-snapshot (wrappers whose payload goes through these same serializers), ect-cluster-sweep.
+/// akka-persistence-message/-snapshot (wrappers whose payload goes through these same serializers), primitive (Identify's
+/// id), ect-cluster-sweep.
 /// ClusterWireTests checks that every serializer a node's configuration names is in one list or the other.
 /// </summary>
 public static class ClusterWire
@@ -21,12 +22,16 @@ public static class ClusterWire
     [
         "akka-containers", "akka-cluster", "akka-sharding", "akka-singleton", "akka-data-replication", "akka-replicated-data",
         "akka-persistence-message", "akka-persistence-snapshot", "ect-cluster-sweep",
+        // Identify's id travels as a primitive payload (the singleton proxy's is a string): without it the proxy never
+        // finds the director. A bare string or number sent to a node's actor is not acted on (each handles only its
+        // protobuf messages and logs the rest).
+        "primitive",
     ];
 
     /// <summary>Serializers refused on a sweep node and its clients (general-purpose formats, remote deployment, unused Akka modules).</summary>
     public static readonly IReadOnlyList<string> RefusedSerializers =
     [
-        "json", "bytes", "hyperion", "primitive", "proto", "daemon-create",
+        "json", "bytes", "hyperion", "proto", "daemon-create",
         "akka-pubsub", "akka-cluster-client", "reliable-delivery", "akka-stream-ref", "akka-cluster-metrics",
     ];
 

@@ -8,8 +8,7 @@ namespace Ect.Actors.Cluster;
 /// <summary>
 /// Stands in, on a sweep node and on the `ect sweep`/`ect ctl --cluster` client, for every serializer Akka registers
 /// that the sweep cluster does not need (<see cref="ClusterWire.RefusedSerializers"/>): Newtonsoft JSON and protobuf by
-/// type name would build CLR types a peer names, primitives would deliver a raw string or number to an actor, and
-/// daemon-create would deploy actors here. Its id is not theirs, so a peer's message in one of those formats finds no
+/// type name would build CLR types a peer names, byte arrays have no use here, and daemon-create would deploy actors here. Its id is not theirs, so a peer's message in one of those formats finds no
 /// serializer and Akka.Remote logs and drops it; outbound, such a message fails here instead of travelling.
 /// </summary>
 public sealed class ClusterRefusingSerializer : SerializerWithStringManifest

@@ -49,6 +49,9 @@ public sealed class SweepReceptionist : ReceiveActor
                 sender.Tell(new SweepStatusReply { Found = false, Message = $"the sweep director did not answer within {timeout.TotalSeconds:F0} s (the cluster is forming or has no majority): try again." });
             }
         });
+        // Whatever else the wire could carry here (a bare string, an Identify's answer): not acted on.
+        ReceiveAny(m => _log.Warning("Dropped a {0} from {1}: the sweep receptionist accepts only sweep requests with the cluster token",
+            m.GetType().Name, Sender.Path));
     }
 
     private bool Authorized(string? token, string what)
