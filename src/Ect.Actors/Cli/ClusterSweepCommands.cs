@@ -12,10 +12,10 @@ namespace Ect.Actors.Cli;
 /// </summary>
 internal static class ClusterSweepCommands
 {
-    public static int Submit(string specPath, string cluster, ClusterTls tls)
+    public static int Submit(string specPath, string cluster, ClusterTls tls, string? tokenFile)
     {
         if (SweepVerb.Load(specPath) is not { } spec) return 2;
-        return WithClient("submit", cluster, tls, async c =>
+        return WithClient("submit", cluster, tls, tokenFile, async c =>
         {
             var reply = await c.Submit(spec);
             (reply.Ok ? Console.Out : Console.Error).WriteLine(reply.Ok ? reply.Message : $"ect sweep submit: {reply.Message}");
@@ -23,14 +23,14 @@ internal static class ClusterSweepCommands
         });
     }
 
-    public static int Cancel(string name, string cluster, ClusterTls tls) => WithClient("cancel", cluster, tls, async c =>
+    public static int Cancel(string name, string cluster, ClusterTls tls, string? tokenFile) => WithClient("cancel", cluster, tls, tokenFile, async c =>
     {
         var reply = await c.Cancel(name);
         (reply.Ok ? Console.Out : Console.Error).WriteLine(reply.Ok ? reply.Message : $"ect sweep cancel: {reply.Message}");
         return reply.Ok ? 0 : 1;
     });
 
-    public static int Status(string name, string cluster, ClusterTls tls) => WithClient("status", cluster, tls, async c =>
+    public static int Status(string name, string cluster, ClusterTls tls, string? tokenFile) => WithClient("status", cluster, tls, tokenFile, async c =>
     {
         var s = await c.Status(name);
         if (!s.Found) { Console.Error.WriteLine($"ect sweep status: {s.Message}"); return 1; }
@@ -54,7 +54,7 @@ internal static class ClusterSweepCommands
         return 0;
     });
 
-    public static int Results(string name, string cluster, ClusterTls tls) => WithClient("results", cluster, tls, async c =>
+    public static int Results(string name, string cluster, ClusterTls tls, string? tokenFile) => WithClient("results", cluster, tls, tokenFile, async c =>
     {
         var s = await c.Status(name);
         if (!s.Found) { Console.Error.WriteLine($"ect sweep results: {s.Message}"); return 1; }
@@ -107,11 +107,11 @@ internal static class ClusterSweepCommands
         { return (null, null); }
     }
 
-    private static int WithClient(string verb, string cluster, ClusterTls tls, Func<SweepClient, Task<int>> act)
+    private static int WithClient(string verb, string cluster, ClusterTls tls, string? tokenFile, Func<SweepClient, Task<int>> act)
     {
         SweepClient client;
-        try { client = SweepClient.Connect(cluster, tls); }
-        catch (ArgumentException e) { Console.Error.WriteLine($"ect sweep {verb}: {e.Message}"); return 2; }
+        try { client = SweepClient.Connect(cluster, tls, tokenFile); }
+        catch (Exception e) when (e is ArgumentException or IOException) { Console.Error.WriteLine($"ect sweep {verb}: {e.Message}"); return 2; }
         try { return act(client).GetAwaiter().GetResult(); }
         catch (TimeoutException e) { Console.Error.WriteLine($"ect sweep {verb}: {e.Message}"); return 1; }
         finally { client.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

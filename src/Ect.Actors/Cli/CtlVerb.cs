@@ -25,7 +25,8 @@ public sealed class CtlVerb : ICliVerb
     private sealed record Common(
         Option<string?> RunDir, Option<string?> Address, Option<string?> TokenFile, Option<string> System,
         Option<double> Timeout, Option<int> Attempts,
-        Option<string?> TlsCertificate, Option<string?> TlsPassword, Option<string[]> TlsPin);
+        Option<string?> TlsCertificate, Option<string?> TlsPassword, Option<string[]> TlsPin,
+        Option<string?> Run, Option<string?> Cluster);
 
     public Command Build()
     {
@@ -83,15 +84,23 @@ public sealed class CtlVerb : ICliVerb
             new Option<int>("--attempts") { Description = "Attempts before giving up (all with the same idempotency key).", DefaultValueFactory = _ => 3 },
             new Option<string?>("--tls-certificate") { Description = "Our PKCS#12 (.pfx) client certificate, when the daemon uses TLS." },
             new Option<string?>("--tls-password") { Description = "Password of --tls-certificate." },
-            new Option<string[]>("--tls-pin") { Description = "A daemon certificate thumbprint to accept (repeatable).", AllowMultipleArgumentsPerToken = true });
+            new Option<string[]>("--tls-pin") { Description = "A daemon certificate thumbprint to accept (repeatable).", AllowMultipleArgumentsPerToken = true },
+            new Option<string?>("--run") { Description = "A run of a sweep cluster, by id (with --cluster and --token-file RUN_ROOT/cluster.token): reached on whichever node trains it." },
+            new Option<string?>("--cluster") { Description = "HOST:PORT[,...] of nodes of the sweep cluster (`ect node`), with --run." });
         foreach (var o in new Option[] { common.RunDir, common.Address, common.TokenFile, common.System, common.Timeout,
-                     common.Attempts, common.TlsCertificate, common.TlsPassword, common.TlsPin })
+                     common.Attempts, common.TlsCertificate, common.TlsPassword, common.TlsPin, common.Run, common.Cluster })
             c.Options.Add(o);
         return common;
     }
 
     private static async Task<int> RunAsync(ParseResult r, Common o, Func<string, RunCommand> make, CancellationToken ct)
     {
+        if (r.GetValue(o.Cluster) is { Length: > 0 } cluster) return await ThroughClusterAsync(r, o, cluster, make(Guid.NewGuid().ToString("N")));
+        if (r.GetValue(o.Run) is { Length: > 0 })
+        {
+            Console.Error.WriteLine("ect ctl: --run names a run of a sweep cluster: give --cluster HOST:PORT and --token-file RUN_ROOT/cluster.token too (or --run-dir DIR for a run on this machine).");
+            return ExitUnreachable;
+        }
         try
         {
             var (address, token) = Resolve(r.GetValue(o.RunDir), r.GetValue(o.Address), r.GetValue(o.TokenFile), r.GetValue(o.System) ?? "ect");
@@ -117,6 +126,31 @@ public sealed class CtlVerb : ICliVerb
             Console.Error.WriteLine($"ect ctl: {e.Message}");
             return ExitUnreachable;
         }
+    }
+
+    /// <summary>
+    /// `ect ctl CMD --run RUN --cluster HOST:PORT --token-file RUN_ROOT/cluster.token`: through a node's receptionist to the
+    /// run's entity, which hands the command to its trainer's control endpoint on its own node (or answers itself).
+    /// </summary>
+    private static async Task<int> ThroughClusterAsync(ParseResult r, Common o, string cluster, RunCommand command)
+    {
+        if (r.GetValue(o.Run) is not { Length: > 0 } run)
+        {
+            Console.Error.WriteLine("ect ctl: --cluster needs --run RUN (the run id, as `ect sweep status NAME --cluster ...` lists it).");
+            return ExitUnreachable;
+        }
+        var tls = new Cluster.ClusterTls(r.GetValue(o.TlsCertificate), r.GetValue(o.TlsPassword) ?? "", r.GetValue(o.TlsPin) ?? []);
+        Cluster.SweepClient client;
+        try { client = Cluster.SweepClient.Connect(cluster, tls, r.GetValue(o.TokenFile)); }
+        catch (Exception e) when (e is ArgumentException or IOException) { Console.Error.WriteLine($"ect ctl: {e.Message}"); return ExitUnreachable; }
+        try
+        {
+            var reply = await client.Control(run, command, TimeSpan.FromSeconds(Math.Max(1, r.GetValue(o.Timeout)) + 20));
+            Print(reply);
+            return reply.Accepted ? 0 : ExitRefused;
+        }
+        catch (TimeoutException e) { Console.Error.WriteLine($"ect ctl: {e.Message}"); return ExitUnreachable; }
+        finally { await client.DisposeAsync(); }
     }
 
     /// <summary>Where to send and with which token: from --run-dir (control.json + token file) or --address/--token-file.</summary>

@@ -64,8 +64,11 @@ public sealed class NodeVerb : ICliVerb
         runRoot = Path.GetFullPath(runRoot);
         try { Directory.CreateDirectory(runRoot); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"ect node: --run-root {runRoot}: {e.Message}"); return 2; }
+        string token;
+        try { token = ClusterToken.EnsureIn(runRoot); }
+        catch (IOException e) { Console.Error.WriteLine($"ect node: {e.Message}"); return 2; }
 
-        var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, tls.Enabled);
+        var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, tls.Enabled, token);
         ActorSystem system;
         try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(config)); }
         catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }
@@ -80,7 +83,7 @@ public sealed class NodeVerb : ICliVerb
         }
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; Leave(); };
         using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; Leave(); });
-        SweepNode.Start(system, runRoot, slots, threads, LocalSweepExecutor.Self());
+        SweepNode.Start(system, runRoot, slots, threads, LocalSweepExecutor.Self(), token);
         cluster.RegisterOnMemberUp(() => Console.WriteLine($"node {cluster.SelfAddress}: up; {slots} slot(s) x {threads} thread(s), run root {runRoot}"));
         Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}");
         system.WhenTerminated.Wait();

@@ -43,19 +43,19 @@ public sealed class SweepVerb : ICliVerb
         var resSpec = new Argument<string>("SPEC|NAME") { Description = "The sweep's HOCON file (with --run-root), or its name (with --cluster)." };
         var resRoot = new Option<string>("--run-root") { Description = "The folder that holds one run directory per run (RUN_ROOT/RUN_ID)." };
         var resCluster = ClusterOption(); resCluster.Required = false;
-        var resTls = ClusterTls.Options();
-        results.Arguments.Add(resSpec); results.Options.Add(resRoot); results.Options.Add(resCluster);
+        var resTls = ClusterTls.Options(); var resToken = TokenFileOption();
+        results.Arguments.Add(resSpec); results.Options.Add(resRoot); results.Options.Add(resCluster); results.Options.Add(resToken);
         foreach (var o in resTls.All) results.Options.Add(o);
         results.SetAction(r => r.GetValue(resCluster) is { } c
-            ? ClusterSweepCommands.Results(r.GetValue(resSpec)!, c, resTls.From(r))
+            ? ClusterSweepCommands.Results(r.GetValue(resSpec)!, c, resTls.From(r), r.GetValue(resToken))
             : r.GetValue(resRoot) is { } root ? Results(r.GetValue(resSpec)!, root) : MissingRoot());
         cmd.Subcommands.Add(results);
 
         var submit = new Command("submit", "Submit the SPEC's runs to a cluster of `ect node`s (checked here first: nothing of a bad spec is submitted).");
-        var subSpec = specArg(); var subCluster = ClusterOption(); var subTls = ClusterTls.Options();
-        submit.Arguments.Add(subSpec); submit.Options.Add(subCluster);
+        var subSpec = specArg(); var subCluster = ClusterOption(); var subTls = ClusterTls.Options(); var subToken = TokenFileOption();
+        submit.Arguments.Add(subSpec); submit.Options.Add(subCluster); submit.Options.Add(subToken);
         foreach (var o in subTls.All) submit.Options.Add(o);
-        submit.SetAction(r => ClusterSweepCommands.Submit(r.GetValue(subSpec)!, r.GetValue(subCluster)!, subTls.From(r)));
+        submit.SetAction(r => ClusterSweepCommands.Submit(r.GetValue(subSpec)!, r.GetValue(subCluster)!, subTls.From(r), r.GetValue(subToken)));
         cmd.Subcommands.Add(submit);
 
         foreach (var (verb, help) in new[] { ("status", "A sweep's runs on the cluster: run, node, phase, attempts, step, last metric."),
@@ -63,12 +63,12 @@ public sealed class SweepVerb : ICliVerb
         {
             var c = new Command(verb, help);
             var name = new Argument<string>("NAME") { Description = "The sweep's name (sweep.name of its SPEC)." };
-            var cluster = ClusterOption(); var tls = ClusterTls.Options();
-            c.Arguments.Add(name); c.Options.Add(cluster);
+            var cluster = ClusterOption(); var tls = ClusterTls.Options(); var token = TokenFileOption();
+            c.Arguments.Add(name); c.Options.Add(cluster); c.Options.Add(token);
             foreach (var o in tls.All) c.Options.Add(o);
             c.SetAction(r => verb == "status"
-                ? ClusterSweepCommands.Status(r.GetValue(name)!, r.GetValue(cluster)!, tls.From(r))
-                : ClusterSweepCommands.Cancel(r.GetValue(name)!, r.GetValue(cluster)!, tls.From(r)));
+                ? ClusterSweepCommands.Status(r.GetValue(name)!, r.GetValue(cluster)!, tls.From(r), r.GetValue(token))
+                : ClusterSweepCommands.Cancel(r.GetValue(name)!, r.GetValue(cluster)!, tls.From(r), r.GetValue(token)));
             cmd.Subcommands.Add(c);
         }
         return cmd;
@@ -76,6 +76,10 @@ public sealed class SweepVerb : ICliVerb
 
     private static Option<string> ClusterOption() =>
         new("--cluster") { Description = "HOST:PORT[,...] of nodes of the sweep cluster (`ect node`).", Required = true };
+
+    /// <summary>--token-file: the cluster's token (RUN_ROOT/cluster.token); checked when the command runs, so its refusal names the file.</summary>
+    internal static Option<string> TokenFileOption() =>
+        new("--token-file") { Description = "The cluster's token file, RUN_ROOT/cluster.token (written by the first `ect node`; with --cluster)." };
 
     private static int MissingRoot()
     {

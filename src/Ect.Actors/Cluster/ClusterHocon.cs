@@ -48,10 +48,12 @@ public static class ClusterHocon
     }
 
     /// <summary>A node's configuration (TLS, when given, is added by <see cref="ClusterTls"/>).</summary>
-    public static Config Node(string hostname, int port, IReadOnlyList<string> seedNodes, string pgConnection, TimeSpan downAfter, string tls, bool tlsOn)
+    public static Config Node(string hostname, int port, IReadOnlyList<string> seedNodes, string pgConnection, TimeSpan downAfter, string tls, bool tlsOn,
+        string token)
     {
         var ect = ConfigurationFactory.ParseString(
-            $"ect.persistence.provider = postgresql\nect.persistence.connection-string = {PersistenceHocon.Quote(pgConnection)}");
+            $"ect.persistence.provider = postgresql\nect.persistence.connection-string = {PersistenceHocon.Quote(pgConnection)}\n" +
+            $"{ClusterSweepSerializer.TokenKey} = {PersistenceHocon.Quote(token)}");
         var seeds = string.Join(", ", seedNodes.Select(s => PersistenceHocon.Quote(SeedAddress(s, tlsOn))));
         return ConfigurationFactory.ParseString($$"""
             akka {
@@ -96,7 +98,8 @@ public static class ClusterHocon
                 singleton.hand-over-retry-interval = 1s
               }
             }
-            """).WithFallback(Serialization).WithFallback(PersistenceHocon.For(ect, Path.GetTempPath()));
+            """).WithFallback(ClusterWire.NodeRemote).WithFallback(Serialization).WithFallback(ClusterWire.Serialization)
+            .WithFallback(ect).WithFallback(PersistenceHocon.For(ect, Path.GetTempPath()));
     }
 
     /// <summary>The `ect sweep` client's configuration: plain remoting on a free loopback (or given) port.</summary>
@@ -117,5 +120,5 @@ public static class ClusterHocon
             }
           }
         }
-        """).WithFallback(Serialization);
+        """).WithFallback(ClusterWire.ClientRemote).WithFallback(Serialization).WithFallback(ClusterWire.Serialization);
 }

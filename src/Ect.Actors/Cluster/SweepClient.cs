@@ -15,17 +15,24 @@ public sealed class SweepClient : IAsyncDisposable
     private readonly IReadOnlyList<string> _nodes;
 
     private readonly bool _tls;
+    private readonly string _token;
 
-    private SweepClient(ActorSystem system, IReadOnlyList<string> nodes, bool tls) { _system = system; _nodes = nodes; _tls = tls; }
+    private SweepClient(ActorSystem system, IReadOnlyList<string> nodes, bool tls, string token) { _system = system; _nodes = nodes; _tls = tls; _token = token; }
 
-    /// <summary>Throws ArgumentException on a bad --cluster list or TLS option.</summary>
-    public static SweepClient Connect(string cluster, ClusterTls tls, string hostname = "127.0.0.1")
+    /// <summary>
+    /// Throws ArgumentException on a bad --cluster list or TLS option, IOException on a token file that cannot be read.
+    /// <paramref name="tokenFile"/>: the nodes' RUN_ROOT/cluster.token.
+    /// </summary>
+    public static SweepClient Connect(string cluster, ClusterTls tls, string? tokenFile, string hostname = "127.0.0.1")
     {
+        if (tokenFile is not { Length: > 0 })
+            throw new ArgumentException($"--token-file is missing: give the cluster's token file, RUN_ROOT/{ClusterToken.FileName} (the first `ect node` writes it in its --run-root).");
+        var token = ClusterToken.Read(tokenFile);
         var nodes = cluster.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (nodes.Length == 0) throw new ArgumentException("--cluster is empty: give HOST:PORT of a node.");
         foreach (var n in nodes) ClusterHocon.ParseHostPort(n, "--cluster");
         var config = ClusterHocon.Client(hostname, tls.Hocon(hostname));
-        return new SweepClient(ActorSystem.Create("ect-sweep-client", tls.Setup(config)), nodes, tls.Enabled);
+        return new SweepClient(ActorSystem.Create("ect-sweep-client", tls.Setup(config)), nodes, tls.Enabled, token);
     }
 
     /// <summary>The first answer of a node of the cluster, or throws TimeoutException naming every node tried.</summary>
@@ -42,11 +49,15 @@ public sealed class SweepClient : IAsyncDisposable
         throw new TimeoutException($"no node of the cluster answered ({string.Join("; ", errors)}): is `ect node` running there, and with the same TLS settings?");
     }
 
-    public Task<SweepReply> Submit(SweepSpec spec) => AskAsync<SweepReply>(new SubmitSweep { Sweep = ToSubmitted(spec) }, TimeSpan.FromSeconds(30));
+    public Task<SweepReply> Submit(SweepSpec spec) => AskAsync<SweepReply>(new SubmitSweep { Sweep = ToSubmitted(spec), Token = _token }, TimeSpan.FromSeconds(30));
 
-    public Task<SweepStatusReply> Status(string name) => AskAsync<SweepStatusReply>(new SweepStatusQuery { Name = name }, TimeSpan.FromSeconds(30));
+    public Task<SweepStatusReply> Status(string name) => AskAsync<SweepStatusReply>(new SweepStatusQuery { Name = name, Token = _token }, TimeSpan.FromSeconds(30));
 
-    public Task<SweepReply> Cancel(string name) => AskAsync<SweepReply>(new CancelSweep { Name = name }, TimeSpan.FromSeconds(30));
+    public Task<SweepReply> Cancel(string name) => AskAsync<SweepReply>(new CancelSweep { Name = name, Token = _token }, TimeSpan.FromSeconds(30));
+
+    /// <summary>`ect ctl --run RUN --cluster`: the command reaches the run's trainer wherever it lives (see <see cref="RunControlRelay"/>).</summary>
+    public async Task<Control.RunCommandReply> Control(string runId, Control.RunCommand command, TimeSpan timeout) =>
+        RunControlRelay.Decode(await AskAsync<RunControlReply>(RunControlRelay.Request(_token, runId, command), timeout));
 
     /// <summary>The sweep as the director records it: every run's id, --config files and --set lines, resolved here.</summary>
     public static SweepSubmitted ToSubmitted(SweepSpec spec)

@@ -32,6 +32,7 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
     }
 
     private readonly IActorRef _runs;
+    private readonly string _token;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<Sweep> _sweeps = new();
     private readonly Dictionary<string, (int Slots, int Busy, DateTime Seen)> _nodes = new();
@@ -39,18 +40,22 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public SweepDirector(IActorRef runs)
+    public SweepDirector(IActorRef runs, string token)
     {
+        if (string.IsNullOrEmpty(token)) throw new ArgumentException("The cluster token may not be empty.", nameof(token));
         _runs = runs;
+        _token = token;
         Recover<SweepSubmitted>(Apply);
         Recover<RunReleased>(Apply);
         Recover<RunOutcome>(Apply);
         Recover<SweepCancelled>(Apply);
         Recover<RecoveryCompleted>(_ => Timers.StartPeriodicTimer("tick", new Tick(), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3)));
 
-        Command<SubmitSweep>(OnSubmit);
-        Command<SweepStatusQuery>(q => Sender.Tell(Status(q.Name)));
-        Command<CancelSweep>(OnCancel);
+        // Client requests reach the director through a node's receptionist, which checks the token first; checked here
+        // again because the director's path is reachable by actor selection (the singleton proxy finds it so).
+        Command<SubmitSweep>(m => { if (Authorized(m.Token, "submit")) OnSubmit(m); else Sender.Tell(new SweepReply { Ok = false, Message = ClusterToken.Refused }); });
+        Command<SweepStatusQuery>(q => Sender.Tell(Authorized(q.Token, "status") ? Status(q.Name) : new SweepStatusReply { Found = false, Message = ClusterToken.Refused }));
+        Command<CancelSweep>(m => { if (Authorized(m.Token, "cancel")) OnCancel(m); else Sender.Tell(new SweepReply { Ok = false, Message = ClusterToken.Refused }); });
         Command<NodeSlots>(n => { _nodes[n.Node] = (n.Slots, n.Busy, DateTime.UtcNow); Release(); });
         Command<RunRunningReport>(r => _where[r.RunId] = (r.Node, r.Attempt));
         Command<RunEndedReport>(r =>
@@ -74,7 +79,14 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => PersistenceIdValue;
 
-    public static Props Props(IActorRef runs) => Akka.Actor.Props.Create(() => new SweepDirector(runs));
+    public static Props Props(IActorRef runs, string token) => Akka.Actor.Props.Create(() => new SweepDirector(runs, token));
+
+    private bool Authorized(string? token, string what)
+    {
+        if (ClusterToken.Matches(_token, token)) return true;
+        _log.Warning("Refused a sweep {0} request from {1}: wrong or missing cluster token", what, Sender.Path.Address);
+        return false;
+    }
 
     private Sweep? Find(string name) => _sweeps.FirstOrDefault(s => s.Submitted.Name == name);
 

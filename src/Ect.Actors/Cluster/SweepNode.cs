@@ -20,20 +20,21 @@ public static class SweepNode
         {
             StartRun s => s.Run.RunId,
             CancelRun c => c.RunId,
+            RunControl r when r.RunId.Length > 0 => r.RunId,
             _ => null,
         };
     }
 
-    public static void Start(ActorSystem system, string runRoot, int slots, int threads, (string File, IReadOnlyList<string> Prefix) ect)
+    public static void Start(ActorSystem system, string runRoot, int slots, int threads, (string File, IReadOnlyList<string> Prefix) ect, string token)
     {
         var node = Akka.Cluster.Cluster.Get(system).SelfAddress.ToString();
         var sharding = ClusterSharding.Get(system);
         var directorProxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{DirectorName}", ClusterSingletonProxySettings.Create(system)), DirectorName + "-proxy");
         var gate = system.ActorOf(SlotGate.Props(slots, node, directorProxy), "slots");
-        var context = new SweepRunEntity.NodeContext(runRoot, ect, threads, node, gate, directorProxy);
+        var context = new SweepRunEntity.NodeContext(runRoot, ect, threads, node, gate, directorProxy, token);
         var region = sharding.Start(SweepRunEntity.TypeName, id => SweepRunEntity.Props(id, context), ClusterShardingSettings.Create(system), new RunIdExtractor(),
             new FreeSlotAllocation(), PoisonPill.Instance);
-        system.ActorOf(ClusterSingletonManager.Props(SweepDirector.Props(region), PoisonPill.Instance, ClusterSingletonManagerSettings.Create(system)), DirectorName);
-        system.ActorOf(SweepReceptionist.Props(directorProxy, runRoot), SweepReceptionist.Name);
+        system.ActorOf(ClusterSingletonManager.Props(SweepDirector.Props(region, token), PoisonPill.Instance, ClusterSingletonManagerSettings.Create(system)), DirectorName);
+        system.ActorOf(SweepReceptionist.Props(directorProxy, region, runRoot, token), SweepReceptionist.Name);
     }
 }

@@ -3,6 +3,7 @@ using Akka.Cluster.Sharding;
 using Akka.Event;
 using Akka.Persistence;
 using Ect.Actors.Cluster.Wire;
+using Ect.Actors.Control;
 using Ect.Actors.Persistence;
 using Ect.Actors.Sweeps;
 
@@ -26,7 +27,11 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
     public const int MaxFailures = 4;
 
     public sealed record NodeContext(string RunRoot, (string File, IReadOnlyList<string> Prefix) Ect, int Threads, string Node,
-        IActorRef Slots, IActorRef Director);
+        IActorRef Slots, IActorRef Director, string Token)
+    {
+        // The token is a secret: keep it out of logs (records print every property by default).
+        public override string ToString() => $"NodeContext {{ Node = {Node}, RunRoot = {RunRoot}, Threads = {Threads} }}";
+    }
 
     private sealed record ChildExited(int Attempt, int ExitCode, bool Finished, double CpuSeconds);
     private sealed record Retry;
@@ -75,6 +80,7 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
                 else End("cancelled");
             });
         });
+        Command<RunControl>(OnControl);
         Command<SlotGate.Granted>(_ => { _waitingForSlot = false; _holdingSlot = true; StartChild(); });
         Command<ChildExited>(OnChildExited);
         Command<Retry>(_ => EnsureRunning());
@@ -180,6 +186,35 @@ public sealed class SweepRunEntity : ReceivePersistentActor, IWithTimers
             else if (_cancelRequested) End("cancelled");
             else AfterFailure(x.ExitCode);
         });
+    }
+
+    /// <summary>
+    /// `ect ctl --run` through the cluster: a trainer's command goes to its own control endpoint (on this node, where the
+    /// trainer runs) off the actor's thread; without a trainer, status is answered from the entity's state and any other
+    /// command is refused, naming the phase.
+    /// </summary>
+    private void OnControl(RunControl m)
+    {
+        if (!ClusterToken.Matches(_node.Token, m.Token)) { Sender.Tell(RunControlRelay.Reply(m, false, ClusterToken.Refused)); return; }
+        if (RunControlRelay.CommandOf(m) is not { } command) { Sender.Tell(RunControlRelay.Reply(m, false, "not a control command this node knows (a newer `ect ctl`?)")); return; }
+        if (_assigned is null)
+        {
+            Sender.Tell(RunControlRelay.Reply(m, false, $"no run {_runId} has been started in the cluster (`ect sweep status NAME --cluster ...` lists a sweep's runs)."));
+            // Started only by this request: forget it again (with remember-entities a stopped entity is not restarted).
+            Passivate();
+            return;
+        }
+        if (_child is not null)
+        {
+            RunControlRelay.ToTrainer(_runId, RunDir, command, TimeSpan.FromSeconds(10)).PipeTo(Sender);
+            return;
+        }
+        var phase = _outcome ?? (_cancelRequested ? "cancelling" : _waitingForSlot ? "waiting for a slot" : "between attempts");
+        var where = $"run {_runId} on {_node.Node}: {phase}, {_attempts} attempt(s), no trainer running";
+        Sender.Tell(command is GetStatus
+            ? RunControlRelay.Reply(m, true, $"{where} (`ect inspect {RunDir}` shows its checkpoints).")
+            : RunControlRelay.Reply(m, false, $"{where}: nothing to {command.GetType().Name}."));
+        if (_outcome is not null) Passivate();
     }
 
     private void AfterFailure(int exitCode)

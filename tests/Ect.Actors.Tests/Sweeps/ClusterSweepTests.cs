@@ -83,7 +83,7 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
             var specPath = Spec(dir, "kill-" + Guid.NewGuid().ToString("N")[..6]);
             var spec = SweepSpec.Load(specPath);
             var cluster = string.Join(",", ports.Select(p => $"127.0.0.1:{p}"));
-            var (code, text) = await Ect("sweep", "submit", specPath, "--cluster", cluster);
+            var (code, text) = await Ect("sweep", "submit", specPath, "--cluster", cluster, "--token-file", ClusterToken.PathIn(root));
             code.Should().Be(0, text);
             text.Should().Contain("submitted, 4 runs");
 
@@ -118,7 +118,7 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
             // The killed machine comes back on the same address while the sweep goes on: it joins again.
             var returned = SweepNodeProcess.Start(output, victim.Port, ports, root, db.ConnectionString);
             nodes.Add(returned);
-            await using var client = SweepClient.Connect(string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}")), new ClusterTls(null, "", []));
+            await using var client = SweepClient.Connect(string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}")), new ClusterTls(null, "", []), ClusterToken.PathIn(root));
             var status = await WaitForAll(client, spec.Name, p => p == "finished", TimeSpan.FromSeconds(120));
             output.WriteLine($"all {spec.Runs.Count} runs finished at {clock.Elapsed.TotalSeconds:F1} s");
             status.Runs.Single(r => r.RunId == run).Attempts.Should().Be(2, "the killed run was started once more");
@@ -167,16 +167,16 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
 
             // The CLI over the same cluster: status, results (table + JSON in the shared run root), cancel of an ended sweep.
             var alive = string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}"));
-            (code, text) = await Ect("sweep", "status", spec.Name, "--cluster", alive);
+            (code, text) = await Ect("sweep", "status", spec.Name, "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
             code.Should().Be(0, text);
             text.Should().Contain($"sweep {spec.Name}: 4 of 4 runs ended").And.Contain(run).And.Contain("ETA").And.Contain("│ 160");
-            (code, text) = await Ect("sweep", "results", spec.Name, "--cluster", alive);
+            (code, text) = await Ect("sweep", "results", spec.Name, "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
             code.Should().Be(0, text);
             File.Exists(Path.Combine(root, SweepResults.TableFile)).Should().BeTrue(text);
-            (code, text) = await Ect("sweep", "cancel", spec.Name, "--cluster", alive);
+            (code, text) = await Ect("sweep", "cancel", spec.Name, "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
             code.Should().Be(0, text);
             text.Should().Contain("0 running run(s) asked to checkpoint and stop, 0 never started");
-            (code, text) = await Ect("sweep", "status", "no-such-sweep", "--cluster", alive);
+            (code, text) = await Ect("sweep", "status", "no-such-sweep", "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
             code.Should().Be(1, text);
             text.Should().Contain("no sweep named \"no-such-sweep\"").And.Contain(spec.Name);
             output.WriteLine($"test took {clock.Elapsed.TotalSeconds:F1} s");

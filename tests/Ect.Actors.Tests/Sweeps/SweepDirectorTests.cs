@@ -20,6 +20,8 @@ namespace Ect.Actors.Tests.Sweeps;
 public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(
     "akka.loglevel = WARNING")))
 {
+    private const string Token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     private static SweepSubmitted Sweep(string name, params string[] extraSet)
     {
         var s = new SweepSubmitted { Name = name, SpecPath = $"/specs/{name}.conf", Metric = "fd-resnet18-1step" };
@@ -52,6 +54,8 @@ public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.Wi
             new RunAttemptEnded { Attempt = 2, ExitCode = 1 }, new RunOutcome { Sweep = "s", RunId = "r-000", Outcome = "finished" },
             new StartRun { Sweep = "s", Run = run }, new CancelRun { RunId = "r-000" }, new NodeSlots { Node = "n", Slots = 2, Busy = 1 },
             new SweepStatusReply { Found = true, Runs = { new RunStatusRow { RunId = "r", Phase = "running", Attempts = 1 } } },
+            RunControlRelay.Request(Token, "r-000", new Ect.Actors.Control.PauseRun("k1")),
+            RunControlRelay.Reply(new Ect.Actors.Control.RunCommandReply("k1", true, "paused after step 3", null)),
         ];
         foreach (var m in messages)
         {
@@ -71,14 +75,14 @@ public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.Wi
     public void Runs_are_released_only_to_free_slots_and_the_next_one_when_a_run_ends()
     {
         var region = CreateTestProbe();
-        var director = Sys.ActorOf(SweepDirector.Props(region.Ref));
+        var director = Sys.ActorOf(SweepDirector.Props(region.Ref, Token));
         director.Tell(new NodeSlots { Node = "node-a", Slots = 2 });
-        director.Tell(new SubmitSweep { Sweep = Sweep("slots") });
+        director.Tell(new SubmitSweep { Sweep = Sweep("slots"), Token = Token });
         ExpectMsg<SweepReply>(TimeSpan.FromSeconds(10)).Ok.Should().BeTrue();
         Started(region, 2).Should().BeEquivalentTo(["slots-000", "slots-001"], "two slots: two runs");
         director.Tell(new RunEndedReport { Sweep = "slots", RunId = "slots-000", Outcome = "finished" });
         Started(region, 2).Should().Contain("slots-002").And.NotContain("slots-000", "an ended run is not started again");
-        director.Tell(new SweepStatusQuery { Name = "slots" });
+        director.Tell(new SweepStatusQuery { Name = "slots", Token = Token });
         ExpectMsg<SweepStatusReply>().Runs.Select(r => r.Phase).Should().Equal("finished", "released", "released");
     }
 
@@ -86,11 +90,11 @@ public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.Wi
     public void A_sweep_resubmitted_with_another_run_configuration_is_refused_naming_the_run_and_nothing_is_recorded()
     {
         var region = CreateTestProbe();
-        var director = Sys.ActorOf(SweepDirector.Props(region.Ref));
-        director.Tell(new SubmitSweep { Sweep = Sweep("twice") });
+        var director = Sys.ActorOf(SweepDirector.Props(region.Ref, Token));
+        director.Tell(new SubmitSweep { Sweep = Sweep("twice"), Token = Token });
         ExpectMsg<SweepReply>(TimeSpan.FromSeconds(10)).Ok.Should().BeTrue();
 
-        director.Tell(new SubmitSweep { Sweep = Sweep("twice", "ect.optimizer.lr=0.001") });
+        director.Tell(new SubmitSweep { Sweep = Sweep("twice", "ect.optimizer.lr=0.001"), Token = Token });
         var refusal = ExpectMsg<SweepReply>();
         refusal.Ok.Should().BeFalse();
         refusal.Message.Should().Contain("twice-000").And.Contain("another configuration").And.Contain("Nothing was submitted");
@@ -99,10 +103,10 @@ public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.Wi
         Watch(director);
         director.Tell(PoisonPill.Instance);
         ExpectTerminated(director);
-        var recovered = Sys.ActorOf(SweepDirector.Props(region.Ref));
-        recovered.Tell(new SubmitSweep { Sweep = Sweep("twice") });
+        var recovered = Sys.ActorOf(SweepDirector.Props(region.Ref, Token));
+        recovered.Tell(new SubmitSweep { Sweep = Sweep("twice"), Token = Token });
         ExpectMsg<SweepReply>(TimeSpan.FromSeconds(10)).Message.Should().Contain("already submitted");
-        recovered.Tell(new SweepStatusQuery { Name = "nope" });
+        recovered.Tell(new SweepStatusQuery { Name = "nope", Token = Token });
         ExpectMsg<SweepStatusReply>().Message.Should().Contain("no sweep named \"nope\"").And.Contain("twice");
     }
 
@@ -110,17 +114,17 @@ public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.Wi
     public void A_cancelled_sweep_stops_its_running_runs_and_starts_no_other()
     {
         var region = CreateTestProbe();
-        var director = Sys.ActorOf(SweepDirector.Props(region.Ref));
+        var director = Sys.ActorOf(SweepDirector.Props(region.Ref, Token));
         director.Tell(new NodeSlots { Node = "node-a", Slots = 1 });
-        director.Tell(new SubmitSweep { Sweep = Sweep("stop") });
+        director.Tell(new SubmitSweep { Sweep = Sweep("stop"), Token = Token });
         ExpectMsg<SweepReply>(TimeSpan.FromSeconds(10)).Ok.Should().BeTrue();
         Started(region, 1.5).Should().BeEquivalentTo(["stop-000"]);
-        director.Tell(new CancelSweep { Name = "stop" });
+        director.Tell(new CancelSweep { Name = "stop", Token = Token });
         ExpectMsg<SweepReply>().Message.Should().Contain("1 running run(s) asked to checkpoint and stop, 2 never started");
         region.FishForMessage(m => m is CancelRun { RunId: "stop-000" }, TimeSpan.FromSeconds(5));
         director.Tell(new RunEndedReport { Sweep = "stop", RunId = "stop-000", Outcome = "cancelled" });
         Started(region, 4).Should().BeEmpty("a cancelled sweep releases nothing, even with a free slot");
-        director.Tell(new SweepStatusQuery { Name = "stop" });
+        director.Tell(new SweepStatusQuery { Name = "stop", Token = Token });
         var status = ExpectMsg<SweepStatusReply>();
         status.Cancelled.Should().BeTrue();
         status.Runs.Select(r => r.Phase).Should().Equal("cancelled", "cancelled", "cancelled");
@@ -132,7 +136,7 @@ public sealed class SweepDirectorTests() : TestKit(ClusterHocon.Serialization.Wi
         var root = Directory.CreateTempSubdirectory("ect-entity-").FullName;
         var director = CreateTestProbe();
         var slots = Sys.ActorOf(SlotGate.Props(1, "node-a", director.Ref));
-        var node = new SweepRunEntity.NodeContext(root, ("dotnet", [EctProcess.EctDll]), 1, "node-a", slots, director.Ref);
+        var node = new SweepRunEntity.NodeContext(root, ("dotnet", [EctProcess.EctDll]), 1, "node-a", slots, director.Ref, Token);
         var entity = Sys.ActorOf(SweepRunEntity.Props("cancel-000", node), "cancel-000");
         var run = new RunSpec { RunId = "cancel-000" };
         run.Sets.AddRange(["ect.run.engine=fake", "ect.pretrain.steps=10", "ect.tuning.steps=2000", "ect.checkpoint.every-steps=10",
