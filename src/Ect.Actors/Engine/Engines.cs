@@ -33,8 +33,24 @@ public static class Engines
     {
         var o = new TorchEngineOptions(s.Network.SongUNet(resolution, channels, labelDim), s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
             s.PretrainLr, s.Pretrain, s.TuningLr, s.Tuning)
-        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(s.Network), EvaluationThreads = s.Evaluation.Threads };
+        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(s.Network), EvaluationThreads = s.Evaluation.Threads,
+          Device = Device(s), MixedPrecision = Ect.Compute.Runtime.MixedPrecision.Parse(s.MixedPrecision) };
         return new TorchTrainingEngine(o, scratchDir);
+    }
+
+    /// <summary>
+    /// ect.run.device resolved against the libtorch this process loaded, its determinism switch applied (once per process:
+    /// it must precede the first cuBLAS call); a device this build or machine lacks is a ConfigurationException naming the fix.
+    /// </summary>
+    public static Ect.Compute.Runtime.ComputeDevice Device(RunSettings s)
+    {
+        try
+        {
+            var device = Ect.Compute.Runtime.ComputeDevice.Resolve(s.Device);
+            device.ApplyDeterminism(s.Deterministic);
+            return device;
+        }
+        catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
     }
 
     /// <summary>
@@ -45,6 +61,9 @@ public static class Engines
     public static void Check(RunSettings settings, bool checkInit = true)
     {
         if (settings.Engine != "torch") return;
+        var device = Device(settings); // cuda on a CPU-only libtorch: refused here, before any work
+        try { Ect.Compute.Runtime.MixedPrecision.Parse(settings.MixedPrecision).CheckDevice(device); }
+        catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
         var res = settings.Resolution;
         var levels = settings.Network.ChannelMult.Count;
         // `ect train` has no --resolution option: the fix names the configuration key.

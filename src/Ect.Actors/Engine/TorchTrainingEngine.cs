@@ -32,6 +32,12 @@ public sealed record TorchEngineOptions(
 
     /// <summary>TorchSharp threads of EMA sampling on an evaluator's thread (ect.evaluation.threads).</summary>
     public int EvaluationThreads { get; init; } = 1;
+
+    /// <summary>ect.run.device, resolved (Engines.Device): the network, EMA, optimizer state and every batch live there.</summary>
+    public Ect.Compute.Runtime.ComputeDevice Device { get; init; } = Ect.Compute.Runtime.ComputeDevice.Cpu;
+
+    /// <summary>ect.run.mixed-precision (off: float32 everywhere, the default).</summary>
+    public Ect.Compute.Runtime.MixedPrecision MixedPrecision { get; init; } = Ect.Compute.Runtime.MixedPrecision.Off;
 }
 
 /// <summary>
@@ -62,7 +68,13 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
         _ema = new EctPrecond(options.Network);
         // ECT starts from the pretrained model's EMA weights, for the trained network and its EMA alike.
         if (options.InitWeights is { } init) _initSha256 = WeightsFile.ReadInitial(init, options.Network, _net, _ema);
+        // Built and initialised on the host (the host generator gives the same initial weights on every device), then moved.
+        Ect.Compute.Runtime.ModulePlacement.MoveTo(_net, options.Device.Device);
+        Ect.Compute.Runtime.ModulePlacement.MoveTo(_ema, options.Device.Device);
     }
+
+    /// <summary>The device the engine trains on (the banner and `ect ctl status` show it).</summary>
+    public Ect.Compute.Runtime.ComputeDevice Device => _options.Device;
 
     private readonly string? _initSha256;
 
@@ -142,19 +154,23 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
     public EngineStepResult Step(Batch batch)
     {
         var b = (ImageBatch)batch.Payload;
+        // The batch is assembled on the host; on another device it is copied there (the CPU path makes no copy).
+        using var deviceScope = _options.Device.IsCpu ? null : NewDisposeScope();
+        var images = _options.Device.IsCpu ? b.Images : b.Images.to(_options.Device.Device);
+        var labels = _options.Device.IsCpu ? b.Labels : b.Labels?.to(_options.Device.Device);
         if (_parallel is { } dp)
         {
             // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K). A data-parallel source
             // (DatasetBatchSource.Shard) assembles only those; a whole batch is cut here.
             int shard = dp.ShardSize(_options.BatchSize);
             using var scope = NewDisposeScope();
-            bool whole = b.Images.shape[0] != shard;
-            var x = whole ? b.Images.narrow(0, (long)dp.Rank * shard, shard) : b.Images;
-            var c = whole ? b.Labels?.narrow(0, (long)dp.Rank * shard, shard) : b.Labels;
+            bool whole = images.shape[0] != shard;
+            var x = whole ? images.narrow(0, (long)dp.Rank * shard, shard) : images;
+            var c = whole ? labels?.narrow(0, (long)dp.Rank * shard, shard) : labels;
             var ds = CurrentTrainStep.Step(x, c);
             return new EngineStepResult(ds.LossMean, batch.Count);
         }
-        var s = CurrentTrainStep.Step(b.Images, b.Labels);
+        var s = CurrentTrainStep.Step(images, labels);
         return new EngineStepResult(s.LossMean, batch.Count);
     }
 
@@ -180,6 +196,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
     public IEvaluationModel CaptureEma()
     {
         var copy = new EctPrecond(_options.Network);
+        Ect.Compute.Runtime.ModulePlacement.MoveTo(copy, _options.Device.Device);
         Ema.CopyWeights(_ema, copy);
         return new EmaEvaluationModel(copy, _options.EvaluationThreads);
     }

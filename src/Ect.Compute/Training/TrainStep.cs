@@ -138,6 +138,7 @@ public sealed class TrainStep : IResumableTrainStep, IDisposable
         {
             // Every attempt starts from the step's RNG state: a redo repeats the same noise and dropout masks.
             torch.random.set_rng_state(stepRng);
+            Runtime.DeviceRng.Sync(images.device); // CUDA: the device stream from the step's CPU state (no-op on the CPU)
             Optimizer.ZeroGrad();
             losses = RunRounds(images, classLabels);
             bool finite = losses.isfinite().all().item<bool>() && GradientCleaner.AllFinite(_params);
