@@ -62,6 +62,11 @@ public static class Engines
     {
         if (settings.Engine != "torch") return;
         var device = Device(settings); // cuda on a CPU-only libtorch: refused here, before any work
+        if (!device.IsCpu && Distributed.DataParallelLaunch.Current is not null)
+            throw new ConfigurationException($"ect.run.device = {settings.Device}: a data-parallel run (mpirun) sums its gradients in host memory over MPI, so it trains on the CPU only; set ect.run.device = cpu.");
+        // Not yet: the EDM2 engine's step and PHEMA copies are not moved to a device (README "GPU", what is left).
+        if (!device.IsCpu && settings.Network.IsEdm2)
+            throw new ConfigurationException($"ect.run.device = {settings.Device}: ect.network.type = edm2 trains on the CPU only in this version (the DDPM++/NCSN++ engine runs on CUDA); set ect.run.device = cpu.");
         try { Ect.Compute.Runtime.MixedPrecision.Parse(settings.MixedPrecision).CheckDevice(device); }
         catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
         var res = settings.Resolution;
