@@ -9,9 +9,9 @@ namespace Ect.Compute.Runtime;
 /// Moves a module's parameters and buffers to a device (or dtype) keeping every name and every C# reference right.
 /// Why not TorchSharp's Module.to: for each field holding a Parameter it registers the moved copy under the field's
 /// CLR name, which for our auto-properties (<c>Weight { get; }</c>) is <c>&lt;Weight&gt;k__BackingField</c>, not the
-/// registered name <c>weight</c>; the registered <c>weight</c> is then moved as a second, unrelated tensor. The forward
-/// pass would use one copy and the optimizer and state dict the other (ModulePlacementTests shows it with a dtype
-/// move, which runs the same code on the CPU). Here each registered parameter and buffer is replaced under its own
+/// registered name <c>weight</c>, and moves the registered one separately: the field the forward pass reads is left
+/// on a dead or unregistered tensor (measured with a dtype move, which runs the same code on the CPU: reading the
+/// field afterwards throws "Tensor invalid -- empty handle"; DevicePlacementTests). Here each registered parameter and buffer is replaced under its own
 /// name and every field (of any declaring type) that held the old tensor is pointed at the new one.
 /// </summary>
 public static class ModulePlacement
