@@ -31,10 +31,11 @@ public static class Engines
     /// <summary>The torch engine for a data set of this shape (a data-parallel worker builds it without opening the data).</summary>
     public static TorchTrainingEngine TorchEngine(RunSettings s, int resolution, int channels, int labelDim, string scratchDir)
     {
+        var device = Device(s);
         var o = new TorchEngineOptions(s.Network.SongUNet(resolution, channels, labelDim), s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
             s.PretrainLr, s.Pretrain, s.TuningLr, s.Tuning)
         { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(s.Network), EvaluationThreads = s.Evaluation.Threads,
-          Device = Device(s), MixedPrecision = Ect.Compute.Runtime.MixedPrecision.Parse(s.MixedPrecision) };
+          Device = device, MixedPrecision = Precision(s, device) };
         return new TorchTrainingEngine(o, scratchDir);
     }
 
@@ -53,6 +54,18 @@ public static class Engines
         catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
     }
 
+    /// <summary>ect.run.mixed-precision, refused (ConfigurationException) where this version cannot run it.</summary>
+    public static Ect.Compute.Runtime.MixedPrecision Precision(RunSettings s, Ect.Compute.Runtime.ComputeDevice device)
+    {
+        try
+        {
+            var precision = Ect.Compute.Runtime.MixedPrecision.Parse(s.MixedPrecision);
+            precision.CheckDevice(device);
+            return precision;
+        }
+        catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
+    }
+
     /// <summary>
     /// Refuses, before any work, an engine this build cannot run. <paramref name="checkInit"/> false leaves
     /// ect.network.init to the run coordinator, which checks it against the configuration the run really uses
@@ -67,8 +80,9 @@ public static class Engines
         // Not yet: the EDM2 engine's step and PHEMA copies are not moved to a device (README "GPU", what is left).
         if (!device.IsCpu && settings.Network.IsEdm2)
             throw new ConfigurationException($"ect.run.device = {settings.Device}: ect.network.type = edm2 trains on the CPU only in this version (the DDPM++/NCSN++ engine runs on CUDA); set ect.run.device = cpu.");
-        try { Ect.Compute.Runtime.MixedPrecision.Parse(settings.MixedPrecision).CheckDevice(device); }
-        catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
+        var precision = Precision(settings, device);
+        if (precision.Enabled && settings.Network.IsEdm2)
+            throw new ConfigurationException($"ect.run.mixed-precision = {precision}: ect.network.type = edm2 trains in float32 only in this version; set ect.run.mixed-precision = off.");
         var res = settings.Resolution;
         var levels = settings.Network.ChannelMult.Count;
         // `ect train` has no --resolution option: the fix names the configuration key.

@@ -71,6 +71,7 @@ public sealed class TorchTrainingEngine : ITrainingEngine, IDescribed, Distribut
         // Built and initialised on the host (the host generator gives the same initial weights on every device), then moved.
         Ect.Compute.Runtime.ModulePlacement.MoveTo(_net, options.Device.Device);
         Ect.Compute.Runtime.ModulePlacement.MoveTo(_ema, options.Device.Device);
+        _net.Precision = options.MixedPrecision; // ect.run.mixed-precision (the EMA samples in float32)
     }
 
     /// <summary>The device the engine trains on (the banner and `ect ctl status` show it).</summary>

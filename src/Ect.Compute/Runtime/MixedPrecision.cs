@@ -6,7 +6,10 @@ namespace Ect.Compute.Runtime;
 /// ect.run.mixed-precision: off (float32 everywhere), bf16 or fp16. What the official code's amp branch does
 /// (--fp16 --enable_amp): the U-Net runs in the low dtype (EDM's use_fp16), float32 master weights, preconditioning
 /// and loss in float32, and for fp16 a dynamic loss scaler (torch.cuda.amp.GradScaler). TorchSharp 0.107 exposes no
-/// torch.autocast, so the casts are explicit, as EDM's own use_fp16 path is.
+/// torch.autocast, so the casts are explicit, as EDM's own use_fp16 path is (SongUNetPrecond.Precision; Linear, Conv2d and
+/// GroupNorm cast their weights to the input's dtype, the attention weights are computed in float32).
+/// Deviation: only the trained network runs in the low dtype; the EMA's sampling and evaluation stay float32.
+/// fp16 is refused for now (<see cref="CheckDevice"/>).
 /// </summary>
 public sealed record MixedPrecision(string Name, ScalarType? ComputeType)
 {
@@ -28,11 +31,14 @@ public sealed record MixedPrecision(string Name, ScalarType? ComputeType)
         _ => throw new ArgumentException($"{Key} = \"{value}\": must be off, bf16 or fp16."),
     };
 
-    /// <summary>Refuses fp16 on the CPU (as EDM's use_fp16, which acts on CUDA only; libtorch's CPU half kernels are slow and partial).</summary>
+    /// <summary>
+    /// Refuses what this version cannot run: fp16 needs the amp branch's dynamic loss scaler (torch.cuda.amp.GradScaler),
+    /// which is not implemented yet (bf16 has float32's exponent range and needs none), and acts on CUDA only (EDM).
+    /// </summary>
     public void CheckDevice(ComputeDevice device)
     {
-        if (ComputeType == ScalarType.Float16 && device.IsCpu)
-            throw new ArgumentException($"{Key} = fp16 needs a CUDA device (ect.run.device resolved to {device}); use bf16 on the CPU, or off.");
+        if (ComputeType == ScalarType.Float16)
+            throw new ArgumentException($"{Key} = fp16: not in this version (it needs the amp branch's dynamic loss scaler, and CUDA; ect.run.device resolved to {device}); use bf16, or off.");
     }
 
     public override string ToString() => Name;
