@@ -10,14 +10,14 @@ public static class DeviceText
     public static string Of(ITrainingEngine engine) => engine switch
     {
         TorchTrainingEngine t => t.Device.Describe(),
-        FakeTrainingEngine => "no device (fake engine: arithmetic stand-in)",
+        FakeTrainingEngine => "the CPU (arithmetic stand-in, no tensors)",
         _ => ComputeDevice.Cpu.Describe(),
     };
 
     /// <summary>What the engine will resolve ect.run.device to, without building it (the run coordinator's status).</summary>
     public static string Of(RunSettings s)
     {
-        if (s.Engine == "fake") return "no device (fake engine: arithmetic stand-in)";
+        if (s.Engine == "fake") return "the CPU (fake engine: arithmetic stand-in, no tensors)";
         if (s.Network.IsEdm2) return ComputeDevice.Cpu.Describe();
         try { return ComputeDevice.Resolve(s.Device).Describe(); }
         catch (ArgumentException) { return $"{s.Device} (not available)"; }
