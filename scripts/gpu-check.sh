@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 device=cuda:0; steps=40; cpu_only=0
+config=${ECT_GPU_CHECK_CONFIGURATION:-Release}   # Debug reuses a checkout's debug build
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --cpu-only) cpu_only=1 ;;
@@ -34,13 +35,13 @@ else
 fi
 
 echo "== build (TorchBackend=$backend)"
-dotnet build Ect.Actors.sln -c Release -p:TorchBackend=$backend -v quiet -nologo
+dotnet build Ect.Actors.sln -c "$config" -p:TorchBackend=$backend -v quiet -nologo
 
 echo "== parity and placement on $check_device"
-ECT_GPU_CHECK_DEVICE=$check_device dotnet test tests/Ect.Actors.Tests -c Release --no-build -p:TorchBackend=$backend \
+ECT_GPU_CHECK_DEVICE=$check_device dotnet test tests/Ect.Actors.Tests -c "$config" --no-build -p:TorchBackend=$backend \
   --filter "FullyQualifiedName~DeviceParityTests|FullyQualifiedName~DevicePlacementTests" --logger "console;verbosity=minimal"
 
-ect=src/Ect.Actors/bin/Release/net10.0/linux-x64/ect
+ect=src/Ect.Actors/bin/$config/net10.0/linux-x64/ect
 data=${ECT_GPU_CHECK_DATA:-/usr/share/datasets/fashion-mnist}
 [[ -e "$data" ]] || { echo "gpu-check: no dataset at $data (apt-get install dataset-fashion-mnist, or set ECT_GPU_CHECK_DATA)" >&2; exit 4; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT

@@ -78,7 +78,7 @@ public sealed class DeviceParityTests
         DeviceCheck.Misplaced(device, net).Should().BeEmpty("gradients land on the device too");
         foreach (var (name, p) in net.named_parameters())
         {
-            if (refGrads[name] is not { } g || g.abs().max().item<double>() == 0) continue;
+            if (refGrads[name] is not { } g || g.abs().max().item<float>() == 0) continue;
             RelativeDifference(g, p.grad!).Should().BeLessThan(10 * Tolerance, $"gradient of {name}");
         }
     }
