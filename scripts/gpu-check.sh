@@ -50,7 +50,7 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 speed() {
   local dev=$1 dir="$work/run-$1"
   "$ect" train --run-dir "$dir" --new-run --steps "$steps" \
-    --set ect.run.device="$dev" --set ect.data.path="$data" --set ect.data.batch-size=32 \
+    --set ect.run.device="$dev" --set ect.data.path="$data" --set ect.data.batch-size=32 --set 'ect.network.init=""' \
     --set ect.network.model-channels=32 --set "ect.network.channel-mult=[1,2,2]" --set ect.network.num-blocks=2 \
     --set ect.pretrain.steps="$steps" --set ect.tuning.steps=0 --set ect.display.mode=off \
     --set "ect.evaluation.evaluators=[]" > "$dir.log" 2>&1 || { echo "gpu-check: training on $dev failed, see:"; tail -20 "$dir.log"; exit 5; }
