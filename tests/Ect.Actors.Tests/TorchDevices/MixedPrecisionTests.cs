@@ -32,7 +32,7 @@ public sealed class MixedPrecisionTests
         return new EctPrecond(Tiny) { Precision = precision };
     }
 
-    [Fact]
+    [Fact(Skip = "bf16 on this machine's CPU gave NaN in a full-class run after passing alone (2026-12-02; oneDNN bf16 suspected, not investigated): bf16 is refused on the CPU until it is")]
     public void Bf16_runs_the_unet_in_bfloat16_and_returns_float32_near_the_float32_result()
     {
         using var full = Net(MixedPrecision.Off);
@@ -53,7 +53,7 @@ public sealed class MixedPrecisionTests
         diff.Should().BeGreaterThan(0, "bf16 really ran").And.BeLessThan(0.05 * scale + 0.05, "bf16 keeps ~3 significant digits");
     }
 
-    [Fact]
+    [Fact(Skip = "bf16 on this machine's CPU gave NaN in a full-class run after passing alone (2026-12-02; oneDNN bf16 suspected, not investigated): bf16 is refused on the CPU until it is")]
     public void Bf16_training_steps_keep_float32_master_weights_gradients_and_optimizer_state()
     {
         using var net = Net(MixedPrecision.Bf16);
@@ -89,7 +89,9 @@ public sealed class MixedPrecisionTests
             var bad = () => RunSettings.From(Config("ect.run.mixed-precision=fp8"));
             bad.Should().Throw<ConfigurationException>().WithMessage("*ect.run.mixed-precision = *fp8*must be off, bf16 or fp16*");
             var fp16 = () => Engines.Check(RunSettings.From(Config("ect.run.mixed-precision=fp16", "ect.run.device=cpu")));
-            fp16.Should().Throw<ConfigurationException>().WithMessage("ect.run.mixed-precision = fp16: not in this version*use bf16*");
+            fp16.Should().Throw<ConfigurationException>().WithMessage("ect.run.mixed-precision = fp16: not in this version*");
+            var bf16 = () => Engines.Check(RunSettings.From(Config("ect.run.mixed-precision=bf16", "ect.run.device=cpu")));
+            bf16.Should().Throw<ConfigurationException>().WithMessage("ect.run.mixed-precision = bf16 on the CPU*NaN*CUDA*");
         }
         finally { Directory.Delete(dir, true); }
     }
