@@ -210,6 +210,7 @@ public sealed class CtlVerb : ICliVerb
             Row("last loss", s.LastLoss?.ToString("G6", CultureInfo.InvariantCulture) ?? "-");
             Row("images/s", s.ImagesPerSecond?.ToString("0.#", CultureInfo.InvariantCulture) ?? "-");
             Row("last checkpoint", s.LastCheckpoint ?? "-");
+            Row("device", s.Device ?? "-");
             Row("ranks", s.WorldSize == 1 ? "1" : $"{s.WorldSize} (data-parallel, mpirun -np {s.WorldSize})");
             console.Write(table);
         }

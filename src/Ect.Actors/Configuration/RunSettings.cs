@@ -15,6 +15,12 @@ public sealed record RunSettings
     public required long MaxSteps { get; init; }
     public required string Engine { get; init; }
     public required int Threads { get; init; }
+    /// <summary>ect.run.device as written (auto, cpu, cuda, cuda:N): resolved against libtorch by ComputeDevice.Resolve (Engines.Device).</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>ect.run.deterministic: deterministic CUDA kernels (ComputeDevice.ApplyDeterminism; nothing changes on the CPU).</summary>
+    public bool Deterministic { get; init; } = true;
+    /// <summary>ect.run.mixed-precision: off, bf16 or fp16 (Ect.Compute.Runtime.MixedPrecision).</summary>
+    public string MixedPrecision { get; init; } = "off";
     public required string DataPath { get; init; }
     public required int BatchSize { get; init; }
     public required int Prefetch { get; init; }
@@ -136,6 +142,9 @@ public sealed record RunSettings
         {
             CheckpointWrite = Checkpoints.CheckpointWritePolicy.From(c, errors),
             StopTimeoutSeconds = D("ect.run.stop-timeout-seconds", v => v is > 0 and <= 86400, "must be in (0, 86400]"),
+            Device = S("ect.run.device", Ect.Compute.Runtime.ComputeDevice.IsValidSetting, "must be auto, cpu, cuda or cuda:N (N a CUDA device index, e.g. cuda:0)"),
+            Deterministic = r.Bool("ect.run.deterministic"),
+            MixedPrecision = S("ect.run.mixed-precision", v => v is "off" or "bf16" or "fp16", "must be off, bf16 or fp16"),
         };
         S("ect.persistence.provider", v => v is "sqlite" or "postgresql", "must be \"sqlite\" or \"postgresql\"");
         // Validated and kept (the engine receives these values, not the keys).

@@ -29,4 +29,5 @@ public sealed record RunStatus(
     double? LastLoss,
     double? ImagesPerSecond,
     string? LastCheckpoint,
-    int WorldSize = 1);
+    int WorldSize = 1,
+    string? Device = null);

@@ -98,6 +98,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             if (s.ImagesPerSecond is { } ips) sm.ImagesPerSecond = ips;
             if (s.LastCheckpoint is { } ck) sm.LastCheckpoint = ck;
             sm.WorldSize = s.WorldSize;
+            if (s.Device is { } device) sm.Device = device;
             m.Status = sm;
         }
         return m;
@@ -111,7 +112,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 s.HasLastLoss ? s.LastLoss : null,
                 s.HasImagesPerSecond ? s.ImagesPerSecond : null,
                 s.HasLastCheckpoint ? s.LastCheckpoint : null,
-                s.HasWorldSize && s.WorldSize >= 1 ? s.WorldSize : 1);
+                s.HasWorldSize && s.WorldSize >= 1 ? s.WorldSize : 1,
+                s.HasDevice ? s.Device : null);
         return new RunCommandReply(m.IdempotencyKey, m.Accepted, m.Message, status);
     }
 }

@@ -31,10 +31,39 @@ public static class Engines
     /// <summary>The torch engine for a data set of this shape (a data-parallel worker builds it without opening the data).</summary>
     public static TorchTrainingEngine TorchEngine(RunSettings s, int resolution, int channels, int labelDim, string scratchDir)
     {
+        var device = Device(s);
         var o = new TorchEngineOptions(s.Network.SongUNet(resolution, channels, labelDim), s.BatchSize, s.Seed, s.Threads, s.EmaBeta,
             s.PretrainLr, s.Pretrain, s.TuningLr, s.Tuning)
-        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(s.Network), EvaluationThreads = s.Evaluation.Threads };
+        { DataPath = Path.GetFullPath(s.DataPath), InitWeights = ResolveInit(s.Network), EvaluationThreads = s.Evaluation.Threads,
+          Device = device, MixedPrecision = Precision(s, device) };
         return new TorchTrainingEngine(o, scratchDir);
+    }
+
+    /// <summary>
+    /// ect.run.device resolved against the libtorch this process loaded, its determinism switch applied (once per process:
+    /// it must precede the first cuBLAS call); a device this build or machine lacks is a ConfigurationException naming the fix.
+    /// </summary>
+    public static Ect.Compute.Runtime.ComputeDevice Device(RunSettings s)
+    {
+        try
+        {
+            var device = Ect.Compute.Runtime.ComputeDevice.Resolve(s.Device);
+            device.ApplyDeterminism(s.Deterministic);
+            return device;
+        }
+        catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
+    }
+
+    /// <summary>ect.run.mixed-precision, refused (ConfigurationException) where this version cannot run it.</summary>
+    public static Ect.Compute.Runtime.MixedPrecision Precision(RunSettings s, Ect.Compute.Runtime.ComputeDevice device)
+    {
+        try
+        {
+            var precision = Ect.Compute.Runtime.MixedPrecision.Parse(s.MixedPrecision);
+            precision.CheckDevice(device);
+            return precision;
+        }
+        catch (ArgumentException e) { throw new ConfigurationException(e.Message); }
     }
 
     /// <summary>
@@ -45,6 +74,15 @@ public static class Engines
     public static void Check(RunSettings settings, bool checkInit = true)
     {
         if (settings.Engine != "torch") return;
+        var device = Device(settings); // cuda on a CPU-only libtorch: refused here, before any work
+        if (!device.IsCpu && Distributed.DataParallelLaunch.Current is not null)
+            throw new ConfigurationException($"ect.run.device = {settings.Device}: a data-parallel run (mpirun) sums its gradients in host memory over MPI, so it trains on the CPU only; set ect.run.device = cpu.");
+        // Not yet: the EDM2 engine's step and PHEMA copies are not moved to a device (README "GPU", what is left).
+        if (!device.IsCpu && settings.Network.IsEdm2)
+            throw new ConfigurationException($"ect.run.device = {settings.Device}: ect.network.type = edm2 trains on the CPU only in this version (the DDPM++/NCSN++ engine runs on CUDA); set ect.run.device = cpu.");
+        var precision = Precision(settings, device);
+        if (precision.Enabled && settings.Network.IsEdm2)
+            throw new ConfigurationException($"ect.run.mixed-precision = {precision}: ect.network.type = edm2 trains in float32 only in this version; set ect.run.mixed-precision = off.");
         var res = settings.Resolution;
         var levels = settings.Network.ChannelMult.Count;
         // `ect train` has no --resolution option: the fix names the configuration key.

@@ -32,6 +32,12 @@ public sealed record TorchEngineOptions(
 
     /// <summary>TorchSharp threads of EMA sampling on an evaluator's thread (ect.evaluation.threads).</summary>
     public int EvaluationThreads { get; init; } = 1;
+
+    /// <summary>ect.run.device, resolved (Engines.Device): the network, EMA, optimizer state and every batch live there.</summary>
+    public Ect.Compute.Runtime.ComputeDevice Device { get; init; } = Ect.Compute.Runtime.ComputeDevice.Cpu;
+
+    /// <summary>ect.run.mixed-precision (off: float32 everywhere, the default).</summary>
+    public Ect.Compute.Runtime.MixedPrecision MixedPrecision { get; init; } = Ect.Compute.Runtime.MixedPrecision.Off;
 }
 
 /// <summary>
@@ -47,12 +53,19 @@ public sealed class TorchTrainingEngine : TrainStepEngine<EctPrecond, TrainStep>
     private readonly TorchEngineOptions _options;
 
     public TorchTrainingEngine(TorchEngineOptions options, string scratchDir)
-        : base(options.BatchSize, options.Seed, options.Threads, scratchDir, () => new EctPrecond(options.Network))
+        : base(options.BatchSize, options.Seed, options.Threads, scratchDir, () => new EctPrecond(options.Network), options.Device)
     {
         _options = options;
         // ECT starts from the pretrained model's EMA weights, for the trained network and its EMA alike.
         if (options.InitWeights is { } init) _initSha256 = WeightsFile.ReadInitial(init, options.Network, Net, EmaNet);
+        // Built and initialised on the host (the host generator gives the same initial weights on every device), then moved.
+        Ect.Compute.Runtime.ModulePlacement.MoveTo(Net, options.Device.Device);
+        Ect.Compute.Runtime.ModulePlacement.MoveTo(EmaNet, options.Device.Device);
+        Net.Precision = options.MixedPrecision; // ect.run.mixed-precision (the EMA samples in float32)
     }
+
+    /// <summary>The device the engine trains on (the banner and `ect ctl status` show it).</summary>
+    public Ect.Compute.Runtime.ComputeDevice Device => _options.Device;
 
     private readonly string? _initSha256;
 
@@ -94,6 +107,7 @@ public sealed class TorchTrainingEngine : TrainStepEngine<EctPrecond, TrainStep>
     public override IEvaluationModel CaptureEma()
     {
         var copy = new EctPrecond(_options.Network);
+        Ect.Compute.Runtime.ModulePlacement.MoveTo(copy, _options.Device.Device);
         Ema.CopyWeights(EmaNet, copy);
         return new EmaEvaluationModel(copy, _options.EvaluationThreads);
     }

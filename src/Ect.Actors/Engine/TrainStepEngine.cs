@@ -21,11 +21,14 @@ public abstract class TrainStepEngine<TNet, TStep> : ITrainingEngine, Distribute
     private TStep? _step;
     private string? _phase;
     private DataParallel? _parallel;
+    private readonly Ect.Compute.Runtime.ComputeDevice _device;
 
     /// <param name="newNetwork">builds one instance of the architecture; called twice (network, then EMA) right after torch is seeded with <paramref name="seed"/> (weight initialisation).</param>
-    protected TrainStepEngine(int batchSize, long seed, int threads, string scratchDir, Func<TNet> newNetwork)
+    /// <param name="device">where the steps run (ect.run.device): batches, assembled on the host, are copied there; null = the CPU. The derived engine moves its networks there.</param>
+    protected TrainStepEngine(int batchSize, long seed, int threads, string scratchDir, Func<TNet> newNetwork, Ect.Compute.Runtime.ComputeDevice? device = null)
     {
         _batchSize = batchSize;
+        _device = device ?? Ect.Compute.Runtime.ComputeDevice.Cpu;
         _scratchDir = scratchDir;
         Directory.CreateDirectory(scratchDir);
         Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
@@ -91,16 +94,20 @@ public abstract class TrainStepEngine<TNet, TStep> : ITrainingEngine, Distribute
     public EngineStepResult Step(Batch batch)
     {
         var b = (ImageBatch)batch.Payload;
+        // The batch is assembled on the host; on another device it is copied there (the CPU path makes no copy).
+        using var deviceScope = _device.IsCpu ? null : NewDisposeScope();
+        var images = _device.IsCpu ? b.Images : b.Images.to(_device.Device);
+        var labels = _device.IsCpu ? b.Labels : b.Labels?.to(_device.Device);
         StepStatistics s;
-        if (_parallel is { } dp && b.Images.shape[0] != dp.ShardSize(_batchSize))
+        if (_parallel is { } dp && images.shape[0] != dp.ShardSize(_batchSize))
         {
             // This rank's shard of the global batch: images [rank * B/K, (rank + 1) * B/K). A data-parallel source
             // (DatasetBatchSource.Shard) assembles only those; a whole batch is cut here.
             int shard = dp.ShardSize(_batchSize);
             using var scope = NewDisposeScope();
-            s = CurrentStep.Step(b.Images.narrow(0, (long)dp.Rank * shard, shard), b.Labels?.narrow(0, (long)dp.Rank * shard, shard));
+            s = CurrentStep.Step(images.narrow(0, (long)dp.Rank * shard, shard), labels?.narrow(0, (long)dp.Rank * shard, shard));
         }
-        else s = CurrentStep.Step(b.Images, b.Labels);
+        else s = CurrentStep.Step(images, labels);
         AfterStep(s);
         return new EngineStepResult(s.LossMean, batch.Count);
     }

@@ -38,7 +38,8 @@ public sealed class EmaEvaluationModel : IEvaluationModel
         using var noGrad = no_grad();
         IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
         var x = ImageGenerator.Generate(_net, new SamplerChoice.Consistency(t), count, firstImage, seed, classes);
-        return x.contiguous().data<float>().ToArray();
+        using var host = x.cpu(); // the evaluators read the pixels on the host (a no-op alias on the CPU)
+        return host.contiguous().data<float>().ToArray();
     }
 
     public void Dispose() => _net.Dispose();

@@ -40,9 +40,12 @@ public static class ImageGenerator
     public static Tensor Generate(Precond net, SamplerChoice sampler, int count, int firstImage, int batchSeed, ClassLabels? classes = null)
     {
         using var noGrad = no_grad();
-        var g = new Generator((ulong)batchSeed);
-        var latents = randn([count, net.ImgChannels, net.ImgResolution, net.ImgResolution], dtype: float64, generator: g);
-        var labels = Labels(net.LabelDim, count, firstImage, classes);
+        // The generator lives on the network's device (CUDA's Philox and the CPU's mt19937 give different latents for a
+        // seed: a seed names the same images on one device type, not across them).
+        var device = Ect.Compute.Runtime.ModulePlacement.DeviceOf(net);
+        var g = new Generator((ulong)batchSeed, device);
+        var latents = randn([count, net.ImgChannels, net.ImgResolution, net.ImgResolution], dtype: float64, device: device, generator: g);
+        var labels = Labels(net.LabelDim, count, firstImage, classes, device);
         var x = sampler switch
         {
             SamplerChoice.Consistency c => ConsistencySampler.Sample(net, latents, c.T, labels, g), // scales by t_max itself
@@ -53,12 +56,12 @@ public static class ImageGenerator
     }
 
     /// <summary>One-hot labels [count, L] of set indices firstImage.. (null for an unconditional network).</summary>
-    private static Tensor? Labels(int labelDim, int count, int firstImage, ClassLabels? classes)
+    private static Tensor? Labels(int labelDim, int count, int firstImage, ClassLabels? classes, Device device)
     {
         if (labelDim == 0) return null;
         var choice = classes ?? ClassLabels.Default;
         var ids = new long[count];
         for (int i = 0; i < count; i++) ids[i] = choice.Of(firstImage + (long)i, labelDim);
-        return nn.functional.one_hot(tensor(ids, dtype: int64), labelDim).to(float32);
+        return nn.functional.one_hot(tensor(ids, dtype: int64, device: device), labelDim).to(float32);
     }
 }

@@ -75,7 +75,7 @@ public sealed class RunBanner
                 $"  schedule   pretraining {s.PretrainSteps} steps (EDM loss, lr {s.PretrainLr:G3}), then ECT tuning {s.TuningSteps} steps (lr {s.TuningLr:G3}, stage doubles every {s.DoubleTicks:G4} ticks); EMA beta {s.EmaBeta:G4}"));
             if (target < s.TotalSteps)
                 Write($"  this run   stops at step {target} of {s.TotalSteps} (step cap); `ect train --steps N` with a larger N continues it");
-            Write($"  compute    {s.Engine} engine on the CPU, {s.Threads} thread(s) for training, {s.Evaluation.Threads} for evaluators");
+            Write($"  compute    {s.Engine} engine on {DeviceText.Of(engine)}, {s.Threads} thread(s) for training, {s.Evaluation.Threads} for evaluators");
             Write($"  writes     {Path.Combine(_runDir, Checkpointer.Folder)}/ every {s.CheckpointEvery} steps (keeps {s.KeepLast}), " +
                   "stats.jsonl, loss.png" + Outputs(s));
             Write(Steering(s));

@@ -20,7 +20,13 @@ public sealed partial class RunCoordinator
         _lastStats?.Loss,
         _lastStats?.ImagesPerSecond,
         _state.LastCheckpoint?.Path,
-        WorldSize);
+        WorldSize,
+        DeviceText());
+
+    private string? _deviceText;
+
+    /// <summary>The device `ect ctl status` shows: ect.run.device resolved as the engine resolves it (once).</summary>
+    private string? DeviceText() => _settings is null ? null : _deviceText ??= Ect.Actors.Engine.DeviceText.Of(_settings);
 
     private RunCommandReply Reply(string key, bool accepted, string message) => new(key, accepted, message, Status());
 

@@ -68,12 +68,14 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
 
         // Shared dropout mask: the reference saves the RNG state before f_t and restores it before f_r.
         var rngState = torch.random.get_rng_state();
+        Runtime.DeviceRng.Sync(images.device); // a CUDA device's dropout stream follows the CPU state (no-op on the CPU)
         var fT = net.call(xT, t.flatten(), classLabels);
 
         Tensor target;
         if (r.max().item<float>() > 0)
         {
             torch.random.set_rng_state(rngState);
+            Runtime.DeviceRng.Sync(images.device);
             // The imgnet branch's disable_forced_wn: EDM2 layers must not re-normalise their weights in place in the
             // teacher pass (the student's graph saved them); a no-op for networks without MPConv layers.
             using (ForcedWeightNormalization.Suspend(net))

@@ -77,8 +77,12 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var w = Weight;
-        var f = ResampleFilter;
+        // EDM's use_fp16 (mixed precision): weights, filter and bias in the input's dtype; in float32 no cast, no copy.
+        using var wCast = Weight is { } w0 && w0.dtype != x.dtype ? w0.to(x.dtype) : null;
+        using var fCast = ResampleFilter is { } f0 && f0.dtype != x.dtype ? f0.to(x.dtype) : null;
+        using var bCast = Bias is { } b0 && b0.dtype != x.dtype ? b0.to(x.dtype) : null;
+        var w = wCast ?? Weight;
+        var f = fCast ?? ResampleFilter;
         long wPad = w is not null ? w.shape[^1] / 2 : 0;
         long fPad = f is not null ? (f.shape[^1] - 1) / 2 : 0;
 
@@ -99,7 +103,7 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
             if (w is not null) x = Convolve(x, w, wPad);
         }
         if (Bias is not null)
-            x = x.Plus(Bias.reshape(1, -1, 1, 1));
+            x = x.Plus((bCast ?? Bias).reshape(1, -1, 1, 1));
         return x;
     }
 

@@ -24,7 +24,7 @@ public sealed class PositionalEmbedding : nn.Module<Tensor, Tensor>
     {
         int half = NumChannels / 2;
         using var halfScalar = half.ToScalar();
-        using var idx = arange(ScalarConstants.Zero, halfScalar, ScalarConstants.One, dtype: float32);
+        using var idx = arange(ScalarConstants.Zero, halfScalar, ScalarConstants.One, dtype: float32, device: x.device);
         using var expo = idx.Over(half - (Endpoint ? 1 : 0));
         using var freqs = pow(1.0 / MaxPositions, expo);
         using var arg = x.outer(freqs.to(x.dtype));

@@ -30,6 +30,12 @@ public sealed class GroupNorm : nn.Module<Tensor, Tensor>
         register_parameter("bias", Bias);
     }
 
-    public override Tensor forward(Tensor x) =>
-        nn.functional.group_norm(x, NumGroups, Weight, Bias, Eps);
+    public override Tensor forward(Tensor x)
+    {
+        // EDM's use_fp16 (mixed precision): weight and bias in the input's dtype; in float32 no cast, no copy.
+        if (x.dtype == Weight.dtype) return nn.functional.group_norm(x, NumGroups, Weight, Bias, Eps);
+        using var w = Weight.to(x.dtype);
+        using var b = Bias.to(x.dtype);
+        return nn.functional.group_norm(x, NumGroups, w, b, Eps);
+    }
 }

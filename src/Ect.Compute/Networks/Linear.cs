@@ -33,7 +33,10 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var y = x.matmul(Weight.t());
-        return Bias is null ? y : y.PlusInPlace(Bias);
+        // EDM's use_fp16 (mixed precision): the weights in the input's dtype; in float32 no cast, no copy.
+        using var wCast = Weight.dtype != x.dtype ? Weight.to(x.dtype) : null;
+        using var bCast = Bias is { } b0 && b0.dtype != x.dtype ? b0.to(x.dtype) : null;
+        var y = x.matmul((wCast ?? Weight).t());
+        return Bias is null ? y : y.PlusInPlace(bCast ?? Bias);
     }
 }

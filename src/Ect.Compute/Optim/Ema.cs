@@ -43,7 +43,7 @@ public static class Ema
                 throw new InvalidOperationException($"EMA module has no parameter '{name}': it must have the network's architecture.");
             // TorchSharp's lerp needs a tensor weight; a 0-dim tensor of the parameter's dtype gives the
             // same kernel arithmetic as PyTorch's Python-scalar weight (both use the float weight).
-            var w = tensor(beta, dtype: p.dtype);
+            var w = tensor(beta, dtype: p.dtype, device: p.device);
             pe.copy_(p.detach().lerp(pe, w));
         }
     }

@@ -82,7 +82,7 @@ public sealed class PowerFunctionEma
                 if (!emaParams.TryGetValue(name, out var pe))
                     throw new InvalidOperationException($"EMA (std {Stds[i]}) has no parameter '{name}': it must have the network's architecture.");
                 // p_ema.lerp_(p_net, 1 - beta) as phema.py (a 0-dim weight tensor: TorchSharp's lerp_ takes no scalar).
-                var w = tensor(1 - betas[i], dtype: p.dtype);
+                var w = tensor(1 - betas[i], dtype: p.dtype, device: p.device);
                 pe.lerp_(p.detach(), w);
             }
         }

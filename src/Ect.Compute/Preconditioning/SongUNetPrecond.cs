@@ -9,8 +9,8 @@ namespace Ect.Compute.Preconditioning;
 /// <c>model</c> (state-dict keys <c>model.enc.32x32_conv.weight</c>, ...), following EDM's
 /// <c>EDMPrecond.forward</c>: x cast to float32, sigma reshaped to [-1,1,1,1] (a 0-dim or [1] sigma
 /// broadcasts over the batch), class labels as [-1, label_dim] float32 (zeros [1,label_dim] when not
-/// given; none when label_dim is 0), D = c_skip x + c_out F(c_in x, c_noise). CPU only, so EDM's fp16
-/// path (use_fp16 / force_fp32) does not apply: everything runs in float32.
+/// given; none when label_dim is 0), D = c_skip x + c_out F(c_in x, c_noise). EDM's use_fp16 is
+/// <see cref="Precision"/> (off: everything in float32).
 /// </summary>
 public abstract class SongUNetPrecond : Precond
 {
@@ -32,6 +32,12 @@ public abstract class SongUNetPrecond : Precond
     public override int ImgResolution => NetworkConfig.ImgResolution;
     public override int ImgChannels => NetworkConfig.InChannels;
     public override int LabelDim => NetworkConfig.LabelDim;
+
+    /// <summary>
+    /// ect.run.mixed-precision: the U-Net runs in this dtype (EDM's use_fp16, the amp branch's --fp16): its input is cast,
+    /// its layers cast their float32 weights to it, its output is cast back; preconditioning stays float32. Off by default.
+    /// </summary>
+    public Runtime.MixedPrecision Precision { get; set; } = Runtime.MixedPrecision.Off;
 
     /// <summary>(c_skip, c_out) for float32 sigma of shape [-1,1,1,1] in the current mode.</summary>
     protected abstract (Tensor CSkip, Tensor COut) SkipOutCoefficients(Tensor sigma);
@@ -66,7 +72,8 @@ public abstract class SongUNetPrecond : Precond
         using (var cNoise = logS.Over(4))
         using (var noiseLabels = cNoise.flatten())
         using (var xIn = cIn * x32)
-        using (var fx = Model.Forward(xIn, noiseLabels, labels, augmentLabels, sink))
+        using (var xLow = Precision.ComputeType is { } low ? xIn.to(low) : null)
+        using (var fx = Model.Forward(xLow ?? xIn, noiseLabels, labels, augmentLabels, sink))
         using (var fx32 = fx.to(float32))
         using (var skipPart = cSkip * x32)
         using (var outPart = cOut * fx32)

@@ -91,12 +91,12 @@ public static class HeunSampler
         var xHat = gamma > 0
             ? xCur.Plus((randnLike ?? RandnLike(null))(xCur).to(float64).Times(Math.Sqrt(tHat * tHat - tCur * tCur) * config.SNoise))
             : xCur;
-        var denoised = net.call(xHat, tensor(tHat, dtype: float64), classLabels).to(float64);
+        var denoised = net.call(xHat, tensor(tHat, dtype: float64, device: xHat.device), classLabels).to(float64);
         var dCur = (xHat - denoised).Over(tHat);
         var xNext = xHat.Plus(dCur.Times(tNext - tHat));
         if (tNext != 0)
         {
-            denoised = net.call(xNext, tensor(tNext, dtype: float64), classLabels).to(float64);
+            denoised = net.call(xNext, tensor(tNext, dtype: float64, device: xNext.device), classLabels).to(float64);
             var dPrime = (xNext - denoised).Over(tNext);
             xNext = xHat.Plus(dCur.Times(0.5).Plus(dPrime.Times(0.5)).Times(tNext - tHat));
         }

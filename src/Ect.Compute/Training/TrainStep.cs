@@ -121,6 +121,7 @@ public sealed class TrainStep : ITrainStep
         {
             // Every attempt starts from the step's RNG state: a redo repeats the same noise and dropout masks.
             rng.Restart();
+            Runtime.DeviceRng.Sync(images.device); // CUDA: the device stream from the step's CPU state (no-op on the CPU)
             Optimizer.ZeroGrad();
             losses = RunRounds(images, classLabels);
             bool finite = losses.isfinite().all().item<bool>() && GradientCleaner.AllFinite(_params);

@@ -21,6 +21,8 @@ public sealed class ControlSerializerTests : TestKit
         new RunCommandReply("k11", false, "unknown key", null),
         // A data-parallel run's status carries its number of ranks (issue 20).
         new RunCommandReply("k12", true, "", new RunStatus("r", "tuning", 7, 0.1, 0, false, 1.5, 3.0, "checkpoints/ckpt-000000006.ckpt", WorldSize: 4)),
+        // The device the run trains on (issue 18).
+        new RunCommandReply("k13", true, "", new RunStatus("r", "tuning", 7, 0.1, 0, false, 1.5, 3.0, null, Device: "cuda:0, libtorch cuda build")),
     };
 
     [Theory]
