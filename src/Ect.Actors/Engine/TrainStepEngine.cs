@@ -46,6 +46,9 @@ public abstract class TrainStepEngine<TNet, TStep> : ITrainingEngine, Distribute
     /// <summary>The step of the current phase.</summary>
     protected TStep CurrentStep => _step ?? throw new InvalidOperationException("SetPhase first");
 
+    /// <summary>The step of the current phase, for tests that inspect where its tensors live (DevicePlacementTests).</summary>
+    internal TStep StepForInspection => CurrentStep;
+
     /// <summary>The step of <paramref name="phase"/>; <paramref name="fromPretrain"/>: pretraining came before it in this process.</summary>
     protected abstract TStep CreateStep(string phase, bool fromPretrain);
 

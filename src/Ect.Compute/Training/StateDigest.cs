@@ -14,7 +14,11 @@ public static class StateDigest
         foreach (var (name, t) in tensors.OrderBy(x => x.Name, StringComparer.Ordinal))
         {
             sha.AppendData(Encoding.UTF8.GetBytes($"{name}\0{t.dtype}\0{string.Join(",", t.shape)}\0"));
-            using var c = t.detach().cpu().contiguous();
+            // A scope keeps every temporary of the chain reachable until its bytes are read: an unreachable wrapper
+            // (t.detach()'s) may otherwise be finalized on the GC's thread while libtorch reads it
+            // (docs/torchsharp-scalar-race.md, "Not covered": the same race with Tensors).
+            using var scope = NewDisposeScope();
+            var c = t.detach().cpu().contiguous();
             sha.AppendData(c.bytes);
         }
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();

@@ -194,8 +194,7 @@ public sealed class DevicePlacementTests : IDisposable
         DeviceCheck.Misplaced(device.Device, ls.EmaNet).Should().BeEmpty();
     }
 
-    private static TrainStep StepOf(TorchTrainingEngine engine) =>
-        (TrainStep)typeof(TorchTrainingEngine).GetField("_step", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!.GetValue(engine)!;
+    private static TrainStep StepOf(TorchTrainingEngine engine) => engine.StepForInspection;
 
     [Fact]
     public void The_determinism_switch_reaches_libtorchs_context()
