@@ -44,6 +44,7 @@ public sealed class DataParallelLaunch
         var launch = Current = new DataParallelLaunch(world);
         if (world.Rank == 0)
         {
+            if (PartitionHint.For(Environment.GetEnvironmentVariable) is { } hint) Console.Error.WriteLine(hint);
             int code = 1;
             try { code = rank0(); }
             finally { launch.FinishWorkers(code); }
