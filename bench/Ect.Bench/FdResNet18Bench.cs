@@ -158,7 +158,7 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
             var cpuRatios = cpuPerImage[0].Zip(cpuPerImage[k], (a, b) => a / b).ToList();
             Console.WriteLine($"  {variants[k],-12} median {Median(wall[k]):F1} img/s, {Median(cpuPerImage[k]):F2} ms CPU/img; vs {variants[0]}: " +
                               $"img/s x{Median(ratios):F2} (per round {string.Join(" ", ratios.Select(x => x.ToString("F2")))}), " +
-                              $"CPU per image x{Median(cpuRatios):F2} fewer; if {threads} cores were free: ~{threads * 1000 / Median(cpuPerImage[k]):F1} img/s, " +
+                              $"CPU per image {variants[0]}/this x{Median(cpuRatios):F2}; if {threads} cores were free: ~{threads * 1000 / Median(cpuPerImage[k]):F1} img/s, " +
                               $"10,000 images in ~{10_000 * Median(cpuPerImage[k]) / 1000 / threads / 60:F2} min");
         }
         return 0;
