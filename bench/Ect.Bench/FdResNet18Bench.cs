@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Ect.Compute.Evaluation;
+using Microsoft.ML.OnnxRuntime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,7 +11,11 @@ namespace Ect.Bench;
 /// `ect eval`: preprocessing (resize to 224, BGR, mean image), ONNX Runtime ResNet-18 image by image, and the float64
 /// statistics update, through <see cref="MetricRunner.ComputeStatistics"/>. Generation is not included.
 /// Usage: fd-resnet18 [--images N=256] [--threads T=2] [--batch B=64] [--sizes 28,32] [--spin] [--native]
-/// (--native: the network natively batched in TorchSharp; default: ONNX Runtime image by image, as `ect eval`).
+/// [--chunk C=16] [--opt all|extended] [--compare V1,V2,... [--rounds R=3]]
+/// (--native: the network natively batched in TorchSharp; --chunk: images per ONNX Runtime call, 1 = the shipped model
+/// image by image; --compare: alternate variants in one run, R rounds, each variant on the same images, then medians
+/// and ratios to the first variant; a variant is a chunk size ("1", "16"), optionally ":extended" ("16:extended"), or
+/// "native").
 /// </summary>
 public sealed class FdResNet18Bench : IBenchmarkVerb
 {
@@ -25,10 +30,15 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
         var spin = args.Contains("--spin");
         var ort = !args.Contains("--native");
         var sizes = (ArgValue(args, "--sizes") ?? "28,32").Split(',').Select(int.Parse).ToArray();
+        var chunk = IntArg(args, "--chunk", ResNet18OnnxExtractor.DefaultOnnxChunk);
+        var opt = ArgValue(args, "--opt") ?? "all";
         torch.set_num_threads(threads);
-        Console.WriteLine($"fd-resnet18: {images} images per size, batch {batch}, {threads} threads (ONNX Runtime intra-op and torch), {(ort ? $"ONNX Runtime image by image, spinning {(spin ? "on" : "off")}" : "native batched TorchSharp network")}, " +
+        if (ArgValue(args, "--compare") is { } compare)
+            return Compare(compare.Split(','), IntArg(args, "--rounds", 3), images, threads, batch, sizes[0], spin);
+        Console.WriteLine($"fd-resnet18: {images} images per size, batch {batch}, {threads} threads (ONNX Runtime intra-op and torch), {(ort ? $"ONNX Runtime, {chunk} image(s) per call, optimization {opt}, spinning {(spin ? "on" : "off")}" : "native batched TorchSharp network")}, " +
                           $"{Environment.ProcessorCount} logical CPUs visible; load average {LoadAverage()}");
-        using var fx = new ResNet18OnnxExtractor(intraOpThreads: threads, allowSpinning: spin, nativeNetwork: !ort);
+        using var fx = new ResNet18OnnxExtractor(intraOpThreads: threads, allowSpinning: spin, nativeNetwork: !ort, onnxChunk: chunk,
+            optimization: Optimization(opt));
         // Warm-up: session initialisation and first-run allocations are not part of the steady state.
         using (var warm = torch.rand(8, 1, 28, 28) * 2 - 1) fx.ExtractFeatures(warm).Dispose();
 
@@ -53,7 +63,9 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
                 $"~{images / (cpu / threads):F1} img/s, 10,000 images in ~{cpu / threads / images * 10_000 / 60:F2} min");
         }
 
-        // Share of the preprocessing (resize to 224, BGR, mean image) in the pipeline, measured on the same machine state.
+        // Share of the preprocessing (resize to 224, BGR, mean image) in the pipeline, measured on the same machine state;
+        // three times (the first pays for first-touch page faults of the new buffers).
+        for (var rep = 0; rep < 3; rep++)
         {
             using var x = torch.rand([batch, 1, 28, 28], generator: new torch.Generator(5)) * 2 - 1;
             var p0 = Process.GetCurrentProcess().TotalProcessorTime;
@@ -85,6 +97,70 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
         Console.WriteLine($"  FrechetDistance (d=512, float64 eigh): {t.Elapsed.TotalMilliseconds:F0} ms wall, " +
                           $"{(Process.GetCurrentProcess().TotalProcessorTime - c0).TotalMilliseconds:F0} ms CPU (FD = {fd.Value:F3})");
         Console.WriteLine($"  load average after: {LoadAverage()}");
+        return 0;
+    }
+
+    static GraphOptimizationLevel Optimization(string name) => name switch
+    {
+        "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        _ => throw new ArgumentException($"--opt {name}: expected all, extended or basic."),
+    };
+
+    static ResNet18OnnxExtractor Variant(string v, int threads, bool spin)
+    {
+        if (v == "native") return new ResNet18OnnxExtractor(threads, allowSpinning: spin, nativeNetwork: true);
+        var parts = v.Split(':');
+        return new ResNet18OnnxExtractor(threads, allowSpinning: spin, onnxChunk: int.Parse(parts[0]),
+            optimization: Optimization(parts.Length > 1 ? parts[1] : "all"));
+    }
+
+    // Alternating variants in one process on the same images: on a shared machine the other processes' load changes
+    // over minutes, so ratios of neighbouring runs and CPU time per image say more than one run's img/s.
+    static int Compare(string[] variants, int rounds, int images, int threads, int batch, int size, bool spin)
+    {
+        Console.WriteLine($"fd-resnet18 compare: {string.Join(" vs ", variants)}; {rounds} rounds of {images} images {size}x{size}x1, batch {batch}, " +
+                          $"{threads} threads, spinning {(spin ? "on" : "off")}; {Environment.ProcessorCount} logical CPUs visible; load average {LoadAverage()}");
+        var extractors = variants.Select(v => Variant(v, threads, spin)).ToArray();
+        var wall = variants.Select(_ => new List<double>()).ToArray();
+        var cpuPerImage = variants.Select(_ => new List<double>()).ToArray();
+        try
+        {
+            foreach (var fx in extractors)
+                using (var warm = torch.rand(16, 1, size, size) * 2 - 1) fx.ExtractFeatures(warm).Dispose();
+            for (var r = 0; r < rounds; r++)
+            {
+                for (var k = 0; k < variants.Length; k++)
+                {
+                    var gen = new torch.Generator(1234);
+                    Tensor Batch(int i) => torch.rand([Math.Min(batch, images - i * batch), 1, size, size], generator: gen) * 2 - 1;
+                    var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                    var sw = Stopwatch.StartNew();
+                    MetricRunner.ComputeStatistics(Enumerable.Range(0, (images + batch - 1) / batch).Select(Batch), images, extractors[k], "bench");
+                    sw.Stop();
+                    var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+                    wall[k].Add(images / sw.Elapsed.TotalSeconds);
+                    cpuPerImage[k].Add(cpu / images * 1000);
+                    Console.WriteLine($"  round {r + 1} {variants[k],-12} {images / sw.Elapsed.TotalSeconds,7:F1} img/s  {cpu / images * 1000,6:F2} ms CPU/img  " +
+                                      $"(load {LoadAverage()})");
+                }
+            }
+        }
+        finally
+        {
+            foreach (var fx in extractors) fx.Dispose();
+        }
+        static double Median(List<double> x) { var s = x.Order().ToArray(); return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2; }
+        for (var k = 0; k < variants.Length; k++)
+        {
+            var ratios = wall[k].Zip(wall[0], (a, b) => a / b).ToList();
+            var cpuRatios = cpuPerImage[0].Zip(cpuPerImage[k], (a, b) => a / b).ToList();
+            Console.WriteLine($"  {variants[k],-12} median {Median(wall[k]):F1} img/s, {Median(cpuPerImage[k]):F2} ms CPU/img; vs {variants[0]}: " +
+                              $"img/s x{Median(ratios):F2} (per round {string.Join(" ", ratios.Select(x => x.ToString("F2")))}), " +
+                              $"CPU per image {variants[0]}/this x{Median(cpuRatios):F2}; if {threads} cores were free: ~{threads * 1000 / Median(cpuPerImage[k]):F1} img/s, " +
+                              $"10,000 images in ~{10_000 * Median(cpuPerImage[k]) / 1000 / threads / 60:F2} min");
+        }
         return 0;
     }
 

@@ -11,7 +11,10 @@ namespace Ect.Bench;
 
 /// <summary>
 /// Images/s of a full ECT training step (two forwards, one backward, RAdam, EMA) against a plain EDM diffusion
-/// step (one forward, one backward, Adam, EMA), plus the process RSS at step 100 and at the last step.
+/// step (one forward, one backward, Adam, EMA), plus the process RSS at step 100 and at the last step, its peak
+/// (VmHWM), the growth from step 500 to the last step and the means of the 100-step windows from step 500 and the last
+/// (issue 21 point 5, on a quiet machine: `dotnet run -c Release --project bench/Ect.Bench -- trainstep steps=2000
+/// warmup=0 mode=ect threads=1`).
 /// Network: DDPM++ scaled down (model_channels 32, channel_mult [1,2,2], 2 blocks, attention at 16, 1 channel,
 /// 32x32, dropout 0.1); batch 32.
 /// Args: steps=N (timed steps per mode, default 120), threads=T (2), batch=B (32), mode=both|ect|edm, warmup=W (3).
@@ -56,7 +59,9 @@ public sealed class TrainStepBench : IBenchmarkVerb
         var sw = new Stopwatch();
         // CPU time is reported next to wall time: on a shared, loaded machine it is the steadier measure.
         TimeSpan cpu0 = TimeSpan.Zero;
-        double rss100 = double.NaN;
+        double rss100 = double.NaN, rss500 = double.NaN;
+        // RSS oscillates by hundreds of MiB step to step (allocator reuse), so growth is also judged on window means.
+        var rssWindows = new SortedDictionary<int, List<double>>();
         int redo = 0;
         var durations = new List<double>();
         for (int i = 0; i < warmup + steps; i++)
@@ -68,7 +73,11 @@ public sealed class TrainStepBench : IBenchmarkVerb
             redo += s.RedoCount;
             if (i >= warmup) durations.Add(s.Duration.TotalSeconds);
             int done = i + 1;
-            if (done == 100) rss100 = RssMiB();
+            double rss = RssMiB();
+            if (done == 100) rss100 = rss;
+            if (done == 500) rss500 = rss;
+            if (!rssWindows.TryGetValue(done / 100, out var window)) rssWindows[done / 100] = window = [];
+            window.Add(rss);
             if (done % 5 == 0 || done <= 3 || done == warmup + steps)
                 Console.WriteLine($"[{mode}] step {done,5}  loss {s.LossMean,10:F4}  {s.Duration.TotalMilliseconds,7:F0} ms  RSS {RssMiB(),7:F0} MiB");
         }
@@ -83,13 +92,23 @@ public sealed class TrainStepBench : IBenchmarkVerb
         Console.WriteLine($"[{mode}] {secPerStep:F3} s/step wall, {cpuPerStep:F3} CPU-s/step, {batch / secPerStep:F1} img/s over {steps} steps; redo {redo}; " +
             $"RSS step 100: {rss100:F0} MiB, step {warmup + steps}: {rssEnd:F0} MiB" +
             (double.IsNaN(rss100) ? "" : $" (growth {(rssEnd / rss100 - 1) * 100:F1}%)"));
+        Console.WriteLine($"[{mode}] RSS peak (VmHWM) {StatusMiB("VmHWM:"):F0} MiB, final {rssEnd:F0} MiB" +
+            (double.IsNaN(rss500) ? "" : $"; step 500: {rss500:F0} MiB, growth step 500 -> {warmup + steps}: {(rssEnd / rss500 - 1) * 100:+0.0;-0.0}%"));
+        // Window means of steps 500-599 and of the last full 100-step window: the trend without the oscillation.
+        int lastWindow = (warmup + steps) / 100 - 1;
+        if (rssWindows.TryGetValue(5, out var w500) && lastWindow > 5 && rssWindows.TryGetValue(lastWindow, out var wLast))
+            Console.WriteLine($"[{mode}] RSS window means: steps 500-599 {w500.Average():F0} MiB, steps {lastWindow * 100}-{lastWindow * 100 + 99} " +
+                              $"{wLast.Average():F0} MiB (growth {(wLast.Average() / w500.Average() - 1) * 100:+0.0;-0.0}%)");
         return median;
     }
 
-    private static double RssMiB()
+    private static double RssMiB() => StatusMiB("VmRSS:");
+
+    // A kB line of /proc/self/status (VmRSS: resident now, VmHWM: the peak resident size of the process).
+    private static double StatusMiB(string key)
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            if (line.StartsWith(key, StringComparison.Ordinal))
                 return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
         return double.NaN;
     }

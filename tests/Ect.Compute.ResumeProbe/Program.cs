@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 // Usage:
 //   probe train  STEPS STATE_OUT      fresh run of STEPS steps, then save the state
 //   probe resume STATE_IN STEPS       load the state, run STEPS more steps
+//   probe heap policy|none            what glibc does with an 8 MiB block, with or without NativeHeapPolicy (HeapProbe)
 // Both print "step=N net=SHA ema=SHA" at the end. Images for global step i come from Generator(1000 + i).
 namespace Ect.Compute.ResumeProbe;
 
@@ -17,6 +18,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args is ["heap", var heapMode]) return HeapProbe.Run(heapMode); // before anything else touches the heap policy
         Ect.Compute.Runtime.OpenMpWaitPolicy.Apply(); // as ect's Main, before libtorch loads
         Ect.Compute.Runtime.NativeHeapPolicy.Apply(); // as ect's Main
         try

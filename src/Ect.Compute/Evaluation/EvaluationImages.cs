@@ -16,6 +16,20 @@ public static class EvaluationImages
     /// <summary>As <see cref="ToRgbFloat32"/>, in the given floating dtype (float64 for a float64 replica of a network).</summary>
     public static Tensor ToRgb(Tensor images, string extractorName, ScalarType dtype)
     {
+        var x = ToFloating(images, extractorName, dtype);
+        if (x.shape[1] != 1) return x;
+        var rgb = x.expand(-1, 3, -1, -1).contiguous();
+        x.Dispose();
+        return rgb;
+    }
+
+    /// <summary>
+    /// The checks of <see cref="ToRgb"/> without the channel expansion: [N,C,H,W] in <paramref name="dtype"/> on the CPU,
+    /// C = 1 or 3 kept (an extractor whose per-channel work is linear can resize one grey plane instead of three).
+    /// The caller disposes the result (it may share storage with the input).
+    /// </summary>
+    public static Tensor ToFloating(Tensor images, string extractorName, ScalarType dtype)
+    {
         if (images.dim() != 4)
             throw new ArgumentException(
                 $"{extractorName}: images must be a 4-d tensor [N,C,H,W] in [-1,1]; got shape [{string.Join(",", images.shape)}].",
@@ -32,13 +46,7 @@ public static class EvaluationImages
         if (images.shape[0] == 0)
             throw new ArgumentException($"{extractorName}: the batch is empty.", nameof(images));
         var x = images.device_type == DeviceType.CPU ? images.to_type(dtype) : images.cpu().to_type(dtype);
-        if (c == 1)
-        {
-            var rgb = x.expand(-1, 3, -1, -1).contiguous();
-            if (!ReferenceEquals(x, images)) x.Dispose();
-            return rgb;
-        }
-        // to_type returns the same handle semantics as a new Tensor object; make sure the caller can always dispose it.
+        // to_type may hand back the input object itself; make sure the caller can always dispose what it gets.
         return ReferenceEquals(x, images) ? images.detach() : x;
     }
 }

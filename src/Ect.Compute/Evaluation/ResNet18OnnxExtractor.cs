@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,14 +18,20 @@ namespace Ect.Compute.Evaluation;
 /// </para>
 /// <para>
 /// The network (input <c>Input247</c> [1,3,224,224], output <c>Pooling395_Output_0</c> [1,512,1,1]) has its batch fixed
-/// at 1, so ONNX Runtime runs a batch image by image (the default). With <c>nativeNetwork</c> it runs natively batched
-/// in TorchSharp instead (<see cref="OnnxTorchNetwork"/>: the model's own graph and weights, chunks of
+/// at 1 in the file. By default it is given a symbolic batch axis in memory at load (<see cref="OnnxBatchAxis"/>) and ONNX
+/// Runtime runs chunks of <see cref="DefaultOnnxChunk"/> images per call; <c>onnxChunk: 1</c> runs the shipped model image
+/// by image as before. Each image's features are the same bits either way (ResNet18OnnxExtractorTests: chunks of 16
+/// and 5 vs image by image, max difference 0, FD 1708.579004 in all three). With <c>nativeNetwork</c> it runs natively
+/// batched in TorchSharp instead (<see cref="OnnxTorchNetwork"/>: the model's own graph and weights, chunks of
 /// <see cref="NativeChunk"/> images, torch threads = the extractor's threads); the two agree to 1e-4 relative in
-/// features and in the Fréchet distance (ResNet18OnnxExtractorTests). Measured 2026-12-01 on this project's 2-core AMD
-/// EPYC host (bench fd-resnet18, 28x28 images, machine loaded, CPU time per image incl. preprocessing): ONNX Runtime
-/// ~39 ms; native with oneDNN ~91 ms (oneDNN reorders activations and weights to its blocked layout around every
-/// convolution: 138 + 57 reorders for 66 convolutions per chunk), native with oneDNN off ~51 ms. So ONNX Runtime stays
-/// the default. Deterministic for a fixed thread count (and, natively, chunk size).
+/// features and in the Fréchet distance. Measured 2026-12-01 on this project's 2-core AMD EPYC host (bench fd-resnet18,
+/// 28x28 images, machine loaded, CPU time per image incl. preprocessing): ONNX Runtime ~39 ms; native with oneDNN ~91 ms
+/// (oneDNN reorders activations and weights to its blocked layout around every convolution: 138 + 57 reorders for 66
+/// convolutions per chunk), native with oneDNN off ~51 ms. So ONNX Runtime stays the default. Measured 2026-12-02
+/// (`Ect.Bench fd-resnet18 --compare 1,16,32`, alternating, machine heavily loaded, load average 14-18 on 2 cores, so
+/// wall img/s are not meaningful): CPU per image 35.2 / 34.3 / 32.6 ms (chunks 1 / 16 / 32), img/s ratio 16:1 median
+/// 1.16; chunks amortise ONNX Runtime's per-call and per-operator overhead and give the intra-op threads whole
+/// images' worth of work per operator. Deterministic for a fixed thread count (and, natively, chunk size).
 /// </para>
 /// </summary>
 public sealed class ResNet18OnnxExtractor : IFeatureExtractor
@@ -43,25 +50,33 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     /// largest mmap threshold, so freed activation memory is reused rather than mapped afresh (page faults).</summary>
     public const int NativeChunk = 8;
 
+    /// <summary>Images per ONNX Runtime call by default (the model given a batch axis, <see cref="OnnxBatchAxis"/>).
+    /// See the class remarks for the measurement that chose it.</summary>
+    public const int DefaultOnnxChunk = 16;
+
     readonly OnnxTorchNetwork? _native;
     readonly InferenceSession? _session;
     readonly SessionOptions? _options;
     readonly RunOptions _runOptions = new();
-    readonly float[] _input = new float[3 * InputSize * InputSize];
-    readonly float[] _output = new float[512];
-    readonly OrtValue? _inputValue;
-    readonly OrtValue? _outputValue;
+    readonly float[] _input;          // OnnxChunk images of [3,224,224], the pinned input of each call
+    readonly float[] _output;         // OnnxChunk x 512
     readonly object _lock = new();
 
     /// <param name="intraOpThreads">ONNX Runtime intra-op threads (the machine has 2 cores; 2 is the measured default).</param>
     /// <param name="modelPath">ResNet18.onnx; null: <see cref="DefaultModelPath"/> in the build output.</param>
     /// <param name="preprocessPath">ResNetPreprocess.onnx; null: <see cref="DefaultPreprocessPath"/>.</param>
     /// <param name="allowSpinning">Let ONNX Runtime's intra-op threads spin while idle (off by default, see below).</param>
-    /// <param name="nativeNetwork">Run the network natively batched in TorchSharp instead of ONNX Runtime image by image.</param>
+    /// <param name="nativeNetwork">Run the network natively batched in TorchSharp instead of ONNX Runtime.</param>
+    /// <param name="onnxChunk">Images per ONNX Runtime call: 1 runs the shipped model (batch fixed at 1) image by image;
+    /// more runs the model given a batch axis in memory (<see cref="OnnxBatchAxis"/>) on chunks of that many images.</param>
+    /// <param name="optimization">ONNX Runtime graph optimization level (ORT_ENABLE_ALL includes the NCHWc layout
+    /// transformer that turns convolutions into MLAS's blocked direct convolutions).</param>
     public ResNet18OnnxExtractor(int intraOpThreads = 2, string? modelPath = null, string? preprocessPath = null, bool allowSpinning = false,
-        bool nativeNetwork = false)
+        bool nativeNetwork = false, int onnxChunk = DefaultOnnxChunk, GraphOptimizationLevel optimization = GraphOptimizationLevel.ORT_ENABLE_ALL)
     {
         if (intraOpThreads < 1) throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads, "Threads must be at least 1.");
+        if (onnxChunk is < 1 or > 1024)
+            throw new ArgumentOutOfRangeException(nameof(onnxChunk), onnxChunk, $"{MetricName}: images per ONNX Runtime call must be 1 to 1024.");
         ModelPath = modelPath ?? DefaultModelPath;
         if (!File.Exists(ModelPath))
             throw new FileNotFoundException(
@@ -70,6 +85,9 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
                 "reference that package from the program's project, or pass the path of ResNet18.onnx.", ModelPath);
         Threads = intraOpThreads;
         UsesOnnxRuntime = !nativeNetwork;
+        OnnxChunk = nativeNetwork ? 0 : onnxChunk;
+        _input = new float[OnnxChunk * 3 * InputSize * InputSize];
+        _output = new float[OnnxChunk * 512];
         _meanImageBgr = ReadMeanImage(preprocessPath ?? DefaultPreprocessPath).DetachFromDisposeScope();
         if (nativeNetwork)
         {
@@ -81,20 +99,20 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
             IntraOpNumThreads = intraOpThreads,
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            GraphOptimizationLevel = optimization,
         };
         // Spinning intra-op threads busy-wait between ops; they then compete with TorchSharp's threads (generation runs
         // between extraction batches in the same process) and with other processes. Measured on the shared 2-core
         // machine under load: 70 ms CPU per image without spinning vs 100 ms with.
         if (!allowSpinning)
             _options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        _session = new InferenceSession(ModelPath, _options);
+        _session = OnnxChunk == 1
+            ? new InferenceSession(ModelPath, _options)
+            : new InferenceSession(OnnxBatchAxis.Rewrite(File.ReadAllBytes(ModelPath), InputName, OutputName, ModelPath), _options);
         if (!_session.InputMetadata.ContainsKey(InputName) || !_session.OutputMetadata.ContainsKey(OutputName))
             throw new InvalidDataException(
                 $"{MetricName}: '{ModelPath}' does not have input '{InputName}' and output '{OutputName}' " +
                 $"(inputs: {string.Join(", ", _session.InputMetadata.Keys)}; outputs: {string.Join(", ", _session.OutputMetadata.Keys)}).");
-        _inputValue = OrtValue.CreateTensorValueFromMemory(_input, [1, 3, InputSize, InputSize]);
-        _outputValue = OrtValue.CreateTensorValueFromMemory(_output, [1, 512, 1, 1]);
     }
 
     /// <summary>&lt;app base&gt;/DnnImageModels/ResNet18Onnx/ResNet18.onnx.</summary>
@@ -128,8 +146,11 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
 
     public string ModelPath { get; }
     public int Threads { get; }
-    /// <summary>True when ONNX Runtime runs the network (image by image); false: natively batched in TorchSharp.</summary>
+    /// <summary>True when ONNX Runtime runs the network; false: natively batched in TorchSharp.</summary>
     public bool UsesOnnxRuntime { get; }
+
+    /// <summary>Images per ONNX Runtime call (1: the shipped model image by image); 0 when the network runs natively.</summary>
+    public int OnnxChunk { get; }
 
     /// <inheritdoc/>
     public string Name => MetricName;
@@ -143,12 +164,15 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     public Tensor Preprocess(Tensor images)
     {
         using var scope = NewDisposeScope();
-        var rgb = EvaluationImages.ToRgbFloat32(images, MetricName);
-        var pixels = rgb.Plus(1).Times(127.5);   // [-1,1] -> [0,255]
-        var resized = rgb.shape[2] == InputSize && rgb.shape[3] == InputSize
+        var x = EvaluationImages.ToFloating(images, MetricName, ScalarType.Float32);
+        var pixels = x.Plus(1).Times(127.5);   // [-1,1] -> [0,255]
+        var resized = x.shape[2] == InputSize && x.shape[3] == InputSize
             ? pixels
             : F.interpolate(pixels, [InputSize, InputSize], mode: InterpolationMode.Bilinear, align_corners: false);
-        var bgr = resized.flip(1);   // RGB -> BGR planes (ResNetPreprocess.onnx: Split R,G,B -> Concat B,G,R)
+        // RGB -> BGR planes (ResNetPreprocess.onnx: Split R,G,B -> Concat B,G,R). A grey image is resized once and
+        // broadcast to the three planes: the resize works plane by plane, so this gives the bits of resizing three equal
+        // planes, at a third of the cost (measured: preprocessing was ~29% of the CPU time per 28x28 image).
+        var bgr = x.shape[1] == 1 ? resized.expand(-1, 3, -1, -1) : resized.flip(1);
         return (bgr - _meanImageBgr).contiguous().MoveToOuterDisposeScope();
     }
 
@@ -156,18 +180,26 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     public Tensor ExtractFeatures(Tensor images)
     {
         if (_native is not null) return ExtractNatively(images);
-        using var input = Preprocess(images);
-        var n = (int)input.shape[0];
-        var all = input.data<float>().ToArray();
+        EvaluationImages.ToFloating(images, MetricName, ScalarType.Float32).Dispose();   // refuse bad input before any work
+        long n = images.shape[0];
         var result = new float[n * 512];
-        var per = _input.Length;
+        var per = 3 * InputSize * InputSize;
         lock (_lock)   // one pinned input/output buffer pair per extractor
         {
-            for (var i = 0; i < n; i++)
+            // Chunk by chunk, preprocessing included: the resized input of a whole batch (64 images: 38 MB) need not exist at once.
+            for (long start = 0; start < n; start += OnnxChunk)
             {
-                Array.Copy(all, (long)i * per, _input, 0, per);
-                _session!.Run(_runOptions, [InputName], [_inputValue!], [OutputName], [_outputValue!]);
-                Array.Copy(_output, 0, result, (long)i * 512, 512);
+                int count = (int)Math.Min(OnnxChunk, n - start);
+                using (var scope = NewDisposeScope())
+                {
+                    var input = Preprocess(images.narrow(0, start, count));
+                    MemoryMarshal.Cast<byte, float>(input.bytes).CopyTo(_input.AsSpan(0, count * per));
+                }
+                long[] inputShape = [count, 3, InputSize, InputSize], outputShape = [count, 512, 1, 1];
+                using var inputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _input.AsMemory(0, count * per), inputShape);
+                using var outputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _output.AsMemory(0, count * 512), outputShape);
+                _session!.Run(_runOptions, [InputName], [inputValue], [OutputName], [outputValue]);
+                Array.Copy(_output, 0, result, start * 512, count * 512);
             }
         }
         return tensor(result, [n, 512]);
@@ -203,8 +235,6 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     {
         _meanImageBgr.Dispose();
         _native?.Dispose();
-        _inputValue?.Dispose();
-        _outputValue?.Dispose();
         _session?.Dispose();
         _options?.Dispose();
         _runOptions.Dispose();

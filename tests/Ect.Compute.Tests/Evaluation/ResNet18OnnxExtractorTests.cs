@@ -48,7 +48,7 @@ public class ResNet18OnnxExtractorTests
         f1.equal(f2).all().item<bool>().Should().BeTrue("same extractor, same input: same bits");
         f1.equal(f3).all().item<bool>().Should().BeTrue("a new session gives the same bits");
         using var part = a.ExtractFeatures(images[2..4]);
-        part.equal(f1[2..4]).all().item<bool>().Should().BeTrue("the model runs image by image (batch fixed at 1)");
+        part.equal(f1[2..4]).all().item<bool>().Should().BeTrue("an image's features do not depend on the others in its chunk");
     }
 
     [Fact]
@@ -160,5 +160,57 @@ public class ResNet18OnnxExtractorTests
         double fdNative = Fd(native), fdOrt = Fd(ort);
         _out.WriteLine($"FD-ResNet18 blobs vs stripes: native {fdNative:F6}, ONNX Runtime {fdOrt:F6}");
         Math.Abs(fdNative - fdOrt).Should().BeLessThan(1e-4 * Math.Abs(fdOrt));
+    }
+
+    /// <summary>Issue 21 point 4: ONNX Runtime on chunks of images (the model given a batch axis in memory) gives the
+    /// features and the Fréchet distance of the shipped model run image by image, to 1e-4 relative, on a fixed set of
+    /// images: 34 Fashion-MNIST-sized blobs (chunks of 16: two full chunks and a remainder of 2; chunks of 5: a
+    /// remainder of 4) and 6 CIFAR-sized stripes (one partial chunk).</summary>
+    [Fact]
+    public void Onnx_runtime_on_chunks_gives_the_image_by_image_features_and_frechet_distance_to_1e_4()
+    {
+        using var byImage = new ResNet18OnnxExtractor(2, onnxChunk: 1);
+        using var chunked = new ResNet18OnnxExtractor(2, onnxChunk: ResNet18OnnxExtractor.DefaultOnnxChunk);
+        using var odd = new ResNet18OnnxExtractor(2, onnxChunk: 5);
+        byImage.OnnxChunk.Should().Be(1);
+        chunked.OnnxChunk.Should().Be(16);
+        using var blobs = SyntheticImages.Blobs(34, 28, seed: 11);
+        using var stripes = SyntheticImages.Stripes(6, 32, seed: 12);
+        // Features of each set by each extractor, extracted once (the Fréchet distance below is computed from them).
+        var extractors = new[] { byImage, chunked, odd };
+        var features = extractors.Select(fx => (Blobs: fx.ExtractFeatures(blobs), Stripes: fx.ExtractFeatures(stripes))).ToArray();
+        try
+        {
+            foreach (var (name, pick) in new (string, Func<(Tensor Blobs, Tensor Stripes), Tensor>)[] { ("blobs 28x28", f => f.Blobs), ("stripes 32x32", f => f.Stripes) })
+            {
+                var reference = pick(features[0]);
+                double scale = reference.abs().max().item<float>();
+                scale.Should().BeGreaterThan(0);
+                for (var k = 1; k < extractors.Length; k++)
+                {
+                    var f = pick(features[k]);
+                    f.shape.Should().Equal(reference.shape);
+                    double err = (f - reference).abs().max().item<float>();
+                    _out.WriteLine($"{name}, chunks of {extractors[k].OnnxChunk}: max |chunked - image by image| = {err:E2}, max |f| = {scale:F3}, relative {err / scale:E2}");
+                    (err / scale).Should().BeLessThan(1e-4, $"{name}, chunks of {extractors[k].OnnxChunk}: every image's features must be its own");
+                }
+            }
+            FeatureStatistics Stats(Tensor f)
+            {
+                using var acc = new FeatureStatisticsAccumulator(512);
+                acc.Add(f);
+                return acc.ToStatistics();
+            }
+            var fd = features.Select(f => FrechetDistance.Compute(Stats(f.Blobs), Stats(f.Stripes)).Value).ToArray();
+            double fdByImage = fd[0], fdChunked = fd[1], fdOdd = fd[2];
+            _out.WriteLine($"FD-ResNet18 blobs vs stripes: image by image {fdByImage:F6}, chunks of 16 {fdChunked:F6}, chunks of 5 {fdOdd:F6}");
+            fdByImage.Should().BeGreaterThan(1, "two clearly different sets");
+            Math.Abs(fdChunked - fdByImage).Should().BeLessThan(1e-4 * fdByImage);
+            Math.Abs(fdOdd - fdByImage).Should().BeLessThan(1e-4 * fdByImage);
+        }
+        finally
+        {
+            foreach (var f in features) { f.Blobs.Dispose(); f.Stripes.Dispose(); }
+        }
     }
 }

@@ -1,4 +1,6 @@
-using System.Runtime.InteropServices;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Ect.Compute.Runtime;
 using FluentAssertions;
 using Xunit;
@@ -8,44 +10,51 @@ namespace Ect.Compute.Tests.Runtime;
 /// <summary>
 /// <see cref="NativeHeapPolicy"/> must make glibc serve tensor-sized blocks from the heap (not a fresh mmap each) and keep
 /// their memory after free (not trim it), the two behaviours whose loss made 1-thread sampling ~2x slower (issue 21).
-/// Read from glibc itself: the chunk header's IS_MMAPPED bit and mallinfo2's free heap bytes. glibc starts with a
-/// 128 KiB mmap threshold, so without the policy an 8 MiB block in a fresh process is mmapped and its memory unmapped
-/// at free.
+/// <para>
+/// Each case runs in a fresh child process (the resume probe's `heap` mode, <c>HeapProbe</c>): in a long-lived test host
+/// glibc's dynamic mmap threshold has already risen (every freed mmapped block raises it to that block's size, up to
+/// 32 MiB), so an 8 MiB block may come from the heap there without any policy, and a check in this process could pass
+/// with the policy gone. In a fresh process glibc's threshold is its start value, 128 KiB: without the policy the block
+/// is mmapped and unmapped at free; with it, the block comes from the heap and its memory stays free in the heap.
+/// Read from glibc itself: the chunk header's IS_MMAPPED bit and mallinfo2's free heap bytes.
+/// </para>
 /// </summary>
 public class NativeHeapPolicyTests
 {
-    private const int BlockBytes = 8 << 20; // one [32,64,32,32] float32 activation of the bench network
+    private const long BlockBytes = 8 << 20;
+
+    private sealed record HeapReport(bool Active, string Skipped, bool Mmapped, long FreeAfter);
 
     [Fact]
-    public void After_apply_an_8_MiB_block_comes_from_the_heap_and_stays_there_after_free()
+    public void In_a_fresh_process_without_the_policy_an_8_MiB_block_is_mmapped_and_unmapped_at_free()
     {
-        if (!OperatingSystem.IsLinux()) return; // glibc only: the policy changes nothing elsewhere
-        NativeHeapPolicy.Apply();
-        if (NativeHeapPolicy.UserMallocSetting() is not null)
-        {
-            NativeHeapPolicy.Active.Should().BeFalse("a malloc setting in the environment is kept");
-            return;
-        }
-        NativeHeapPolicy.Active.Should().BeTrue(NativeHeapPolicy.SkippedBecause);
+        if (!OperatingSystem.IsLinux()) return; // glibc only
+        var r = RunProbe("none", new Dictionary<string, string>());
+        r.Active.Should().BeFalse("the probe did not apply the policy");
+        r.Mmapped.Should().BeTrue("glibc's start threshold is 128 KiB, so an 8 MiB block is a fresh mmap (the baseline the policy changes)");
+        r.FreeAfter.Should().BeLessThan(BlockBytes, "an mmapped block goes back to the kernel at free: it is not kept in the heap");
+    }
 
-        var p = Marshal.AllocHGlobal(BlockBytes); // malloc on Unix
-        try
-        {
-            var ones = new byte[BlockBytes];
-            Array.Fill(ones, (byte)1);
-            Marshal.Copy(ones, 0, p, BlockBytes); // fault the pages in, as a tensor kernel would
-            // glibc's chunk header: the size word before the user pointer; bit 1 = IS_MMAPPED.
-            var sizeWord = (ulong)Marshal.ReadInt64(p, -sizeof(long));
-            (sizeWord & 2).Should().Be(0UL, "an 8 MiB block must come from the heap, not from a fresh mmap (threshold 32 MiB)");
-            ((long)(sizeWord & ~7UL)).Should().BeGreaterThanOrEqualTo(BlockBytes, "the header read is the block's own");
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(p);
-        }
-        // Kept for the next pass: at least the freed block lies free in the heap (glibc's default would trim it).
-        var info = MallInfo2();
-        ((long)info.fordblks).Should().BeGreaterThanOrEqualTo(BlockBytes, "free heap memory below 256 MiB is kept, not trimmed");
+    [Fact]
+    public void In_a_fresh_process_with_the_policy_an_8_MiB_block_comes_from_the_heap_and_stays_there_after_free()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var r = RunProbe("policy", new Dictionary<string, string>());
+        r.Active.Should().BeTrue($"glibc accepts both settings (skipped: {r.Skipped})");
+        r.Mmapped.Should().BeFalse("with the 32 MiB mmap threshold an 8 MiB block comes from the heap");
+        r.FreeAfter.Should().BeGreaterThanOrEqualTo(BlockBytes, "with the 256 MiB trim threshold the freed block stays in the heap for the next pass");
+    }
+
+    [Theory]
+    [InlineData("MALLOC_MMAP_THRESHOLD_", "131072")]
+    [InlineData("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072")]
+    public void A_malloc_setting_in_the_environment_wins_over_the_policy(string name, string value)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var r = RunProbe("policy", new Dictionary<string, string> { [name] = value });
+        r.Active.Should().BeFalse("the user's malloc setting is kept");
+        r.Skipped.Should().Contain(name == "GLIBC_TUNABLES" ? "GLIBC_TUNABLES" : name);
+        r.Mmapped.Should().BeTrue("the user's 128 KiB threshold, not the policy's 32 MiB, decides: the 8 MiB block is mmapped");
     }
 
     [Fact]
@@ -59,12 +68,26 @@ public class NativeHeapPolicyTests
         (NativeHeapPolicy.UserMallocSetting() is not null).Should().Be(expectUser);
     }
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct MallInfo2Struct
+    private static HeapReport RunProbe(string mode, IReadOnlyDictionary<string, string> environment)
     {
-        public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+        var here = AppContext.BaseDirectory;
+        var sep = Path.DirectorySeparatorChar;
+        var probe = Path.Combine(here.Replace($"{sep}Ect.Compute.Tests{sep}", $"{sep}Ect.Compute.ResumeProbe{sep}"), "Ect.Compute.ResumeProbe.dll");
+        File.Exists(probe).Should().BeTrue($"the resume probe should be built at '{probe}' (the test project builds it)");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { probe, "heap", mode }) psi.ArgumentList.Add(a);
+        // The child starts from glibc's defaults unless the case sets a malloc variable itself.
+        foreach (var n in new[] { "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES" })
+            psi.Environment.Remove(n);
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit(60_000).Should().BeTrue("the heap probe should finish within a minute");
+        p.ExitCode.Should().Be(0, $"the probe failed: {stderr.Result}");
+        var m = Regex.Match(stdout.Result, @"active=(\w+) skipped=(.*) mmapped=(\w+) free_after=(\d+)");
+        m.Success.Should().BeTrue($"the probe prints its report line; stdout: {stdout.Result}");
+        return new HeapReport(bool.Parse(m.Groups[1].Value), m.Groups[2].Value, bool.Parse(m.Groups[3].Value),
+            long.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture));
     }
-
-    [DllImport("libc", EntryPoint = "mallinfo2")]
-    private static extern MallInfo2Struct MallInfo2();
 }

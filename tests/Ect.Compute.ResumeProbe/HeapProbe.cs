@@ -1,0 +1,58 @@
+using System.Runtime.InteropServices;
+using Ect.Compute.Runtime;
+
+namespace Ect.Compute.ResumeProbe;
+
+/// <summary>
+/// `probe heap policy|none`: in this fresh process, applies <see cref="NativeHeapPolicy"/> (policy) or not (none), then
+/// mallocs an 8 MiB block (one [32,64,32,32] float32 activation of the bench network), touches it, frees it, and prints
+/// what glibc did: "active=B skipped=REASON mmapped=B free_after=BYTES". mmapped is the IS_MMAPPED bit of the block's
+/// chunk header; free_after is mallinfo2's free bytes in the heap after the free (a trimmed or unmapped block is not
+/// counted). NativeHeapPolicyTests reads this line.
+/// </summary>
+public static class HeapProbe
+{
+    private const int BlockBytes = 8 << 20;
+
+    public static int Run(string mode)
+    {
+        if (mode is not ("policy" or "none"))
+        {
+            Console.Error.WriteLine($"probe heap: mode '{mode}' is neither 'policy' nor 'none'.");
+            return 2;
+        }
+        if (mode == "policy") NativeHeapPolicy.Apply();
+        var p = Marshal.AllocHGlobal(BlockBytes); // malloc on Unix
+        bool mmapped;
+        try
+        {
+            var ones = new byte[BlockBytes];
+            Array.Fill(ones, (byte)1);
+            Marshal.Copy(ones, 0, p, BlockBytes); // fault the pages in, as a tensor kernel would
+            // glibc's chunk header: the size word before the user pointer; bit 1 = IS_MMAPPED.
+            var sizeWord = (ulong)Marshal.ReadInt64(p, -sizeof(long));
+            if ((long)(sizeWord & ~7UL) < BlockBytes)
+            {
+                Console.Error.WriteLine($"probe heap: the chunk header before the block reads size {sizeWord & ~7UL}, less than {BlockBytes}: not glibc?");
+                return 3;
+            }
+            mmapped = (sizeWord & 2) != 0;
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(p);
+        }
+        var freeAfter = (long)MallInfo2().fordblks;
+        Console.WriteLine($"active={NativeHeapPolicy.Active} skipped={NativeHeapPolicy.SkippedBecause ?? "-"} mmapped={mmapped} free_after={freeAfter}");
+        return 0;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallInfo2Struct
+    {
+        public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+    }
+
+    [DllImport("libc", EntryPoint = "mallinfo2")]
+    private static extern MallInfo2Struct MallInfo2();
+}
