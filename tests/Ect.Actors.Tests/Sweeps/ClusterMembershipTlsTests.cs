@@ -19,7 +19,7 @@ namespace Ect.Actors.Tests.Sweeps;
 /// plain TCP or with TLS and a certificate of its own; the same bare system given the run root's certificate joins.
 /// Membership is read from the node's own log (MembershipLog prints every member event it sees).
 /// </summary>
-[Trait("Category", "Slow")] // ~40 s on the loaded 2-core machine: a node, then two intruders that wait 15 s, then a member
+[Trait("Category", "Slow")] // ~40 s on the loaded 2-core machine: a node, then two intruders that wait 12 s, then a member
 public sealed class ClusterMembershipTlsTests(PostgresFixture pg, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     /// <summary>A bare cluster member on a free loopback port: the node as its only seed, nothing of ect's but the system name.</summary>
@@ -75,7 +75,7 @@ public sealed class ClusterMembershipTlsTests(PostgresFixture pg, ITestOutputHel
             var addresses = intruders.Select(s => ((ExtendedActorSystem)s).Provider.DefaultAddress.ToString()).ToList();
             output.WriteLine($"intruders: {string.Join(", ", addresses)}");
             addresses.Should().OnlyContain(a => Regex.IsMatch(a, @":\d+$"), "each intruder is bound to a port (the node's log is searched for it)");
-            await Task.Delay(TimeSpan.FromSeconds(15)); // InitJoin is retried every few seconds: several attempts each
+            await Task.Delay(TimeSpan.FromSeconds(12)); // InitJoin is retried every few seconds: several attempts each
             foreach (var (s, a) in intruders.Zip(addresses))
             {
                 MembersUp(s).Should().Be(0, $"{a} never became a member (its own view)");
@@ -93,8 +93,11 @@ public sealed class ClusterMembershipTlsTests(PostgresFixture pg, ITestOutputHel
         {
             var address = ((ExtendedActorSystem)member).Provider.DefaultAddress.ToString();
             await node.WaitForLine(Regex.Escape($"member {address} up (2 members)"), TimeSpan.FromSeconds(30));
-            await Akka.Cluster.Cluster.Get(member).LeaveAsync().WaitAsync(TimeSpan.FromSeconds(20));
-            await node.WaitForLine(Regex.Escape($"member {address} removed"), TimeSpan.FromSeconds(30));
+            // Leave (not a bare stop: with two members, the split-brain resolver's tie-break could down the node). The
+            // node's "removed" did not come within 60 s here (the bare member stops its cluster daemon once it is
+            // exiting); the node is killed at the end of the test anyway.
+            Akka.Cluster.Cluster.Get(member).Leave(Akka.Cluster.Cluster.Get(member).SelfAddress);
+            await node.WaitForLine(Regex.Escape($"member {address} exiting"), TimeSpan.FromSeconds(30));
         }
         finally { await member.Terminate(); }
         node.Process.HasExited.Should().BeFalse();
