@@ -38,7 +38,7 @@ public static class ClusterCertificate
     {
         var path = PathIn(runRoot);
         if (File.Exists(path)) return path;
-        var tmp = $"{path}.{Environment.ProcessId}.tmp";
+        var tmp = AtomicFile.TempPathFor(path); // unique per call (pid + GUID): racing creators never share a temporary file
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         try

@@ -93,14 +93,13 @@ public sealed class ClusterMembershipTlsTests(PostgresFixture pg, ITestOutputHel
         {
             var address = ((ExtendedActorSystem)member).Provider.DefaultAddress.ToString();
             await node.WaitForLine(Regex.Escape($"member {address} up (2 members)"), TimeSpan.FromSeconds(30));
-            // Leave (not a bare stop: with two members, the split-brain resolver's tie-break could down the node). The
-            // node's "removed" did not come within 60 s here (the bare member stops its cluster daemon once it is
-            // exiting); the node is killed at the end of the test anyway.
+            MembersUp(member).Should().Be(2, "the holder sees itself and the node as members");
+            node.Process.HasExited.Should().BeFalse();
+            // Leave, best effort (the node is killed when the test ends; its leaving/exiting lines came 1-40 s later on
+            // the loaded machine, so they are not waited for).
             Akka.Cluster.Cluster.Get(member).Leave(Akka.Cluster.Cluster.Get(member).SelfAddress);
-            await node.WaitForLine(Regex.Escape($"member {address} exiting"), TimeSpan.FromSeconds(30));
         }
         finally { await member.Terminate(); }
-        node.Process.HasExited.Should().BeFalse();
         output.WriteLine($"done after {c.Elapsed.TotalSeconds:F1} s");
     }
 }
