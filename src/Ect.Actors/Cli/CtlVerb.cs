@@ -82,7 +82,7 @@ public sealed class CtlVerb : ICliVerb
             new Option<string>("--system") { Description = "The daemon's ActorSystem name (with --address).", DefaultValueFactory = _ => "ect" },
             new Option<double>("--timeout") { Description = "Seconds to wait for each attempt.", DefaultValueFactory = _ => 10 },
             new Option<int>("--attempts") { Description = "Attempts before giving up (all with the same idempotency key).", DefaultValueFactory = _ => 3 },
-            new Option<string?>("--tls-certificate") { Description = "Our PKCS#12 (.pfx) client certificate, when the daemon uses TLS." },
+            new Option<string?>("--tls-certificate", "--cluster-cert") { Description = "Our PKCS#12 (.pfx) client certificate, when the daemon uses TLS; with --cluster, the cluster's (default: the cluster.pfx beside --token-file)." },
             new Option<string?>("--tls-password") { Description = "Password of --tls-certificate." },
             new Option<string[]>("--tls-pin") { Description = "A daemon certificate thumbprint to accept (repeatable).", AllowMultipleArgumentsPerToken = true },
             new Option<string?>("--run") { Description = "A run of a sweep cluster, by id (with --cluster and --token-file RUN_ROOT/cluster.token): reached on whichever node trains it." },

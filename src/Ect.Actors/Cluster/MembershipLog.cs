@@ -14,14 +14,20 @@ public sealed class MembershipLog : ReceiveActor
 
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly TextWriter _out;
+    private readonly HashSet<UniqueAddress> _members = [];
 
     public static Props Props(TextWriter output) => Akka.Actor.Props.Create(() => new MembershipLog(output));
 
     public MembershipLog(TextWriter output)
     {
         _out = output;
-        Receive<ClusterEvent.IMemberEvent>(e => _out.WriteLine(
-            $"node {_cluster.SelfAddress}: member {e.Member.Address} {Describe(e)} ({_cluster.State.Members.Count(m => m.Status != MemberStatus.Removed)} members)"));
+        // Counted from the events themselves: Cluster.State lags behind the event being handled.
+        Receive<ClusterEvent.IMemberEvent>(e =>
+        {
+            if (e is ClusterEvent.MemberRemoved) _members.Remove(e.Member.UniqueAddress);
+            else _members.Add(e.Member.UniqueAddress);
+            _out.WriteLine($"node {_cluster.SelfAddress}: member {e.Member.Address} {Describe(e)} ({_members.Count} members)");
+        });
         Receive<ClusterEvent.CurrentClusterState>(_ => { });
     }
 

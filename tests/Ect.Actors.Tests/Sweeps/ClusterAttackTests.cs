@@ -190,7 +190,8 @@ public sealed class ClusterAttackTests(PostgresFixture pg, ITestOutputHelper out
 
         var wrong = Path.Combine(dir, "wrong.token");
         File.WriteAllText(wrong, new string('1', 64));
-        (code, text) = await Ect("ctl", "pause", "--run", run!, "--cluster", viaNode0, "--token-file", wrong);
+        // The wrong token lies outside the run root: the cluster's certificate is given (else the client refuses first, exit 2).
+        (code, text) = await Ect("ctl", "pause", "--run", run!, "--cluster", viaNode0, "--token-file", wrong, "--cluster-cert", ClusterCertificate.PathIn(root));
         code.Should().Be(1, text);
         text.Should().Contain(ClusterToken.Refused);
         var after = await client.Control(run!, new Ect.Actors.Control.GetStatus("s2"), TimeSpan.FromSeconds(30));
