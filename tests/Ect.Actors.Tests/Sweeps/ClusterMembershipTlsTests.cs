@@ -93,7 +93,6 @@ public sealed class ClusterMembershipTlsTests(PostgresFixture pg, ITestOutputHel
         {
             var address = ((ExtendedActorSystem)member).Provider.DefaultAddress.ToString();
             await node.WaitForLine(Regex.Escape($"member {address} up (") + @"\d+ members\)", TimeSpan.FromSeconds(30));
-            MembersUp(member).Should().Be(2, "the holder sees itself and the node as members");
             node.Process.HasExited.Should().BeFalse();
             // Leave, best effort (the node is killed when the test ends; its leaving/exiting lines came 1-40 s later on
             // the loaded machine, so they are not waited for).
