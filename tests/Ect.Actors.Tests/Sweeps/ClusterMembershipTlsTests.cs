@@ -19,7 +19,7 @@ namespace Ect.Actors.Tests.Sweeps;
 /// plain TCP or with TLS and a certificate of its own; the same bare system given the run root's certificate joins.
 /// Membership is read from the node's own log (MembershipLog prints every member event it sees).
 /// </summary>
-[Trait("Category", "Slow")] // ~40 s on the loaded 2-core machine: a node, then two intruders that wait 12 s, then a member
+[Trait("Category", "Slow")] // 27-36 s measured on the loaded 2-core machine (70 s once, with other cluster tests in parallel): a node, two intruders that wait 12 s, a member
 public sealed class ClusterMembershipTlsTests(PostgresFixture pg, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     /// <summary>A bare cluster member on a free loopback port: the node as its only seed, nothing of ect's but the system name.</summary>
