@@ -26,7 +26,7 @@ public sealed class CtlVerb : ICliVerb
         Option<string?> RunDir, Option<string?> Address, Option<string?> TokenFile, Option<string> System,
         Option<double> Timeout, Option<int> Attempts,
         Option<string?> TlsCertificate, Option<string?> TlsPassword, Option<string[]> TlsPin,
-        Option<string?> Run, Option<string?> Cluster);
+        Option<string?> Run, Option<string?> Cluster, Option<bool> InsecureNoTls);
 
     public Command Build()
     {
@@ -82,13 +82,14 @@ public sealed class CtlVerb : ICliVerb
             new Option<string>("--system") { Description = "The daemon's ActorSystem name (with --address).", DefaultValueFactory = _ => "ect" },
             new Option<double>("--timeout") { Description = "Seconds to wait for each attempt.", DefaultValueFactory = _ => 10 },
             new Option<int>("--attempts") { Description = "Attempts before giving up (all with the same idempotency key).", DefaultValueFactory = _ => 3 },
-            new Option<string?>("--tls-certificate") { Description = "Our PKCS#12 (.pfx) client certificate, when the daemon uses TLS." },
+            new Option<string?>("--tls-certificate", "--cluster-cert") { Description = "Our PKCS#12 (.pfx) client certificate, when the daemon uses TLS; with --cluster, the cluster's (default: the cluster.pfx beside --token-file)." },
             new Option<string?>("--tls-password") { Description = "Password of --tls-certificate." },
             new Option<string[]>("--tls-pin") { Description = "A daemon certificate thumbprint to accept (repeatable).", AllowMultipleArgumentsPerToken = true },
             new Option<string?>("--run") { Description = "A run of a sweep cluster, by id (with --cluster and --token-file RUN_ROOT/cluster.token): reached on whichever node trains it." },
-            new Option<string?>("--cluster") { Description = "HOST:PORT[,...] of nodes of the sweep cluster (`ect node`), with --run." });
+            new Option<string?>("--cluster") { Description = "HOST:PORT[,...] of nodes of the sweep cluster (`ect node`), with --run (TLS with the cluster.pfx beside --token-file, or --tls-certificate)." },
+            Cluster.ClusterTls.InsecureSwitch());
         foreach (var o in new Option[] { common.RunDir, common.Address, common.TokenFile, common.System, common.Timeout,
-                     common.Attempts, common.TlsCertificate, common.TlsPassword, common.TlsPin, common.Run, common.Cluster })
+                     common.Attempts, common.TlsCertificate, common.TlsPassword, common.TlsPin, common.Run, common.Cluster, common.InsecureNoTls })
             c.Options.Add(o);
         return common;
     }
@@ -139,7 +140,7 @@ public sealed class CtlVerb : ICliVerb
             Console.Error.WriteLine("ect ctl: --cluster needs --run RUN (the run id, as `ect sweep status NAME --cluster ...` lists it).");
             return ExitUnreachable;
         }
-        var tls = new Cluster.ClusterTls(r.GetValue(o.TlsCertificate), r.GetValue(o.TlsPassword) ?? "", r.GetValue(o.TlsPin) ?? []);
+        var tls = new Cluster.ClusterTls(r.GetValue(o.TlsCertificate), r.GetValue(o.TlsPassword) ?? "", r.GetValue(o.TlsPin) ?? [], r.GetValue(o.InsecureNoTls));
         Cluster.SweepClient client;
         try { client = Cluster.SweepClient.Connect(cluster, tls, r.GetValue(o.TokenFile)); }
         catch (Exception e) when (e is ArgumentException or IOException) { Console.Error.WriteLine($"ect ctl: {e.Message}"); return ExitUnreachable; }

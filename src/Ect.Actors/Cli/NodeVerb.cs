@@ -27,7 +27,7 @@ public sealed class NodeVerb : ICliVerb
         var journal = new Option<string>("--journal") { Description = $"PostgreSQL connection string of the cluster's journal (default: ${PostgresPersistence.EnvironmentVariable})." };
         var slots = new Option<int>("--slots") { Description = "Runs trained at once on this node (default: the cores / --threads).", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Threads per run (default 1).", DefaultValueFactory = _ => 1 };
-        var host = new Option<string>("--hostname") { Description = "Address this node binds and is reached at (default 127.0.0.1; another address needs --tls-*).", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--hostname") { Description = "Address this node binds and is reached at (default 127.0.0.1; beyond loopback, TLS cannot be turned off).", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (default 0: a free one; a seed node gives its seed port).", DefaultValueFactory = _ => 0 };
         var downAfter = new Option<double>("--down-after") { Description = "Seconds an unreachable node stays before the split-brain resolver (keep-majority) downs it (default 20).", DefaultValueFactory = _ => 20 };
         var tls = ClusterTls.Options();
@@ -46,11 +46,10 @@ public sealed class NodeVerb : ICliVerb
         }
         if (slots == 0) slots = Math.Max(1, Environment.ProcessorCount / threads);
         var seeds = seedList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        string tlsHocon;
         try
         {
             foreach (var s in seeds) ClusterHocon.ParseHostPort(s, "--seed-nodes");
-            tlsHocon = tls.Hocon(hostname);
+            tls.CheckAddress(hostname);
         }
         catch (ArgumentException e) { Console.Error.WriteLine($"ect node: {e.Message}"); return 2; }
         if (seeds.Length == 0) { Console.Error.WriteLine("ect node: --seed-nodes is empty: give HOST:PORT of at least one node (the first node lists itself)."); return 2; }
@@ -67,6 +66,13 @@ public sealed class NodeVerb : ICliVerb
         string token;
         try { token = ClusterToken.EnsureIn(runRoot); }
         catch (IOException e) { Console.Error.WriteLine($"ect node: {e.Message}"); return 2; }
+        string tlsHocon;
+        try
+        {
+            tls = tls.ForNode(runRoot);
+            tlsHocon = tls.Hocon(hostname);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException) { Console.Error.WriteLine($"ect node: {e.Message}"); return 2; }
 
         var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, tls.Enabled, token);
         ActorSystem system;
@@ -84,8 +90,10 @@ public sealed class NodeVerb : ICliVerb
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; Leave(); };
         using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; Leave(); });
         SweepNode.Start(system, runRoot, slots, threads, LocalSweepExecutor.Self(), token);
+        system.ActorOf(MembershipLog.Props(Console.Out), MembershipLog.Name);
         cluster.RegisterOnMemberUp(() => Console.WriteLine($"node {cluster.SelfAddress}: up; {slots} slot(s) x {threads} thread(s), run root {runRoot}"));
-        Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}");
+        Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}" +
+                          (tls.Enabled ? $" (mutual TLS, certificate {tls.CertificatePath}, pinned {string.Join(", ", tls.Pins)})" : " (no TLS: --insecure-no-tls)"));
         system.WhenTerminated.Wait();
         // Its trainers were asked to checkpoint and stop (SIGTERM) as their entities stopped: let them finish that.
         if (TrainChild.WaitForAll(TimeSpan.FromMinutes(2)) is > 0 and var left)

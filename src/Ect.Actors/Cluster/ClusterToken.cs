@@ -10,8 +10,9 @@ namespace Ect.Actors.Cluster;
 /// `ect sweep ... --cluster` / `ect ctl --run ... --cluster` (--token-file). Nodes refuse a client request whose token
 /// does not match (<see cref="Matches"/>, constant time) and sign every node-to-node sweep message with it
 /// (<see cref="ClusterSweepSerializer"/>), so a local process that can reach a node's port but cannot read the run
-/// root can neither submit, cancel, query nor control runs. (A process that speaks Akka could still join the cluster
-/// itself on loopback without TLS: Akka.Cluster authenticates members only by TLS. See README, "Sweeps on several machines".)
+/// root can neither submit, cancel, query nor control runs. (Membership is guarded by TLS alone, on by default with
+/// RUN_ROOT/cluster.pfx: see <see cref="ClusterCertificate"/>; with --insecure-no-tls a local process that speaks Akka
+/// could join the cluster itself.)
 /// </summary>
 public static class ClusterToken
 {

@@ -20,8 +20,9 @@ public sealed class SweepClient : IAsyncDisposable
     private SweepClient(ActorSystem system, IReadOnlyList<string> nodes, bool tls, string token) { _system = system; _nodes = nodes; _tls = tls; _token = token; }
 
     /// <summary>
-    /// Throws ArgumentException on a bad --cluster list or TLS option, IOException on a token file that cannot be read.
-    /// <paramref name="tokenFile"/>: the nodes' RUN_ROOT/cluster.token.
+    /// Throws ArgumentException on a bad --cluster list, TLS option or certificate, IOException on a token file that cannot
+    /// be read. <paramref name="tokenFile"/>: the nodes' RUN_ROOT/cluster.token; the cluster's certificate is the
+    /// cluster.pfx beside it unless <paramref name="tls"/> names another or is <see cref="ClusterTls.Insecure"/>.
     /// </summary>
     public static SweepClient Connect(string cluster, ClusterTls tls, string? tokenFile, string hostname = "127.0.0.1")
     {
@@ -31,6 +32,8 @@ public sealed class SweepClient : IAsyncDisposable
         var nodes = cluster.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (nodes.Length == 0) throw new ArgumentException("--cluster is empty: give HOST:PORT of a node.");
         foreach (var n in nodes) ClusterHocon.ParseHostPort(n, "--cluster");
+        tls.CheckAddress(hostname);
+        tls = tls.ForClient(tokenFile);
         var config = ClusterHocon.Client(hostname, tls.Hocon(hostname));
         return new SweepClient(ActorSystem.Create("ect-sweep-client", tls.Setup(config)), nodes, tls.Enabled, token);
     }
@@ -46,7 +49,7 @@ public sealed class SweepClient : IAsyncDisposable
             try { return await selection.Ask<T>(message, timeout); }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException) { errors.Add($"{node}: no answer within {timeout.TotalSeconds:F0} s"); }
         }
-        throw new TimeoutException($"no node of the cluster answered ({string.Join("; ", errors)}): is `ect node` running there, and with the same TLS settings?");
+        throw new TimeoutException($"no node of the cluster answered ({string.Join("; ", errors)}): is `ect node` running there, and with the same TLS settings (its RUN_ROOT/cluster.pfx, or --insecure-no-tls on both sides)?");
     }
 
     public Task<SweepReply> Submit(SweepSpec spec) => AskAsync<SweepReply>(new SubmitSweep { Sweep = ToSubmitted(spec), Token = _token }, TimeSpan.FromSeconds(30));

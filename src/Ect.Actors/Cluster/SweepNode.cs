@@ -29,6 +29,14 @@ public static class SweepNode
     {
         var node = Akka.Cluster.Cluster.Get(system).SelfAddress.ToString();
         var sharding = ClusterSharding.Get(system);
+        // The proxy logs "ClusterSingletonProxy failed to find an associated singleton ... after 30 seconds" once at
+        // start-up: Akka.Cluster.Tools 1.5's ClusterSingletonProxy starts its identification-failure timer with an
+        // initial delay of zero, so the first tick fires as the proxy starts, before it has tried anything (a real
+        // failure repeats every 30 s). Nothing is lost meanwhile: until the director is identified the proxy buffers
+        // what is sent to it (akka.cluster.singleton-proxy.buffer-size, 1000 by default; the oldest is dropped only
+        // beyond that, i.e. after ~30 minutes of this node's 2-second slot reports without a director) and delivers it
+        // in order once found (SingletonProxyStartupTests). A request the receptionist timed out on may therefore still
+        // be carried out: its answer says so (submit and cancel are idempotent; StartRun and the reports are repeated).
         var directorProxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{DirectorName}", ClusterSingletonProxySettings.Create(system)), DirectorName + "-proxy");
         var gate = system.ActorOf(SlotGate.Props(slots, node, directorProxy), "slots");
         var context = new SweepRunEntity.NodeContext(runRoot, ect, threads, node, gate, directorProxy, token);

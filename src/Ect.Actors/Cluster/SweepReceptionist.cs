@@ -68,7 +68,10 @@ public sealed class SweepReceptionist : ReceiveActor
         try { return await director.Ask<SweepReply>(m, timeout); }
         catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
         {
-            return new SweepReply { Ok = false, Message = $"{what}: the sweep director did not answer within {timeout.TotalSeconds:F0} s (the cluster is forming or has no majority): nothing was done; try again." };
+            // Not "nothing was done": the singleton proxy buffers the request until it finds the director and then
+            // delivers it (see SweepNode.Start), so it may still be carried out. Submit and cancel are idempotent.
+            return new SweepReply { Ok = false, Message = $"{what}: the sweep director did not answer within {timeout.TotalSeconds:F0} s (the cluster is forming or has no majority): " +
+                                                          "the request may still be carried out once the director is reachable; check with `ect sweep status`, or send it again (the same submit or cancel twice changes nothing)." };
         }
     }
 

@@ -1,3 +1,4 @@
+using Ect.Actors.Cluster;
 using Ect.Actors.Tests.Control;
 using Ect.Actors.Tests.RunTests;
 using FluentAssertions;
@@ -36,9 +37,25 @@ public sealed class ClusterRefusalTests
     {
         var root = Directory.CreateTempSubdirectory("ect-node-").FullName;
         var (code, text) = await Ect("node", "--seed-nodes", "10.1.2.3:4053", "--hostname", "10.1.2.3", "--port", "4053", "--run-root", root,
-            "--journal", "Host=127.0.0.1;Port=1;Username=postgres;Database=postgres");
+            "--journal", "Host=127.0.0.1;Port=1;Username=postgres;Database=postgres", "--insecure-no-tls");
         code.Should().Be(2, text);
-        text.Should().Contain("--hostname 10.1.2.3").And.Contain("mutual TLS").And.Contain("--tls-certificate");
+        text.Should().Contain("--hostname 10.1.2.3").And.Contain("--insecure-no-tls").And.Contain("mutual TLS");
+        text.Should().NotContain("PostgreSQL", "the address is refused before anything else is tried");
+    }
+
+    [Fact]
+    public async Task A_client_without_the_cluster_certificate_is_refused_naming_the_file_and_the_fix()
+    {
+        // A token file whose folder has no cluster.pfx (a copied token, say): the client does not fall back to plain TCP.
+        var dir = Directory.CreateTempSubdirectory("ect-client-").FullName;
+        var token = Path.Combine(dir, ClusterToken.FileName);
+        File.WriteAllText(token, new string('a', 64));
+        var (code, text) = await Ect("sweep", "status", "any", "--cluster", $"127.0.0.1:{ControlRemotingTests.FreePort()}", "--token-file", token);
+        code.Should().Be(2, text);
+        text.Should().Contain(Path.Combine(dir, ClusterCertificate.FileName)).And.Contain("file not found").And.Contain("--cluster-cert");
+        (code, text) = await Ect("ctl", "status", "--run", "r", "--cluster", $"127.0.0.1:{ControlRemotingTests.FreePort()}", "--token-file", token);
+        code.Should().Be(2, text);
+        text.Should().Contain(Path.Combine(dir, ClusterCertificate.FileName)).And.Contain("file not found");
     }
 
     [Theory]

@@ -47,12 +47,6 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
         return path;
     }
 
-    private static async Task<(int Code, string Text)> Ect(params string[] args)
-    {
-        var (code, o, e, _) = await EctProcess.RunAsync(TimeSpan.FromSeconds(90), args);
-        return (code, o + e);
-    }
-
     private static async Task<SweepStatusReply> WaitForAll(SweepClient client, string name, Func<string, bool> done, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
@@ -69,121 +63,107 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
     [Fact]
     public async Task A_sweep_on_three_nodes_survives_a_SIGKILLed_node_and_every_run_ends_with_the_digests_of_an_uninterrupted_run()
     {
-        var clock = Stopwatch.StartNew();
-        await using var db = await ClusterDatabase.CreateAsync(pg.ConnectionString);
-        var dir = Directory.CreateTempSubdirectory("ect-cluster-").FullName;
-        var root = Path.Combine(dir, "runs");
-        var ports = Enumerable.Range(0, 3).Select(_ => ControlRemotingTests.FreePort()).ToArray();
-        var nodes = ports.Select(p => SweepNodeProcess.Start(output, p, ports, root, db.ConnectionString)).ToList();
-        try
+        await using var c = await LoopbackCluster.StartAsync(pg, output, "ect-cluster-", 3);
+        var (db, dir, root, nodes) = (c.Db, c.Dir, c.Root, c.Nodes.ToList());
+
+        var specPath = Spec(dir, "kill-" + Guid.NewGuid().ToString("N")[..6]);
+        var spec = SweepSpec.Load(specPath);
+        var cluster = c.Addresses();
+        var (code, text) = await LoopbackCluster.Ect("sweep", "submit", specPath, "--cluster", cluster, "--token-file", c.TokenFile);
+        code.Should().Be(0, text);
+        text.Should().Contain("submitted, 4 runs");
+
+        // The victim: a node whose trainer has committed a checkpoint of its run (mid-run, not at its end).
+        SweepNodeProcess? victim = null;
+        string run = "";
+        int trainerPid = 0;
+        var wait = Stopwatch.StartNew();
+        while (victim is null && wait.Elapsed < TimeSpan.FromSeconds(60))
         {
-            foreach (var n in nodes) await n.WaitForLine(@": up; 1 slot", TimeSpan.FromSeconds(90));
-            output.WriteLine($"cluster up after {clock.Elapsed.TotalSeconds:F1} s");
-
-            var specPath = Spec(dir, "kill-" + Guid.NewGuid().ToString("N")[..6]);
-            var spec = SweepSpec.Load(specPath);
-            var cluster = string.Join(",", ports.Select(p => $"127.0.0.1:{p}"));
-            var (code, text) = await Ect("sweep", "submit", specPath, "--cluster", cluster, "--token-file", ClusterToken.PathIn(root));
-            code.Should().Be(0, text);
-            text.Should().Contain("submitted, 4 runs");
-
-            // The victim: a node whose trainer has committed a checkpoint of its run (mid-run, not at its end).
-            SweepNodeProcess? victim = null;
-            string run = "";
-            int trainerPid = 0;
-            var wait = Stopwatch.StartNew();
-            while (victim is null && wait.Elapsed < TimeSpan.FromSeconds(60))
-            {
-                foreach (var n in nodes)
-                    foreach (var l in n.Lines)
-                        if (System.Text.RegularExpressions.Regex.Match(l, @"run (\S+): attempt 1, ect train pid (\d+)") is { Success: true } m
-                            && JournalPreflight.CheckpointFiles(Path.Combine(root, m.Groups[1].Value)).Count > 0
-                            && !Directory.Exists(Path.Combine(root, m.Groups[1].Value, "samples")))
-                        { victim = n; run = m.Groups[1].Value; trainerPid = int.Parse(m.Groups[2].Value); break; }
-                if (victim is null) await Task.Delay(100);
-            }
-            victim.Should().NotBeNull("a node trains a run and has checkpointed it");
-            var trainer = Process.GetProcessById(trainerPid);
-            trainer.HasExited.Should().BeFalse("the victim's trainer is alive when its node is killed");
-            victim!.Process.Kill(); // SIGKILL
-            await victim.Process.WaitForExitAsync();
-            victim.Process.ExitCode.Should().Be(137, "the node died of the SIGKILL");
-            output.WriteLine($"killed {victim.Name} (training {run}, trainer pid {trainerPid}) at {clock.Elapsed.TotalSeconds:F1} s");
-            var trainerGone = trainer.WaitForExitAsync();
-            (await Task.WhenAny(trainerGone, Task.Delay(5000))).Should().BeSameAs(trainerGone,
-                "the trainer of a killed node kills itself (it watches its parent): no orphan keeps training");
-            RunJournal.Events<RunFinished>(RunJournal.Read(Path.Combine(root, run))).Should().BeEmpty("the kill landed before the run's end");
-
-            var survivors = nodes.Where(n => n != victim).ToList();
-            // The killed machine comes back on the same address while the sweep goes on: it joins again.
-            var returned = SweepNodeProcess.Start(output, victim.Port, ports, root, db.ConnectionString);
-            nodes.Add(returned);
-            await using var client = SweepClient.Connect(string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}")), new ClusterTls(null, "", []), ClusterToken.PathIn(root));
-            var status = await WaitForAll(client, spec.Name, p => p == "finished", TimeSpan.FromSeconds(120));
-            output.WriteLine($"all {spec.Runs.Count} runs finished at {clock.Elapsed.TotalSeconds:F1} s");
-            status.Runs.Single(r => r.RunId == run).Attempts.Should().Be(2, "the killed run was started once more");
-            await returned.WaitForLine(": up; 1 slot", TimeSpan.FromSeconds(60));
-            // "up" is the node's own view; the others see it as a member a moment later (gossip): ask until they do.
-            var again = await client.Status(spec.Name);
-            for (var rejoin = Stopwatch.StartNew(); !again.Nodes.Any(n => n.Node.EndsWith($":{victim.Port}")) && rejoin.Elapsed < TimeSpan.FromSeconds(30);)
-            {
-                await Task.Delay(500);
-                again = await client.Status(spec.Name);
-            }
-            again.Nodes.Select(n => n.Node).Should().Contain(n => n.EndsWith($":{victim.Port}"), "the node that came back is a member again");
-
-            foreach (var r in spec.Runs)
-            {
-                var runDir = Path.Combine(root, r.Id);
-                var got = DaemonHarness.Finished(runDir); // exactly one RunFinished
-                var reference = Path.Combine(dir, "reference", r.Id);
-                var settings = RunSettings.From(EctConfiguration.LoadFiles(spec.BaseFiles,
-                    spec.SetsOf(r).Concat(["ect.run.threads=1", "ect.fake.step-ms=0", "ect.display.mode=off"]).ToList()), checkData: false);
-                (await DaemonHarness.RunDaemonAsync(reference, settings)).ExitCode.Should().Be(0);
-                var expected = DaemonHarness.Finished(reference);
-                got.WeightsSha256.Should().Be(expected.WeightsSha256, $"{r.Id}: weights as an uninterrupted run's");
-                got.EmaSha256.Should().Be(expected.EmaSha256, $"{r.Id}: EMA weights as an uninterrupted run's");
-
-                // One trainer at a time: every checkpoint committed once, in order (a second concurrent trainer of
-                // the run would commit a step again or go back), and the entity's journal shows one attempt after
-                // another, on the victim and then elsewhere for the killed run, once for every other run.
-                DaemonHarness.CheckpointStepsOnce(runDir).Should().BeInAscendingOrder();
-                var events = await db.Events("ect-sweep-run-" + r.Id);
-                var attempts = events.Where(e => e.Manifest == "RunAttemptStartedV1").Select(e => RunAttemptStarted.Parser.ParseFrom(e.Payload)).ToList();
-                attempts.Select(a => a.Attempt).Should().Equal(Enumerable.Range(1, attempts.Count));
-                if (r.Id == run)
-                {
-                    attempts.Should().HaveCount(2);
-                    attempts[0].Node.Should().EndWith($":{victim.Port}");
-                    // The second attempt ran on a survivor, or on the victim's address once it had come back.
-                }
-                else attempts.Should().ContainSingle($"{r.Id} was never interrupted");
-                events.Last().Manifest.Should().Be("RunOutcomeV1");
-                RunOutcome.Parser.ParseFrom(events.Last().Payload).Outcome.Should().Be("finished");
-            }
-            var director = await db.Events(SweepDirector.PersistenceIdValue);
-            director.Where(e => e.Manifest == "RunOutcomeV1").Select(e => RunOutcome.Parser.ParseFrom(e.Payload).RunId)
-                .Should().BeEquivalentTo(spec.Runs.Select(r => r.Id), "the director recorded each run's end once");
-
-            // The CLI over the same cluster: status, results (table + JSON in the shared run root), cancel of an ended sweep.
-            var alive = string.Join(",", survivors.Select(n => $"127.0.0.1:{n.Port}"));
-            (code, text) = await Ect("sweep", "status", spec.Name, "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
-            code.Should().Be(0, text);
-            text.Should().Contain($"sweep {spec.Name}: 4 of 4 runs ended").And.Contain(run).And.Contain("ETA").And.Contain("│ 160");
-            (code, text) = await Ect("sweep", "results", spec.Name, "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
-            code.Should().Be(0, text);
-            File.Exists(Path.Combine(root, SweepResults.TableFile)).Should().BeTrue(text);
-            (code, text) = await Ect("sweep", "cancel", spec.Name, "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
-            code.Should().Be(0, text);
-            text.Should().Contain("0 running run(s) asked to checkpoint and stop, 0 never started");
-            (code, text) = await Ect("sweep", "status", "no-such-sweep", "--cluster", alive, "--token-file", ClusterToken.PathIn(root));
-            code.Should().Be(1, text);
-            text.Should().Contain("no sweep named \"no-such-sweep\"").And.Contain(spec.Name);
-            output.WriteLine($"test took {clock.Elapsed.TotalSeconds:F1} s");
+            foreach (var n in nodes)
+                foreach (var l in n.Lines)
+                    if (System.Text.RegularExpressions.Regex.Match(l, @"run (\S+): attempt 1, ect train pid (\d+)") is { Success: true } m
+                        && JournalPreflight.CheckpointFiles(Path.Combine(root, m.Groups[1].Value)).Count > 0
+                        && !Directory.Exists(Path.Combine(root, m.Groups[1].Value, "samples")))
+                    { victim = n; run = m.Groups[1].Value; trainerPid = int.Parse(m.Groups[2].Value); break; }
+            if (victim is null) await Task.Delay(100);
         }
-        finally
+        victim.Should().NotBeNull("a node trains a run and has checkpointed it");
+        var trainer = Process.GetProcessById(trainerPid);
+        trainer.HasExited.Should().BeFalse("the victim's trainer is alive when its node is killed");
+        victim!.Process.Kill(); // SIGKILL
+        await victim.Process.WaitForExitAsync();
+        victim.Process.ExitCode.Should().Be(137, "the node died of the SIGKILL");
+        output.WriteLine($"killed {victim.Name} (training {run}, trainer pid {trainerPid}) at {c.Elapsed.TotalSeconds:F1} s");
+        var trainerGone = trainer.WaitForExitAsync();
+        (await Task.WhenAny(trainerGone, Task.Delay(5000))).Should().BeSameAs(trainerGone,
+            "the trainer of a killed node kills itself (it watches its parent): no orphan keeps training");
+        RunJournal.Events<RunFinished>(RunJournal.Read(Path.Combine(root, run))).Should().BeEmpty("the kill landed before the run's end");
+
+        var survivors = nodes.Where(n => n != victim).ToList();
+        // The killed machine comes back on the same address while the sweep goes on: it joins again.
+        var returned = c.Start(victim.Port);
+        await using var client = c.Client(survivors);
+        var status = await WaitForAll(client, spec.Name, p => p == "finished", TimeSpan.FromSeconds(120));
+        output.WriteLine($"all {spec.Runs.Count} runs finished at {c.Elapsed.TotalSeconds:F1} s");
+        status.Runs.Single(r => r.RunId == run).Attempts.Should().Be(2, "the killed run was started once more");
+        await returned.WaitForLine(": up; 1 slot", TimeSpan.FromSeconds(60));
+        // "up" is the node's own view; the others see it as a member a moment later (gossip): ask until they do.
+        var again = await client.Status(spec.Name);
+        for (var rejoin = Stopwatch.StartNew(); !again.Nodes.Any(n => n.Node.EndsWith($":{victim.Port}")) && rejoin.Elapsed < TimeSpan.FromSeconds(30);)
         {
-            foreach (var n in nodes) n.Dispose();
+            await Task.Delay(500);
+            again = await client.Status(spec.Name);
         }
+        again.Nodes.Select(n => n.Node).Should().Contain(n => n.EndsWith($":{victim.Port}"), "the node that came back is a member again");
+
+        foreach (var r in spec.Runs)
+        {
+            var runDir = Path.Combine(root, r.Id);
+            var got = DaemonHarness.Finished(runDir); // exactly one RunFinished
+            var reference = Path.Combine(dir, "reference", r.Id);
+            var settings = RunSettings.From(EctConfiguration.LoadFiles(spec.BaseFiles,
+                spec.SetsOf(r).Concat(["ect.run.threads=1", "ect.fake.step-ms=0", "ect.display.mode=off"]).ToList()), checkData: false);
+            (await DaemonHarness.RunDaemonAsync(reference, settings)).ExitCode.Should().Be(0);
+            var expected = DaemonHarness.Finished(reference);
+            got.WeightsSha256.Should().Be(expected.WeightsSha256, $"{r.Id}: weights as an uninterrupted run's");
+            got.EmaSha256.Should().Be(expected.EmaSha256, $"{r.Id}: EMA weights as an uninterrupted run's");
+
+            // One trainer at a time: every checkpoint committed once, in order (a second concurrent trainer of
+            // the run would commit a step again or go back), and the entity's journal shows one attempt after
+            // another, on the victim and then elsewhere for the killed run, once for every other run.
+            DaemonHarness.CheckpointStepsOnce(runDir).Should().BeInAscendingOrder();
+            var events = await db.Events("ect-sweep-run-" + r.Id);
+            var attempts = events.Where(e => e.Manifest == "RunAttemptStartedV1").Select(e => RunAttemptStarted.Parser.ParseFrom(e.Payload)).ToList();
+            attempts.Select(a => a.Attempt).Should().Equal(Enumerable.Range(1, attempts.Count));
+            if (r.Id == run)
+            {
+                attempts.Should().HaveCount(2);
+                attempts[0].Node.Should().EndWith($":{victim.Port}");
+                // The second attempt ran on a survivor, or on the victim's address once it had come back.
+            }
+            else attempts.Should().ContainSingle($"{r.Id} was never interrupted");
+            events.Last().Manifest.Should().Be("RunOutcomeV1");
+            RunOutcome.Parser.ParseFrom(events.Last().Payload).Outcome.Should().Be("finished");
+        }
+        var director = await db.Events(SweepDirector.PersistenceIdValue);
+        director.Where(e => e.Manifest == "RunOutcomeV1").Select(e => RunOutcome.Parser.ParseFrom(e.Payload).RunId)
+            .Should().BeEquivalentTo(spec.Runs.Select(r => r.Id), "the director recorded each run's end once");
+
+        // The CLI over the same cluster: status, results (table + JSON in the shared run root), cancel of an ended sweep.
+        var alive = c.Addresses(survivors);
+        (code, text) = await LoopbackCluster.Ect("sweep", "status", spec.Name, "--cluster", alive, "--token-file", c.TokenFile);
+        code.Should().Be(0, text);
+        text.Should().Contain($"sweep {spec.Name}: 4 of 4 runs ended").And.Contain(run).And.Contain("ETA").And.Contain("│ 160");
+        (code, text) = await LoopbackCluster.Ect("sweep", "results", spec.Name, "--cluster", alive, "--token-file", c.TokenFile);
+        code.Should().Be(0, text);
+        File.Exists(Path.Combine(root, SweepResults.TableFile)).Should().BeTrue(text);
+        (code, text) = await LoopbackCluster.Ect("sweep", "cancel", spec.Name, "--cluster", alive, "--token-file", c.TokenFile);
+        code.Should().Be(0, text);
+        text.Should().Contain("0 running run(s) asked to checkpoint and stop, 0 never started");
+        (code, text) = await LoopbackCluster.Ect("sweep", "status", "no-such-sweep", "--cluster", alive, "--token-file", c.TokenFile);
+        code.Should().Be(1, text);
+        text.Should().Contain("no sweep named \"no-such-sweep\"").And.Contain(spec.Name);
+        output.WriteLine($"test took {c.Elapsed.TotalSeconds:F1} s");
     }
 }
