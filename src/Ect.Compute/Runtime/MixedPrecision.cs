@@ -39,8 +39,6 @@ public sealed record MixedPrecision(string Name, ScalarType? ComputeType)
     {
         if (ComputeType == ScalarType.Float16)
             throw new ArgumentException($"{Key} = fp16: not in this version (it needs the amp branch's dynamic loss scaler, and CUDA; ect.run.device resolved to {device}); use bf16 on CUDA, or off.");
-        if (ComputeType == ScalarType.BFloat16 && device.IsCpu)
-            throw new ArgumentException($"{Key} = bf16 on the CPU: gave NaN on this project's CPUs in a test run (libtorch's bf16 CPU kernels, not yet understood); use it with a CUDA device (ect.run.device = cuda), or off.");
     }
 
     public override string ToString() => Name;
