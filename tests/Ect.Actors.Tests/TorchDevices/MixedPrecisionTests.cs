@@ -123,7 +123,7 @@ public sealed class MixedPrecisionTests
             bad.Should().Throw<ConfigurationException>().WithMessage("*ect.run.mixed-precision = *fp8*must be off, bf16 or fp16*");
             var fp16 = () => Engines.Check(RunSettings.From(Config("ect.run.mixed-precision=fp16", "ect.run.device=cpu")));
             fp16.Should().Throw<ConfigurationException>().WithMessage("ect.run.mixed-precision = fp16 on the CPU: not supported*use bf16 on the CPU*cuda*");
-            var bf16 = () => Engines.Check(RunSettings.From(Config("ect.run.mixed-precision=bf16", "ect.run.device=cpu")));
+            var bf16 = () => Engines.Check(RunSettings.From(Config("ect.run.mixed-precision=bf16", "ect.run.device=cpu")), checkInit: false);
             bf16.Should().NotThrow("bf16 runs on the CPU through the padded convolutions");
         }
         finally { Directory.Delete(dir, true); }

@@ -115,8 +115,9 @@ public class Bf16ConvolutionProbeTests(ITestOutputHelper output)
         var calls = new HashSet<ConvolutionCall>();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        using var unit = 1.0.ToScalar();
         using (ChannelPaddedConvolution.Record(calls))
-            net.forward(randn(4, 1, res, res), full(new long[] { 4 }, 1.0f), null);
+            net.forward(randn(4, 1, res, res), full(new long[] { 4 }, unit), null);
         calls.Should().NotBeEmpty();
         return calls;
     }
