@@ -29,6 +29,7 @@ public static class Edm2Engines
             DataPath = Path.GetFullPath(s.DataPath),
             InitWeights = Engines.ResolveInit(s.Network),
             EvaluationThreads = s.Evaluation.Threads,
+            Device = Engines.Device(s),
         };
         try { return (new Edm2TrainingEngine(o, runDir), source); }
         catch { source.Dispose(); throw; }

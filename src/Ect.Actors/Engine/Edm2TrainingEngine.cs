@@ -29,6 +29,8 @@ public sealed record Edm2EngineOptions(
     public string? InitWeights { get; init; }
     public int EvaluationThreads { get; init; } = 1;
     public IReadOnlyList<double> PhemaStds => Edm2.PhemaStds;
+    /// <summary>ect.run.device: the network, its EMA, the power-function EMAs and every step tensor live there.</summary>
+    public Ect.Compute.Runtime.ComputeDevice Device { get; init; } = Ect.Compute.Runtime.ComputeDevice.Cpu;
 }
 
 /// <summary>
@@ -57,7 +59,7 @@ public sealed class Edm2TrainingEngine : TrainStepEngine<Edm2Precond, Edm2TrainS
 
     public Edm2TrainingEngine(Edm2EngineOptions options, string runDir)
         // weight initialisation from the seed: MPConv weights randn, MPFourier buffers (network, EMA, then the PHEMAs)
-        : base(options.BatchSize, options.Seed, options.Threads, Path.Combine(runDir, Checkpoints.Checkpointer.Folder), () => new Edm2Precond(options.Network))
+        : base(options.BatchSize, options.Seed, options.Threads, Path.Combine(runDir, Checkpoints.Checkpointer.Folder), () => new Edm2Precond(options.Network), options.Device)
     {
         _o = options;
         _phemaDir = Path.Combine(runDir, PhemaSnapshots.Folder);
@@ -65,7 +67,16 @@ public sealed class Edm2TrainingEngine : TrainStepEngine<Edm2Precond, Edm2TrainS
         if (options.InitWeights is { } init)
             (_initSha256, _droppedInitTensors) = LoadInitial(init, Net);
         foreach (var m in _phema.Prepend(EmaNet)) Ema.CopyWeights(Net, m);
+        // Built, initialised and loaded on the host (the host generator gives the same weights on every device), then
+        // moved once, as the DDPM++ engine does; the optimizer and PowerFunctionEma's weights follow the parameters.
+        foreach (var m in _phema.Prepend(EmaNet).Prepend(Net)) Ect.Compute.Runtime.ModulePlacement.MoveTo(m, options.Device.Device);
     }
+
+    /// <summary>The device the engine trains on.</summary>
+    public Ect.Compute.Runtime.ComputeDevice Device => _o.Device;
+
+    /// <summary>The power-function EMA copies, for tests that inspect where their tensors live (DevicePlacementTests).</summary>
+    internal IReadOnlyList<Edm2Precond> PhemaNetsForInspection => _phema;
 
     /// <summary>
     /// Loads an EDM2 state dict by name into <paramref name="net"/>: a safetensors file with the Precond's keys

@@ -75,11 +75,9 @@ public static class Engines
     {
         if (settings.Engine != "torch") return;
         var device = Device(settings); // cuda on a CPU-only libtorch: refused here, before any work
-        if (!device.IsCpu && Distributed.DataParallelLaunch.Current is not null)
-            throw new ConfigurationException($"ect.run.device = {settings.Device}: a data-parallel run (mpirun) sums its gradients in host memory over MPI, so it trains on the CPU only; set ect.run.device = cpu.");
-        // Not yet: the EDM2 engine's step and PHEMA copies are not moved to a device (README "GPU", what is left).
-        if (!device.IsCpu && settings.Network.IsEdm2)
-            throw new ConfigurationException($"ect.run.device = {settings.Device}: ect.network.type = edm2 trains on the CPU only in this version (the DDPM++/NCSN++ engine runs on CUDA); set ect.run.device = cpu.");
+        // Data-parallel runs on CUDA stage the gradient bucket in host memory for MPI (DataParallel.SumOverRanks), and the
+        // EDM2 engine moves its network, EMA and power-function EMAs to the device: both are allowed there, not run on a
+        // GPU by this project (README "GPU").
         var precision = Precision(settings, device);
         if (precision.Enabled && settings.Network.IsEdm2)
             throw new ConfigurationException($"ect.run.mixed-precision = {precision}: ect.network.type = edm2 trains in float32 only in this version; set ect.run.mixed-precision = off.");

@@ -86,14 +86,18 @@ public sealed class TorchTrainingEngine : TrainStepEngine<EctPrecond, TrainStep>
 
     protected override TrainStep CreateStep(string phase, bool fromPretrain)
     {
+        // ect.run.mixed-precision = fp16: the amp branch's GradScaler (its state is saved with the step's checkpoints).
+        var scaler = _options.MixedPrecision.NeedsLossScaler ? new Ect.Compute.Optim.DynamicLossScaler() : null;
         if (phase == Phases.Pretrain)
             return new TrainStep(Net, EmaNet, new EdmLoss(_options.Pretrain.PMean, _options.Pretrain.PStd),
-                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _options.PretrainLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed));
+                new TrainStepConfig(_options.BatchSize, new OptimizerConfig(OptimizerKind.Adam, _options.PretrainLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed))
+            { LossScaler = scaler };
         if (fromPretrain) Ema.CopyWeights(EmaNet, Net);
         var t = _options.Tuning;
         var loss = new EctLoss(new MappingFunction(t.Mapping, t.Q, t.K, t.B), t.PMean, t.PStd, c: t.C);
         return new TrainStep(Net, EmaNet, loss,
-            new TrainStepConfig(_options.BatchSize, new OptimizerConfig(t.Optimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1));
+            new TrainStepConfig(_options.BatchSize, new OptimizerConfig(t.Optimizer, _options.TuningLr), new EmaConfig(_options.EmaBeta), Seed: _options.Seed + 1))
+            { LossScaler = scaler };
     }
 
     protected override IReadOnlyDictionary<string, string> CheckpointMetadata(IReadOnlyDictionary<string, string> metadata)

@@ -37,7 +37,9 @@ public sealed record ConvolutionCall(long[] InputShape, long[] WeightShape, long
 /// same way (earlier hosts saw NaN from 1x1 backward-data with 8 outputs at 2 threads). The shipped configurations
 /// (DDPM++ 16 and 32 channels, EDM2) have multiples of 16 everywhere except the image channels (C_in 1-4 of the first
 /// convolution: exact, not padded; C_out 1-3 of the last: padded), so padding costs them almost nothing.
-/// Other dtypes (float64 replicas for checks) never reach oneDNN and are not padded.
+/// bfloat16 / float16 on the CPU (ect.run.mixed-precision) have the same fault, wider: C_in is padded too even when
+/// below 16 (1 and 8 were wrong there), and depthwise resampling runs in float32 (see <see cref="InFloat32"/>).
+/// float64 (replicas for checks) never reaches oneDNN and is not padded; nothing is padded for low precision on CUDA.
 /// </para>
 /// </summary>
 public static class ChannelPaddedConvolution
@@ -70,8 +72,10 @@ public static class ChannelPaddedConvolution
     public static Tensor Conv2d(Tensor x, Tensor w, long stride = 1, long padding = 0, long groups = 1, bool pad = true)
     {
         _recorder?.Add(new ConvolutionCall(x.shape, w.shape, stride, padding, groups, false));
-        if (!pad || x.dtype != ScalarType.Float32)
+        if (!pad || !Padded(x))
             return F.conv2d(x, w, strides: [stride, stride], padding: [padding, padding], groups: groups);
+        if (groups != 1 && IsLowPrecision(x.dtype))
+            return InFloat32(x, w, (x32, w32) => Conv2d(x32, w32, stride, padding, groups, pad));
         if (groups == 1)
             return Dense(x, w, (xp, wp) => F.conv2d(xp, wp, strides: [stride, stride], padding: [padding, padding]));
         return Depthwise(x, w, groups, (xp, wp, c) => F.conv2d(xp, wp, strides: [stride, stride], padding: [padding, padding], groups: c));
@@ -82,16 +86,44 @@ public static class ChannelPaddedConvolution
     {
         long c = x.shape[1];
         _recorder?.Add(new ConvolutionCall(x.shape, w.shape, stride, padding, c, true));
-        if (!pad || x.dtype != ScalarType.Float32)
+        if (!pad || !Padded(x))
             return F.conv_transpose2d(x, w, strides: [stride, stride], padding: [padding, padding], groups: c);
+        if (IsLowPrecision(x.dtype))
+            return InFloat32(x, w, (x32, w32) => DepthwiseConvTranspose2d(x32, w32, stride, padding, pad));
         return Depthwise(x, w, c, (xp, wp, cp) => F.conv_transpose2d(xp, wp, strides: [stride, stride], padding: [padding, padding], groups: cp));
+    }
+
+    /// <summary>
+    /// Which convolutions go through oneDNN's channel-blocked kernels: float32 (on every device, as before), and bfloat16 /
+    /// float16 on the CPU (ect.run.mixed-precision; on CUDA cuDNN runs them and nothing is padded).
+    /// </summary>
+    private static bool Padded(Tensor x) =>
+        x.dtype == ScalarType.Float32 || (IsLowPrecision(x.dtype) && x.device_type == TorchSharp.DeviceType.CPU);
+
+    private static bool IsLowPrecision(ScalarType t) => t is ScalarType.BFloat16 or ScalarType.Float16;
+
+    /// <summary>
+    /// bfloat16 / float16 depthwise (FIR resampling) convolutions on the CPU run in float32 and are cast back: oneDNN's
+    /// bf16 depthwise stride-2 kernels were wrong by 1.0 relative (every value) for conv_transpose2d forward and conv2d
+    /// backward-data, at C = 8, 16 and 32 alike, padded to 16 or 32 or not (measured 2026-12-02 on the AMD EPYC hosts,
+    /// tests/Ect.Compute.Tests/Networks/Bf16ConvolutionProbeTests). The filter is the fixed [1,1] FIR: cheap in float32.
+    /// </summary>
+    private static Tensor InFloat32(Tensor x, Tensor w, Func<Tensor, Tensor, Tensor> conv)
+    {
+        using var x32 = x.to(ScalarType.Float32);
+        using var w32 = w.to(ScalarType.Float32);
+        using var y32 = conv(x32, w32);
+        return y32.to(x.dtype);
     }
 
     private static Tensor Dense(Tensor x, Tensor w, Func<Tensor, Tensor, Tensor> conv)
     {
         long cout = w.shape[0], cin = w.shape[1];
         long coutP = cout % ChannelBlock == 0 ? cout : RoundUp(cout);
-        long cinP = cin <= ChannelBlock || cin % ChannelBlock == 0 ? cin : RoundUp(cin);
+        // bfloat16: forward and backward-data were wrong for every C_in that is not a multiple of 16 (1 and 8 too), so
+        // C_in is always padded there; float32's small C_in (1-16) are exact and stay unpadded (the golden bits).
+        bool padSmallCin = IsLowPrecision(x.dtype);
+        long cinP = cin % ChannelBlock == 0 || (cin <= ChannelBlock && !padSmallCin) ? cin : RoundUp(cin);
         if (coutP == cout && cinP == cin) return conv(x, w);
         using var scope = NewDisposeScope();
         var xp = x;

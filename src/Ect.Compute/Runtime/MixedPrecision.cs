@@ -9,7 +9,8 @@ namespace Ect.Compute.Runtime;
 /// torch.autocast, so the casts are explicit, as EDM's own use_fp16 path is (SongUNetPrecond.Precision; Linear, Conv2d and
 /// GroupNorm cast their weights to the input's dtype, the attention weights are computed in float32).
 /// Deviation: only the trained network runs in the low dtype; the EMA's sampling and evaluation stay float32.
-/// fp16 is refused for now (<see cref="CheckDevice"/>).
+/// fp16 is refused on the CPU (<see cref="CheckDevice"/>); bf16 runs on the CPU through
+/// Networks.ChannelPaddedConvolution, which works around oneDNN's wrong bf16 kernels there.
 /// </summary>
 public sealed record MixedPrecision(string Name, ScalarType? ComputeType)
 {
@@ -32,15 +33,15 @@ public sealed record MixedPrecision(string Name, ScalarType? ComputeType)
     };
 
     /// <summary>
-    /// Refuses what this version cannot run: fp16 needs the amp branch's dynamic loss scaler (torch.cuda.amp.GradScaler),
-    /// which is not implemented yet (bf16 has float32's exponent range and needs none), and acts on CUDA only (EDM).
+    /// Refuses what this version cannot run soundly: fp16 on the CPU. fp16 trains with the amp branch's dynamic loss
+    /// scaler (Optim.DynamicLossScaler) on CUDA, where the amp branch runs it; libtorch's float16 CPU convolutions were
+    /// never checked against float64 on this project's CPUs (they have no AVX512-FP16, and oneDNN's bf16 kernels were
+    /// wrong there until padded: Bf16ConvolutionProbeTests), so the CPU takes bf16 or off. bf16 runs on both.
     /// </summary>
     public void CheckDevice(ComputeDevice device)
     {
-        if (ComputeType == ScalarType.Float16)
-            throw new ArgumentException($"{Key} = fp16: not in this version (it needs the amp branch's dynamic loss scaler, and CUDA; ect.run.device resolved to {device}); use bf16 on CUDA, or off.");
-        if (ComputeType == ScalarType.BFloat16 && device.IsCpu)
-            throw new ArgumentException($"{Key} = bf16 on the CPU: gave NaN on this project's CPUs in a test run (libtorch's bf16 CPU kernels, not yet understood); use it with a CUDA device (ect.run.device = cuda), or off.");
+        if (ComputeType == ScalarType.Float16 && device.IsCpu)
+            throw new ArgumentException($"{Key} = fp16 on the CPU: not supported (libtorch's float16 CPU convolutions are unchecked on these CPUs; ect.run.device resolved to {device}); use bf16 on the CPU, or fp16 with a CUDA device (ect.run.device = cuda).");
     }
 
     public override string ToString() => Name;

@@ -48,7 +48,13 @@ public sealed record DataParallel(int Rank, int Size, IGradientSum Sum)
             if (g.dtype != ScalarType.Float32) throw new NotSupportedException($"data-parallel training sums float32 gradients; a gradient is {g.dtype}.");
         var l64 = losses.detach().to(float64);
         var stats = tensor(new[] { (float)l64.sum().item<double>(), (float)l64.Squared().sum().item<double>(), (float)l64.numel() });
-        var flat = cat(grads.Select(g => g.reshape(-1)).Append(stats).ToArray(), 0).contiguous();
+        // MPI reads and writes host memory: the flat bucket is gathered on the gradients' device, copied once to a host
+        // buffer (pinned when that device is CUDA, so the copies are DMA) and, summed, copied back into each gradient.
+        // On the CPU the bucket is the host buffer (no copy): the same bits as before.
+        var onHost = grads.Length == 0 || grads[0].device_type == TorchSharp.DeviceType.CPU;
+        var bucket = grads.Length == 0 ? null : cat(grads.Select(g => g.reshape(-1)).ToArray(), 0);
+        var hostBucket = bucket is null ? null : onHost ? bucket : bucket.to(CPU).pin_memory();
+        var flat = (hostBucket is null ? stats : cat([hostBucket, stats], 0)).contiguous();
         Sum.SumInPlace(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(flat.bytes));
         long off = 0;
         using (no_grad())

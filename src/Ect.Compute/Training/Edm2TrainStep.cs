@@ -157,6 +157,7 @@ public sealed class Edm2TrainStep : ITrainStep
         using var rng = _rng.Begin(_parallel, Config.Seed, StepIndex);
         Net.train();
         rng.Restart();
+        Runtime.DeviceRng.Sync(images.device); // CUDA: the device stream from the step's CPU state (no-op on the CPU)
         Optimizer.ZeroGrad();
         var losses = Loss.Compute(Net, images, classLabels);
         // ct_training_loop.py: loss.mul(loss_scaling).mean().backward() (one accumulation round). Over K > 1 ranks:

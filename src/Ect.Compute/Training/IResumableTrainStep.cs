@@ -28,6 +28,9 @@ public interface IResumableTrainStep
     void SetStage(int stage);
     void SetLearningRate(double lr);
 
+    /// <summary>The fp16 loss scaler whose state is saved with the step (ect.run.mixed-precision = fp16); null otherwise.</summary>
+    DynamicLossScaler? LossScaler => null;
+
     /// <summary>Restores the step and image counters (resume).</summary>
     void RestoreCounters(long stepIndex, long imagesSeen);
 }

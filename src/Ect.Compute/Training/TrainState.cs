@@ -17,6 +17,8 @@ public static class TrainState
 {
     public const string FormatName = "ect-train-state/1";
     private const string UserPrefix = "user.";
+    /// <summary>The fp16 loss scaler's state (<see cref="Optim.DynamicLossScaler.Serialize"/>), present when the step has one.</summary>
+    public const string LossScalerKey = "ect.loss-scaler";
 
     public static void Save(string path, IResumableTrainStep step, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -54,6 +56,7 @@ public static class TrainState
             ["ect.stage"] = step.Stage.ToString(CultureInfo.InvariantCulture),
             ["ect.lr"] = step.LearningRate.ToString("R", CultureInfo.InvariantCulture),
         };
+        if (step.LossScaler is { } scaler) meta[LossScalerKey] = scaler.Serialize();
         if (metadata is not null)
             foreach (var (k, v) in metadata) meta[UserPrefix + k] = v;
 
@@ -83,6 +86,10 @@ public static class TrainState
                 long.Parse(RequiredMeta(path, contents.Metadata, "ect.images"), CultureInfo.InvariantCulture));
             step.SetStage(int.Parse(RequiredMeta(path, contents.Metadata, "ect.stage"), CultureInfo.InvariantCulture));
             step.SetLearningRate(double.Parse(RequiredMeta(path, contents.Metadata, "ect.lr"), CultureInfo.InvariantCulture));
+            // A state saved without a scaler (a float32 or bf16 run switched to fp16) keeps the scaler's initial state,
+            // as the official amp loop does when 'gradscaler_state' is missing.
+            if (step.LossScaler is { } scaler && contents.Metadata.TryGetValue(LossScalerKey, out var scalerState))
+                scaler.Restore(scalerState, path);
             return contents.Metadata.Where(kv => kv.Key.StartsWith(UserPrefix, StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key[UserPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
         }

@@ -61,6 +61,12 @@ public sealed class TrainStep : ITrainStep
     public void RestoreCounters(long stepIndex, long imagesSeen) { StepIndex = stepIndex; ImagesSeen = imagesSeen; }
 
     /// <summary>
+    /// ect.run.mixed-precision = fp16: the dynamic loss scaler (its scale replaces <see cref="TrainStepConfig.LossScaling"/>;
+    /// a step with inf/NaN gradients is skipped). Null (default): the float32 path, bit for bit as before.
+    /// </summary>
+    public DynamicLossScaler? LossScaler { get; set; }
+
+    /// <summary>
     /// This rank's part in a data-parallel job (null: one process trains the whole batch). Step then takes this rank's
     /// shard of the batch and sums the gradients over all ranks (one all-reduce of a flat buffer) before the update.
     /// </summary>
@@ -124,24 +130,33 @@ public sealed class TrainStep : ITrainStep
             Runtime.DeviceRng.Sync(images.device); // CUDA: the device stream from the step's CPU state (no-op on the CPU)
             Optimizer.ZeroGrad();
             losses = RunRounds(images, classLabels);
-            bool finite = losses.isfinite().all().item<bool>() && GradientCleaner.AllFinite(_params);
+            // With a loss scaler, inf/NaN gradients are its business (skip and back off), not a redo's: a redo would
+            // repeat the same overflow at the same scale.
+            bool finite = losses.isfinite().all().item<bool>() && (LossScaler is not null || GradientCleaner.AllFinite(_params));
             if (finite || redo >= Config.MaxRedo) break;
             redo++;
         }
         rng.End();
         (double Sum, double SumSq, double Count)? globalLoss = _parallel is { } dp ? dp.SumOverRanks(_params, losses) : null;
 
+        double lossScale = LossScaler?.Scale ?? Config.LossScaling;
+        // After the all-reduce every rank holds the same gradients, so every rank takes the same skip decision.
+        bool skipped = LossScaler is { } scaler && !scaler.UnscaleAndCheck(_params);
         long nonFinite = GradientCleaner.Clean(_params);
         double gradNorm = GradientCleaner.Norm(_params);
-        Optimizer.Step();
         double beta = Config.Ema.BetaAt(ImagesSeen, Config.BatchSize);
-        Ema.Update(Net, EmaNet, beta);
+        if (!skipped)
+        {
+            Optimizer.Step();
+            Ema.Update(Net, EmaNet, beta);
+        }
+        LossScaler?.Update(skipped);
 
         var (mean, std) = DataParallel.LossMoments(losses, _parallel, globalLoss);
         rng.Commit();
         StepIndex++;
         ImagesSeen += Config.BatchSize;
-        return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, redo, nonFinite, beta, sw.Elapsed);
+        return new StepStatistics(StepIndex, ImagesSeen, mean, std, gradNorm, redo, nonFinite, beta, sw.Elapsed, skipped, lossScale);
     }
 
     private Tensor RunRounds(Tensor images, Tensor? classLabels)
@@ -158,7 +173,9 @@ public sealed class TrainStep : ITrainStep
             // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward(). (The ECT loop uses
             // loss.mul(loss_scaling).mean() per round, which is the same for one round and rounds-times larger
             // otherwise; we keep EDM's form so the gradient does not depend on the split.)
-            loss.sum().Times(Config.LossScaling / Config.BatchSize).backward();
+            // fp16: the loss scaler's scale in place of loss_scaling (the amp branch: "Loss scaling is overwritten when
+            // GradScaler is enabled"); UnscaleAndCheck divides it out again.
+            loss.sum().Times((LossScaler?.Scale ?? Config.LossScaling) / Config.BatchSize).backward();
             all.Add(loss.detach().MoveToOuterDisposeScope());
         }
         return rounds == 1 ? all[0] : cat(all, 0);

@@ -33,7 +33,9 @@ public sealed record TrainStepConfig(
 /// consumed including this step's; <see cref="LossMean"/>/<see cref="LossStd"/>: mean and population std of the
 /// per-sample losses of the accepted attempt; <see cref="GradNorm"/>: L2 norm of all gradients after sanitising;
 /// <see cref="RedoCount"/>: attempts recomputed because of a non-finite loss/gradient;
-/// <see cref="NonFiniteGradients"/>: entries the GradientCleaner replaced in the accepted attempt.
+/// <see cref="NonFiniteGradients"/>: entries the GradientCleaner replaced in the accepted attempt;
+/// <see cref="SkippedByLossScaler"/>: fp16's loss scaler found inf/NaN gradients, so neither weights nor EMA moved;
+/// <see cref="LossScale"/>: the scale the step's loss was multiplied by (the loss scaler's, else the configured one).
 /// </summary>
 public sealed record StepStatistics(
     long Step,
@@ -44,4 +46,6 @@ public sealed record StepStatistics(
     int RedoCount,
     long NonFiniteGradients,
     double EmaBeta,
-    TimeSpan Duration);
+    TimeSpan Duration,
+    bool SkippedByLossScaler = false,
+    double LossScale = 1);

@@ -196,6 +196,50 @@ public sealed class DevicePlacementTests : IDisposable
 
     private static TrainStep StepOf(TorchTrainingEngine engine) => engine.StepForInspection;
 
+    /// <summary>
+    /// The EDM2 engine (its CUDA refusal lifted, issue 18 point 3): network, EMA, every power-function EMA copy, the
+    /// optimizer state and gradients sit on the configured device after pretraining and tuning steps and after a
+    /// checkpoint load into a fresh engine (the CPU here; cuda where gpu-check.sh runs this class).
+    /// </summary>
+    [Fact]
+    public void Edm2_engine_step_phema_copies_and_checkpoint_load_stay_on_the_configured_device()
+    {
+        var device = ComputeDevice.Resolve("auto");
+        var net = new Ect.Compute.Networks.Edm2.Edm2UNetConfig
+        {
+            ImgResolution = 16, ImgChannels = 1, LabelDim = 0, ModelChannels = 16, ChannelMult = [1, 2], NumBlocks = 1, AttnResolutions = [],
+        };
+        var o = new Edm2EngineOptions(net, BatchSize: 4, Seed: 7, Threads: 1, EmaBeta: 0.9,
+            PretrainLr: 1e-3, Pretrain: new PretrainSettings(-1.2, 1.2),
+            TuningLr: 1e-4, Tuning: new TuningSettings(OptimizerKind.Adam, -0.8, 1.6, MappingKind.Sigmoid, Q: 4, K: 8, B: 1, C: 0.06),
+            Edm2: new Edm2Settings(0.9, 0.99, 0, [0.05, 0.1], 0)) { DataPath = DataPath, Device = device };
+        using var data = Ect.Data.Sources.DatasetSource.Load(DataPath);
+        var assembler = new BatchAssembler(data, 4, 7, new BatchOptions { Resolution = 16, UseLabels = false });
+        using var engine = new Edm2TrainingEngine(o, Path.Combine(_dir, "edm2"));
+        engine.Device.Should().Be(device);
+        engine.SetPhase(Phases.Pretrain);
+        using (var b = new Batch(assembler.Next(), 4, "")) double.IsFinite(engine.Step(b).Loss).Should().BeTrue();
+        engine.SetPhase(Phases.Tuning);
+        using (var b = new Batch(assembler.Next(), 4, "")) double.IsFinite(engine.Step(b).Loss).Should().BeTrue();
+        var step = engine.StepForInspection;
+        DeviceCheck.Misplaced(device.Device, step.Net, step.Optimizer).Should().BeEmpty();
+        DeviceCheck.Misplaced(device.Device, step.EmaNet).Should().BeEmpty();
+        engine.PhemaNetsForInspection.Should().HaveCount(2);
+        foreach (var phema in engine.PhemaNetsForInspection) DeviceCheck.Misplaced(device.Device, phema).Should().BeEmpty();
+        step.Net.parameters().Any(p => p.grad is not null).Should().BeTrue("the check saw the gradients too");
+
+        var ckpt = Path.Combine(_dir, "edm2-ckpt.safetensors");
+        using (var image = engine.Capture(new Dictionary<string, string> { ["step"] = "2", ["phase"] = "tuning" })) image.WriteTo(ckpt);
+        using var loaded = new Edm2TrainingEngine(o, Path.Combine(_dir, "edm2-loaded"));
+        loaded.SetPhase(Phases.Tuning);
+        loaded.LoadCheckpoint(ckpt);
+        loaded.WeightsDigest().Should().Be(engine.WeightsDigest());
+        loaded.PhemaDigest().Should().Be(engine.PhemaDigest());
+        var ls = loaded.StepForInspection;
+        DeviceCheck.Misplaced(device.Device, ls.Net, ls.Optimizer).Should().BeEmpty();
+        foreach (var phema in loaded.PhemaNetsForInspection) DeviceCheck.Misplaced(device.Device, phema).Should().BeEmpty();
+    }
+
     [Fact]
     public void The_determinism_switch_reaches_libtorchs_context()
     {
