@@ -84,13 +84,13 @@ public static class OnnxBatchAxis
         {
             if (number != 1 || !first) return null;
             first = false;
-            var fields = Fields(dim);
+            var fields = ProtobufWire.Fields(dim);
             if (fields.Count != 1 || fields[0].Number != 1 || fields[0].WireType != 0 || fields[0].Value != 1) return null;
             did = true;
             var param = Encoding.UTF8.GetBytes(BatchDimension);
             using var replacement = new MemoryStream();
-            WriteVarint(replacement, (2 << 3) | 2);
-            WriteVarint(replacement, (ulong)param.Length);
+            ProtobufWire.WriteVarint(replacement, (2 << 3) | 2);
+            ProtobufWire.WriteVarint(replacement, (ulong)param.Length);
             replacement.Write(param);
             return replacement.ToArray();
         });
@@ -105,16 +105,16 @@ public static class OnnxBatchAxis
     private static byte[] RewriteMessage(ReadOnlyMemory<byte> message, Func<int, ReadOnlyMemory<byte>, byte[]?> rewrite)
     {
         using var output = new MemoryStream(message.Length + 64);
-        foreach (var f in Fields(message))
+        foreach (var f in ProtobufWire.Fields(message))
         {
-            var replacement = f.WireType == 2 ? rewrite(f.Number, f.Payload) : null;
+            var replacement = f.WireType == 2 ? rewrite(f.Number, f.Bytes) : null;
             if (replacement is null)
             {
                 output.Write(message.Span[f.Start..f.End]);
                 continue;
             }
-            WriteVarint(output, ((ulong)f.Number << 3) | 2);
-            WriteVarint(output, (ulong)replacement.Length);
+            ProtobufWire.WriteVarint(output, ((ulong)f.Number << 3) | 2);
+            ProtobufWire.WriteVarint(output, (ulong)replacement.Length);
             output.Write(replacement);
         }
         return output.ToArray();
@@ -122,65 +122,8 @@ public static class OnnxBatchAxis
 
     private static string? FirstString(ReadOnlyMemory<byte> message, int number)
     {
-        foreach (var f in Fields(message))
-            if (f.Number == number && f.WireType == 2) return Encoding.UTF8.GetString(f.Payload.Span);
+        foreach (var f in ProtobufWire.Fields(message))
+            if (f.Number == number && f.WireType == 2) return Encoding.UTF8.GetString(f.Bytes.Span);
         return null;
-    }
-
-    private readonly record struct Field(int Number, int WireType, ulong Value, ReadOnlyMemory<byte> Payload, int Start, int End);
-
-    private static List<Field> Fields(ReadOnlyMemory<byte> b)
-    {
-        var fields = new List<Field>();
-        int pos = 0;
-        while (pos < b.Length)
-        {
-            int start = pos;
-            ulong key = Varint(b.Span, ref pos);
-            int number = (int)(key >> 3), wire = (int)(key & 7);
-            switch (wire)
-            {
-                case 0: fields.Add(new Field(number, 0, Varint(b.Span, ref pos), default, start, pos)); break;
-                case 1:
-                case 5:
-                    int width = wire == 1 ? 8 : 4;
-                    if (pos + width > b.Length) throw new InvalidDataException($"truncated fixed-width field {number}");
-                    pos += width;
-                    fields.Add(new Field(number, wire, 0, default, start, pos));
-                    break;
-                case 2:
-                    ulong len = Varint(b.Span, ref pos);
-                    if (len > (ulong)(b.Length - pos)) throw new InvalidDataException($"field {number} claims {len} bytes, {b.Length - pos} left");
-                    var payload = b.Slice(pos, (int)len);
-                    pos += (int)len;
-                    fields.Add(new Field(number, 2, 0, payload, start, pos));
-                    break;
-                default: throw new InvalidDataException($"unsupported protobuf wire type {wire} (field {number})");
-            }
-        }
-        return fields;
-    }
-
-    private static ulong Varint(ReadOnlySpan<byte> b, ref int pos)
-    {
-        ulong result = 0;
-        for (int shift = 0; shift < 64; shift += 7)
-        {
-            if (pos >= b.Length) throw new InvalidDataException("truncated varint");
-            byte c = b[pos++];
-            result |= (ulong)(c & 0x7f) << shift;
-            if (c < 0x80) return result;
-        }
-        throw new InvalidDataException("varint longer than 10 bytes");
-    }
-
-    private static void WriteVarint(MemoryStream output, ulong value)
-    {
-        while (value >= 0x80)
-        {
-            output.WriteByte((byte)(value | 0x80));
-            value >>= 7;
-        }
-        output.WriteByte((byte)value);
     }
 }

@@ -39,12 +39,12 @@ public sealed class OnnxGraph
         try
         {
             ReadOnlyMemory<byte>? graph = null;
-            foreach (var f in Fields(bytes))
+            foreach (var f in ProtobufWire.Fields(bytes))
                 if (f.Number == 7 && f.WireType == 2) graph = f.Bytes;
             if (graph is null) throw new InvalidDataException("no graph (ModelProto field 7)");
             var nodes = new List<OnnxNode>();
             var inits = new Dictionary<string, OnnxInitializer>();
-            foreach (var f in Fields(graph.Value))
+            foreach (var f in ProtobufWire.Fields(graph.Value))
             {
                 if (f.WireType != 2) continue;
                 if (f.Number == 1) nodes.Add(ReadNode(f.Bytes));
@@ -67,7 +67,7 @@ public sealed class OnnxGraph
         var ints = new Dictionary<string, long>();
         var lists = new Dictionary<string, long[]>();
         var floats = new Dictionary<string, float>();
-        foreach (var f in Fields(b))
+        foreach (var f in ProtobufWire.Fields(b))
         {
             switch (f.Number)
             {
@@ -79,7 +79,7 @@ public sealed class OnnxGraph
                     long? i = null;
                     float? fl = null;
                     var list = new List<long>();
-                    foreach (var a in Fields(f.Bytes))
+                    foreach (var a in ProtobufWire.Fields(f.Bytes))
                     {
                         if (a.Number == 1 && a.WireType == 2) name = Utf8(a.Bytes);
                         else if (a.Number == 2 && a.WireType == 5) fl = BitConverter.Int32BitsToSingle((int)a.Value);
@@ -103,7 +103,7 @@ public sealed class OnnxGraph
         string name = "";
         float[]? values = null;
         var floatData = new List<float>();
-        foreach (var f in Fields(b))
+        foreach (var f in ProtobufWire.Fields(b))
         {
             switch (f.Number)
             {
@@ -137,53 +137,7 @@ public sealed class OnnxGraph
     {
         int pos = 0;
         var list = new List<long>();
-        while (pos < b.Length) list.Add((long)Varint(b.Span, ref pos));
+        while (pos < b.Length) list.Add((long)ProtobufWire.Varint(b.Span, ref pos));
         return list;
-    }
-
-    private readonly record struct Field(int Number, int WireType, ulong Value, ReadOnlyMemory<byte> Bytes);
-
-    private static List<Field> Fields(ReadOnlyMemory<byte> b)
-    {
-        var fields = new List<Field>();
-        int pos = 0;
-        while (pos < b.Length)
-        {
-            ulong key = Varint(b.Span, ref pos);
-            int number = (int)(key >> 3), wire = (int)(key & 7);
-            switch (wire)
-            {
-                case 0: fields.Add(new Field(number, 0, Varint(b.Span, ref pos), default)); break;
-                case 1: pos += 8; if (pos > b.Length) throw new InvalidDataException("truncated 64-bit field"); break;
-                case 5:
-                    if (pos + 4 > b.Length) throw new InvalidDataException("truncated 32-bit field");
-                    uint v = BitConverter.ToUInt32(b.Span[pos..(pos + 4)]);
-                    pos += 4;
-                    fields.Add(new Field(number, 5, v, default));
-                    break;
-                case 2:
-                    ulong len = Varint(b.Span, ref pos);
-                    if (len > (ulong)(b.Length - pos)) throw new InvalidDataException($"field {number} claims {len} bytes, {b.Length - pos} left");
-                    var slice = b.Slice(pos, (int)len);
-                    pos += (int)len;
-                    fields.Add(new Field(number, 2, 0, slice));
-                    break;
-                default: throw new InvalidDataException($"unsupported protobuf wire type {wire} (field {number})");
-            }
-        }
-        return fields;
-    }
-
-    private static ulong Varint(ReadOnlySpan<byte> b, ref int pos)
-    {
-        ulong result = 0;
-        for (int shift = 0; shift < 64; shift += 7)
-        {
-            if (pos >= b.Length) throw new InvalidDataException("truncated varint");
-            byte c = b[pos++];
-            result |= (ulong)(c & 0x7f) << shift;
-            if (c < 0x80) return result;
-        }
-        throw new InvalidDataException("varint longer than 10 bytes");
     }
 }
