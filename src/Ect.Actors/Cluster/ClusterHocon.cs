@@ -73,6 +73,13 @@ public static class ClusterHocon
               }
               cluster {
                 seed-nodes = [ {{seeds}} ]
+                # The first seed node joins itself when no other seed answers within this time. A first seed that
+                # restarts on its old address while the others still run must not: their association with its dead
+                # incarnation stays gated for a few seconds (and the TLS handshake under load takes more), and with
+                # Akka's 5 s default it formed a one-node cluster of its own (seen in ClusterSweepTests, 2026-12-02:
+                # a second director, whose writes the journal refused). Seeds that are up but not in a cluster answer
+                # at once (a fresh start is not slowed); only a first seed alone waits this long before it starts one.
+                seed-node-timeout = 30s
                 downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
                 split-brain-resolver {
                   active-strategy = keep-majority
