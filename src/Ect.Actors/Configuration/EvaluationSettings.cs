@@ -30,6 +30,10 @@ public sealed record EvaluationSettings(long Every, int Threads, IReadOnlyList<E
         r.Int("ect.evaluation.threads", v => v >= 1, "must be >= 1"),
         ReadEvaluators(r.Config, errors));
 
+    /// <summary>Most consistency steps an evaluator samples with: 1 (t-max), 2 (t-max, mid-t), 3 to this many at EDM's
+    /// Karras times (the times of `ect eval --steps N`; a recipe study compares 1, 2 and 4 steps in the run, issue 19).</summary>
+    public const int MaxSamplingSteps = 8;
+
     /// <summary>Evaluator types and the keys each accepts (a key another type reads, or a typo, is refused).</summary>
     public static readonly IReadOnlyDictionary<string, string[]> EvaluatorKeys = new Dictionary<string, string[]>
     {
@@ -68,7 +72,7 @@ public sealed record EvaluationSettings(long Every, int Threads, IReadOnlyList<E
             var ev = new EvaluatorSettings("sample-grid", steps, e.GetInt("count", 64), e.GetInt("seed", 1234),
                 e.GetDouble("t-max", 80.0), e.GetDouble("mid-t", 0.821));
             if (ev.Count <= 0) errors.Add($"{at}.count = {ev.Count}: must be > 0");
-            if (steps.Count == 0 || steps.Any(n => n is < 1 or > 2)) errors.Add($"{at}.sampling-steps: each must be 1 or 2");
+            if (steps.Count == 0 || steps.Any(n => n is < 1 or > MaxSamplingSteps)) errors.Add($"{at}.sampling-steps: each must be 1 to {MaxSamplingSteps}");
             return ev;
         }
         catch (Exception ex) { errors.Add($"{at}: {ex.Message}"); return null; }
@@ -95,7 +99,8 @@ public sealed record EvaluationSettings(long Every, int Threads, IReadOnlyList<E
         }
 
         var steps = Get<IReadOnlyList<int>>("sampling-steps", [1, 2], k => e.GetIntList(k).ToList(),
-            v => v.Count > 0 && v.All(n => n is 1 or 2) && v.Distinct().Count() == v.Count, "a non-empty list of distinct values 1 or 2");
+            v => v.Count > 0 && v.All(n => n is >= 1 and <= MaxSamplingSteps) && v.Distinct().Count() == v.Count,
+            $"a non-empty list of distinct values 1 to {MaxSamplingSteps} (3 and more: EDM's Karras times, as `ect eval --steps N`)");
         var count = Get("count", 2000, k => e.GetInt(k), v => v >= 2, "must be >= 2 (a Frechet distance needs 2 images)");
         var seed = Get("seed", 1234, k => e.GetInt(k), _ => true, "an integer");
         var tMax = Get("t-max", 80.0, k => e.GetDouble(k), v => v > 0 && double.IsFinite(v), "must be > 0");

@@ -36,7 +36,13 @@ public sealed class EmaEvaluationModel : IEvaluationModel
         torch.set_num_threads(_threads);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        IReadOnlyList<double> t = samplingSteps == 1 ? [tMax] : [tMax, midT];
+        // 1 and 2 steps at the evaluator's t-max and mid-t; more steps at EDM's Karras times, as `ect eval --steps N`.
+        IReadOnlyList<double> t = samplingSteps switch
+        {
+            1 => [tMax],
+            2 => [tMax, midT],
+            _ => SamplerChoice.ConsistencyTimes(samplingSteps),
+        };
         var x = ImageGenerator.Generate(_net, new SamplerChoice.Consistency(t), count, firstImage, seed, classes);
         using var host = x.cpu(); // the evaluators read the pixels on the host (a no-op alias on the CPU)
         return host.contiguous().data<float>().ToArray();

@@ -27,8 +27,8 @@ public sealed class DaemonEvalAgreementTests() : TestKit("ect.evaluation-dispatc
     private readonly string _dir = Directory.CreateTempSubdirectory("ect-agree-").FullName;
     private string DataPath => Path.Combine(_dir, "train-images-idx3-ubyte");
 
-    [Fact]
-    public void The_daemons_fd_resnet18_equals_ect_evals_on_the_same_checkpoint_and_seed()
+    /// <summary>A class-conditional tiny network trained 2 steps (1 pretraining, 1 tuning): its checkpoint and its EMA as the trainer hands it to evaluators.</summary>
+    private (string Checkpoint, IEvaluationModel Ema) TrainTinyRun()
     {
         torch.set_num_threads(1);
         TinyCheckpointFixture.WriteIdx(DataPath, 24);
@@ -53,7 +53,13 @@ public sealed class DaemonEvalAgreementTests() : TestKit("ect.evaluation-dispatc
                 image.WriteTo(checkpoint);
             ema = engine.CaptureEma();
         }
+        return (checkpoint, ema);
+    }
 
+    [Fact]
+    public void The_daemons_fd_resnet18_equals_ect_evals_on_the_same_checkpoint_and_seed()
+    {
+        var (checkpoint, ema) = TrainTinyRun();
         const int count = 5, batch = 2, seed = 11, references = 12;
         var cache = Path.Combine(_dir, "stats");
         var settings = new EvaluatorSettings(FdResNet18Evaluator.TypeName, [1], count, seed, TMax: 80, MidT: 0.821)
@@ -86,5 +92,30 @@ public sealed class DaemonEvalAgreementTests() : TestKit("ect.evaluation-dispatc
         var other = CheckpointEvaluation.Run(new EvalRequest(model, new SamplerChoice.Consistency([80.0]), extractor, DataPath,
             Num: count, Seed: seed + 1, ReferenceImages: references, CacheDirectory: cache, BatchSize: batch));
         other.Metric.Value.Should().NotBe(daemon);
+    }
+
+    [Fact]
+    public void Four_step_evaluation_samples_at_ect_evals_four_step_times_and_reports_fd_resnet18_4step()
+    {
+        var (checkpoint, ema) = TrainTinyRun();
+        using var model = CheckpointModel.Load(checkpoint);
+        var karras = SamplerChoice.ConsistencyTimes(4);
+        karras.Should().HaveCount(4).And.BeInDescendingOrder();
+        const int n = 2, seed = 5;
+        var daemon4 = ema.Generate(n, 4, ImageGenerator.BatchSeed(seed, 0), 80, 0.821);
+        using var eval4 = ImageGenerator.Generate(model.Net, new SamplerChoice.Consistency(karras), n, 0, ImageGenerator.BatchSeed(seed, 0));
+        eval4.data<float>().ToArray().Should().Equal(daemon4, "4 steps in the run are `ect eval --steps 4`'s times");
+        var daemon2 = ema.Generate(n, 2, ImageGenerator.BatchSeed(seed, 0), 80, 0.821);
+        daemon2.Should().NotEqual(daemon4, "4 steps are not the 2-step sampler");
+
+        var settings = new EvaluatorSettings(FdResNet18Evaluator.TypeName, [4], Count: 4, Seed: seed, TMax: 80, MidT: 0.821)
+        {
+            ReferenceCount = 12, Batch = 2, CacheDir = Path.Combine(_dir, "stats"), Threads = 1,
+        };
+        var runDir = Directory.CreateDirectory(Path.Combine(_dir, "run4")).FullName;
+        Sys.ActorOf(FdResNet18Evaluator.Props(settings, runDir, DataPath, TestActor)).Tell(new Evaluate(1, ema, false, 0.004));
+        var done = ExpectMsg<EvaluationDone>(TimeSpan.FromMinutes(3));
+        done.Metrics.Keys.Should().Equal("fd-resnet18-4step");
+        double.IsFinite(done.Metrics["fd-resnet18-4step"]).Should().BeTrue();
     }
 }

@@ -81,6 +81,22 @@ public class CheckpointFailureTests(ITestOutputHelper output)
         Finished(dir).Step.Should().Be(60);
     }
 
+    [Fact]
+    public void Each_stats_line_is_in_the_file_as_soon_as_it_is_written_so_a_kill_after_the_last_step_loses_none()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-stats-").FullName;
+        try
+        {
+            var file = new StatsFile(dir, 0); // never disposed: the process "dies" here
+            for (int i = 1; i <= 3; i++) file.Write(new TrainingProgress(i, i, 0.5, "tuning", 0, 1e-4, 100, 0.01, DateTimeOffset.UtcNow));
+            using var read = new StreamReader(new FileStream(Path.Combine(dir, StatsFile.Name), FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+            var lines = read.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            lines.Should().HaveCount(3, "a line still in the writer's buffer would be lost with the process");
+            lines[^1].Should().StartWith("{\"step\":3,");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [SmallDiskFact]
     public void The_stats_file_on_a_full_disk_reports_ENOSPC_and_never_throws()
     {
