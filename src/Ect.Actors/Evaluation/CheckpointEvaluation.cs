@@ -36,6 +36,17 @@ public abstract record SamplerChoice
     /// the first n points of EDM's rho = 7 schedule with n + 1 points from 80 to 0.002 (the last, nearly 0, is replaced by
     /// the sampler's own t = 0). Deviation: the ECT reference takes such lists by hand (--mid_t); this is only a default.
     /// </summary>
+    /// <summary>
+    /// The times the daemon's evaluators sample at: 1 step at <paramref name="tMax"/>, 2 at <paramref name="tMax"/> and
+    /// <paramref name="midT"/> (their configured times), more at <see cref="ConsistencyTimes"/> (as `ect eval --steps N`).
+    /// </summary>
+    public static IReadOnlyList<double> EvaluatorTimes(int steps, double tMax, double midT) => steps switch
+    {
+        1 => [tMax],
+        2 => [tMax, midT],
+        _ => ConsistencyTimes(steps),
+    };
+
     public static IReadOnlyList<double> ConsistencyTimes(int steps)
     {
         if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "steps must be >= 1");

@@ -37,12 +37,7 @@ public sealed class EmaEvaluationModel : IEvaluationModel
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         // 1 and 2 steps at the evaluator's t-max and mid-t; more steps at EDM's Karras times, as `ect eval --steps N`.
-        IReadOnlyList<double> t = samplingSteps switch
-        {
-            1 => [tMax],
-            2 => [tMax, midT],
-            _ => SamplerChoice.ConsistencyTimes(samplingSteps),
-        };
+        var t = SamplerChoice.EvaluatorTimes(samplingSteps, tMax, midT);
         var x = ImageGenerator.Generate(_net, new SamplerChoice.Consistency(t), count, firstImage, seed, classes);
         using var host = x.cpu(); // the evaluators read the pixels on the host (a no-op alias on the CPU)
         return host.contiguous().data<float>().ToArray();

@@ -49,9 +49,9 @@ public sealed class SampleGridEvaluator : ReceiveActor
         });
     }
 
-    /// <summary>The consistency sampler's times for n steps (1: t-max; 2: t-max then mid-t).</summary>
+    /// <summary>The consistency sampler's times for n steps (1: t-max; 2: t-max then mid-t; more: EDM's Karras times).</summary>
     private static string Times(int n, EvaluatorSettings s) =>
-        n == 1 ? Inv(s.TMax) : $"{Inv(s.TMax)}-{Inv(s.MidT)}";
+        string.Join("-", Ect.Actors.Evaluation.SamplerChoice.EvaluatorTimes(n, s.TMax, s.MidT).Select(Inv));
 
     public static string ViewName(long step, int n, EvaluatorSettings s) => $"view-{step:D9}-{n}step-t{Times(n, s)}.png";
 

@@ -10,6 +10,16 @@ public class MetricEvaluatorConfigTests
         RunSettings.From(EctConfiguration.Load(null, [$"evaluation.evaluators={evaluators}"]), checkData: false);
 
     [Fact]
+    public void A_sample_grid_names_the_times_it_sampled_at_for_every_step_count()
+    {
+        var s = Parse("[{type = sample-grid, sampling-steps = [1, 2, 4], t-max = 80.0, mid-t = 0.821}]").Evaluation.Evaluators.Single();
+        Ect.Actors.Run.SampleGridEvaluator.ViewName(800, 1, s).Should().Be("view-000000800-1step-t80.png");
+        Ect.Actors.Run.SampleGridEvaluator.ViewName(800, 2, s).Should().Be("view-000000800-2step-t80-0.821.png");
+        // 4 steps sample at EDM's Karras times (as `ect eval --steps 4`), not at t-max and mid-t
+        Ect.Actors.Run.SampleGridEvaluator.ViewName(800, 4, s).Should().Be("view-000000800-4step-t80-17.528-2.515-0.17.png");
+    }
+
+    [Fact]
     public void An_fd_resnet18_evaluator_gets_the_documented_defaults()
     {
         var e = Parse("[{type = fd-resnet18}]").Evaluation.Evaluators.Should().ContainSingle().Subject;
