@@ -17,12 +17,15 @@ namespace Ect.Actors.Cli;
 public sealed class NodeVerb : ICliVerb
 {
     public int Order => 66;
+
+    /// <summary>How long a joining node waits to be let in before it starts again as a new incarnation (see Run).</summary>
+    public static readonly TimeSpan JoinRetry = TimeSpan.FromSeconds(30);
     public int UsageErrorExitCode => 2;
 
     public Command Build()
     {
         var cmd = new Command("node", "Join a sweep cluster and train up to --slots runs of its sweeps at once (see `ect sweep submit`).");
-        var seeds = new Option<string>("--seed-nodes") { Description = "HOST:PORT[,HOST:PORT...] of the cluster's seed nodes (the first node lists itself).", Required = true };
+        var seeds = new Option<string>("--seed-nodes") { Description = "HOST:PORT[,HOST:PORT...] of nodes of the cluster to join through (the same list on every node; a node's own address in it is skipped: the first node up founds the cluster, any other joins it, whatever the order).", Required = true };
         var root = new Option<string>("--run-root") { Description = "The shared folder of run directories (RUN_ROOT/RUN_ID): the same folder on every node.", Required = true };
         var journal = new Option<string>("--journal") { Description = $"PostgreSQL connection string of the cluster's journal (default: ${PostgresPersistence.EnvironmentVariable})." };
         var slots = new Option<int>("--slots") { Description = "Runs trained at once on this node (default: the cores / --threads).", DefaultValueFactory = _ => 0 };
@@ -74,31 +77,76 @@ public sealed class NodeVerb : ICliVerb
         }
         catch (Exception e) when (e is ArgumentException or IOException) { Console.Error.WriteLine($"ect node: {e.Message}"); return 2; }
 
-        var config = ClusterHocon.Node(hostname, port, seeds, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, tls.Enabled, token);
-        ActorSystem system;
-        try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(config)); }
-        catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }
-        var cluster = Akka.Cluster.Cluster.Get(system);
         bool leaving = false;
+        ActorSystem? current = null;
         void Leave()
         {
             if (leaving) return;
             leaving = true;
-            Console.WriteLine($"node {cluster.SelfAddress}: leaving the cluster (runs here checkpoint and continue elsewhere)");
-            _ = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+            if (current is not { } s) return;
+            Console.WriteLine($"node {Akka.Cluster.Cluster.Get(s).SelfAddress}: leaving the cluster (runs here checkpoint and continue elsewhere)");
+            _ = CoordinatedShutdown.Get(s).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
         }
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; Leave(); };
         using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; Leave(); });
-        SweepNode.Start(system, runRoot, slots, threads, LocalSweepExecutor.Self(), token);
-        system.ActorOf(MembershipLog.Props(Console.Out), MembershipLog.Name);
-        cluster.RegisterOnMemberUp(() => Console.WriteLine($"node {cluster.SelfAddress}: up; {slots} slot(s) x {threads} thread(s), run root {runRoot}"));
-        Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}" +
-                          (tls.Enabled ? $" (mutual TLS, certificate {tls.CertificatePath}, pinned {string.Join(", ", tls.Pins)})" : " (no TLS: --insecure-no-tls)"));
-        system.WhenTerminated.Wait();
+        Address self = null!;
+        for (int incarnation = 1; ; incarnation++)
+        {
+            var config = ClusterHocon.Node(hostname, port, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, token);
+            ActorSystem system;
+            try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(config)); }
+            catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }
+            current = system;
+            var cluster = Akka.Cluster.Cluster.Get(system);
+            self = cluster.SelfAddress;
+            port = self.Port ?? port;   // a later incarnation binds the same port (--port 0 picked a free one)
+            if (leaving) { system.Terminate().Wait(); break; }
+            SweepNode.Start(system, runRoot, slots, threads, LocalSweepExecutor.Self(), token);
+            system.ActorOf(MembershipLog.Props(Console.Out), MembershipLog.Name);
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cluster.RegisterOnMemberUp(() =>
+            {
+                Console.WriteLine($"node {cluster.SelfAddress}: up; {slots} slot(s) x {threads} thread(s), run root {runRoot}");
+                up.TrySetResult();
+            });
+            Console.WriteLine($"node {cluster.SelfAddress}: joining {string.Join(", ", seeds)}" +
+                              (tls.Enabled ? $" (mutual TLS, certificate {tls.CertificatePath}, pinned {string.Join(", ", tls.Pins)})" : " (no TLS: --insecure-no-tls)"));
+            // Found the cluster or join it: PostgreSQL's lock says whether a member is alive (ClusterFounding: why not
+            // Akka's first-seed rule). The seed list without this node's own address: only the lock lets a node join itself.
+            ClusterFounding founding;
+            try { founding = ClusterFounding.Open(connection, token, Console.Out); }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException or System.Net.Sockets.SocketException)
+            {
+                Console.Error.WriteLine($"ect node: the cluster's PostgreSQL journal: {e.GetBaseException().Message}; nothing was started.");
+                system.Terminate().Wait();
+                return 2;
+            }
+            var otherSeeds = seeds.Select(s => Address.Parse(ClusterHocon.SeedAddress(s, tls.Enabled)))
+                .Where(a => !(a.Port == self.Port && string.Equals(a.Host, self.Host, StringComparison.OrdinalIgnoreCase))).ToList();
+            founding.Start(cluster, otherSeeds);
+            // A node restarted on its address while the others still hold its previous incarnation was seen to wait for
+            // ever: its InitJoin went unanswered after the others removed that incarnation (ClusterRejoinTests under load,
+            // 2026-12-02; a restart after the removal joined in 4 s). Not let in within JoinRetry, it starts again as a
+            // new incarnation (a new ActorSystem on the same port), whose association the others accept afresh.
+            // A node the cluster has let in (Joining: the leader moves it up once no member is unreachable) waits on.
+            bool LetIn() => cluster.State.Members.Any(m => m.UniqueAddress.Equals(cluster.SelfUniqueAddress));
+            do Task.WaitAny(up.Task, system.WhenTerminated, Task.Delay(JoinRetry));
+            while (!up.Task.IsCompleted && !system.WhenTerminated.IsCompleted && LetIn());
+            if (!up.Task.IsCompleted && !system.WhenTerminated.IsCompleted && !founding.Founder && !leaving)
+            {
+                Console.WriteLine($"node {self}: not let into the running cluster within {JoinRetry.TotalSeconds:F0} s (incarnation {incarnation}): starting again as a new incarnation");
+                founding.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
+                system.Terminate().Wait(TimeSpan.FromSeconds(30));
+                continue;
+            }
+            system.WhenTerminated.Wait();
+            founding.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
+            break;
+        }
         // Its trainers were asked to checkpoint and stop (SIGTERM) as their entities stopped: let them finish that.
         if (TrainChild.WaitForAll(TimeSpan.FromMinutes(2)) is > 0 and var left)
-            Console.Error.WriteLine($"node {cluster.SelfAddress}: {left} trainer(s) still running after 2 minutes; they end with this process (their runs resume from the last checkpoint).");
-        Console.WriteLine($"node {cluster.SelfAddress}: stopped{(leaving ? "" : " (downed by the cluster)")}");
+            Console.Error.WriteLine($"node {self}: {left} trainer(s) still running after 2 minutes; they end with this process (their runs resume from the last checkpoint).");
+        Console.WriteLine($"node {self}: stopped{(leaving ? "" : " (downed by the cluster)")}");
         return leaving ? 0 : 1;
     }
 }

@@ -48,13 +48,11 @@ public static class ClusterHocon
     }
 
     /// <summary>A node's configuration (TLS, when given, is added by <see cref="ClusterTls"/>).</summary>
-    public static Config Node(string hostname, int port, IReadOnlyList<string> seedNodes, string pgConnection, TimeSpan downAfter, string tls, bool tlsOn,
-        string token)
+    public static Config Node(string hostname, int port, string pgConnection, TimeSpan downAfter, string tls, string token)
     {
         var ect = ConfigurationFactory.ParseString(
             $"ect.persistence.provider = postgresql\nect.persistence.connection-string = {PersistenceHocon.Quote(pgConnection)}\n" +
             $"{ClusterSweepSerializer.TokenKey} = {PersistenceHocon.Quote(token)}");
-        var seeds = string.Join(", ", seedNodes.Select(s => PersistenceHocon.Quote(SeedAddress(s, tlsOn))));
         return ConfigurationFactory.ParseString($$"""
             akka {
               loglevel = WARNING
@@ -72,14 +70,8 @@ public static class ClusterHocon
                 }
               }
               cluster {
-                seed-nodes = [ {{seeds}} ]
-                # The first seed node joins itself when no other seed answers within this time. A first seed that
-                # restarts on its old address while the others still run must not: their association with its dead
-                # incarnation stays gated for a few seconds (and the TLS handshake under load takes more), and with
-                # Akka's 5 s default it formed a one-node cluster of its own (seen in ClusterSweepTests, 2026-12-02:
-                # a second director, whose writes the journal refused). Seeds that are up but not in a cluster answer
-                # at once (a fresh start is not slowed); only a first seed alone waits this long before it starts one.
-                seed-node-timeout = 30s
+                # No seed-nodes here: `ect node` joins by itself (ClusterFounding), founding the cluster only when
+                # PostgreSQL shows no member alive, else joining the seed nodes other than itself until one lets it in.
                 downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
                 split-brain-resolver {
                   active-strategy = keep-majority
