@@ -42,12 +42,15 @@ public sealed class SweepVerb : ICliVerb
             "`results SPEC --run-root DIR` on this machine, `results NAME --cluster HOST:PORT` for a sweep of a cluster.");
         var resSpec = new Argument<string>("SPEC|NAME") { Description = "The sweep's HOCON file (with --run-root), or its name (with --cluster)." };
         var resRoot = new Option<string>("--run-root") { Description = "The folder that holds one run directory per run (RUN_ROOT/RUN_ID)." };
+        var resTable = new Option<string>("--table") { Description = "Read the runs from a saved sweep-results.json instead of the run root " +
+            "(a sweep whose run directories are gone); writes sweep-results.json and .png beside it, or into --run-root when given." };
         var resCluster = ClusterOption(); resCluster.Required = false;
         var resTls = ClusterTls.Options(); var resToken = TokenFileOption();
-        results.Arguments.Add(resSpec); results.Options.Add(resRoot); results.Options.Add(resCluster); results.Options.Add(resToken);
+        results.Arguments.Add(resSpec); results.Options.Add(resRoot); results.Options.Add(resTable); results.Options.Add(resCluster); results.Options.Add(resToken);
         foreach (var o in resTls.All) results.Options.Add(o);
         results.SetAction(r => r.GetValue(resCluster) is { } c
             ? ClusterSweepCommands.Results(r.GetValue(resSpec)!, c, resTls.From(r), r.GetValue(resToken))
+            : r.GetValue(resTable) is { } table ? Results(r.GetValue(resSpec)!, r.GetValue(resRoot) ?? Path.GetDirectoryName(Path.GetFullPath(table))!, table)
             : r.GetValue(resRoot) is { } root ? Results(r.GetValue(resSpec)!, root) : MissingRoot());
         cmd.Subcommands.Add(results);
 
@@ -123,10 +126,14 @@ public sealed class SweepVerb : ICliVerb
         return failed == 0 ? 0 : 1;
     }
 
-    public static int Results(string specPath, string runRoot)
+    public static int Results(string specPath, string runRoot, string? savedTable = null)
     {
         if (Load(specPath) is not { } spec) return 2;
-        var rows = SweepResults.Read(spec, Path.GetFullPath(runRoot));
+        IReadOnlyList<SweepRunResult> rows;
+        if (savedTable is null) rows = SweepResults.Read(spec, Path.GetFullPath(runRoot));
+        else
+            try { rows = SweepResults.ReadTable(spec, savedTable); }
+            catch (ConfigurationException e) { System.Console.Error.WriteLine($"ect sweep results: {e.Message}"); return 2; }
         var table = new Table().AddColumns("run", "state", "step", "images", "CPU s", spec.Metric, "overlay");
         var best = SweepResults.Best(spec, rows);
         foreach (var r in rows)
@@ -137,8 +144,10 @@ public sealed class SweepVerb : ICliVerb
         Out().Write(table);
         if (Directory.Exists(runRoot))
             foreach (var f in SweepResults.Write(spec, Path.GetFullPath(runRoot), rows)) System.Console.WriteLine($"wrote {f}");
-        if (SweepResults.Fit(rows) is { } fit)
-            System.Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"power law: {spec.Metric} = {fit.A:G4} x images^{fit.B:F3} (R2 {fit.R2:F3}, {fit.Points} runs)"));
+        var axis = SweepResults.ComputeAxis(spec, rows);
+        if (SweepResults.Fit(axis) is { } fit)
+            System.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"power law: {spec.Metric} = {fit.A:G4} x images^{fit.B:F3} (R2 {fit.R2:F3}, {fit.Points} runs of the compute axis: {string.Join(", ", axis.Select(r => r.Run))})"));
         if (best is not null) System.Console.WriteLine($"best: {best.Run} ({spec.Metric} {best.Metric:G5})");
         return 0;
     }

@@ -22,6 +22,7 @@ namespace Ect.Actors.Sweeps;
 ///   grid { "ect.network.dropout" = [0, 0.1], "ect.tuning.double-ticks" = [1, 2] }   # every combination
 ///   list = [ { "ect.optimizer.lr" = 1e-4 }, { "ect.optimizer.lr" = 2e-4 } ]          # and/or explicit overlays
 ///   compute-key = "ect.tuning.steps"         # the overlay key that is the compute axis of the power law (optional)
+///   compute-scaled = ["ect.tuning.double-ticks"]   # keys scaled with it along that axis (optional; see SweepResults.ComputeAxis)
 /// }
 /// </code>
 /// With both a grid and a list, every list overlay is combined with every grid point. Every key of every overlay is
@@ -30,7 +31,8 @@ namespace Ect.Actors.Sweeps;
 /// </summary>
 public sealed partial record SweepSpec(
     string Name, string SpecPath, string Metric, int MetricSteps, bool Minimize,
-    IReadOnlyList<string> BaseFiles, IReadOnlyList<string> BaseSets, IReadOnlyList<SweepRun> Runs, string? ComputeKey)
+    IReadOnlyList<string> BaseFiles, IReadOnlyList<string> BaseSets, IReadOnlyList<SweepRun> Runs, string? ComputeKey,
+    IReadOnlyList<string> ComputeScaled)
 {
     /// <summary>More runs than this in one sweep is refused (a grid typo such as a 1000-value list is caught early).</summary>
     public const int MaxRuns = 10_000;
@@ -50,7 +52,7 @@ public sealed partial record SweepSpec(
         catch (Exception e) { throw new ConfigurationException($"sweep spec {full}: not valid HOCON ({e.Message})."); }
         string Where(string key) => $"sweep spec {full}: {key}";
         if (!root.HasPath("sweep")) throw new ConfigurationException($"sweep spec {full}: no `sweep {{ ... }}` section.");
-        var known = new HashSet<string> { "name", "metric", "goal", "base", "set", "grid", "list", "compute-key" };
+        var known = new HashSet<string> { "name", "metric", "goal", "base", "set", "grid", "list", "compute-key", "compute-scaled" };
         foreach (var (key, _) in root.GetConfig("sweep").Root.GetObject().Items)
             if (!known.Contains(key)) throw new ConfigurationException($"{Where("sweep." + key)}: unknown key (known: {string.Join(", ", known.Order())}).");
         foreach (var (key, _) in root.Root.GetObject().Items)
@@ -123,6 +125,20 @@ public sealed partial record SweepSpec(
                 overlays.Add([.. l, .. point]);
 
         var computeKey = s.HasPath("compute-key") ? Normalize(s.GetString("compute-key")) : null;
+        var computeScaled = new List<string>();
+        if (s.HasPath("compute-scaled"))
+        {
+            if (computeKey is null) throw new ConfigurationException($"{Where("sweep.compute-scaled")}: needs sweep.compute-key (the key they are scaled with).");
+            var v = s.GetValue("compute-scaled");
+            foreach (var k in v.IsArray() ? v.GetArray().Select(x => x.GetString()) : [v.GetString()])
+            {
+                var key = Normalize(k);
+                if (key == computeKey) throw new ConfigurationException($"{Where("sweep.compute-scaled")}: {key} is the compute key itself.");
+                if (!EctConfiguration.LoadFiles(baseFiles, baseSets).HasPath(key))
+                    throw new ConfigurationException($"{Where("sweep.compute-scaled")}: {key} is not a configuration key (see hocon/default.conf).");
+                computeScaled.Add(key);
+            }
+        }
         var runs = new List<SweepRun>();
         var seen = new Dictionary<string, int>();
         for (int i = 0; i < overlays.Count; i++)
@@ -143,7 +159,7 @@ public sealed partial record SweepSpec(
             runs.Add(new SweepRun($"{name}-{i:D3}-{hash[..6]}", i, overlay.Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value)).ToList()));
         }
         return new SweepSpec(name, full, metric, int.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture), goal == "minimize",
-            baseFiles, baseSets, runs, computeKey);
+            baseFiles, baseSets, runs, computeKey, computeScaled);
     }
 
     /// <summary>The `--set` arguments of one run: the base overrides, then its overlay.</summary>

@@ -129,3 +129,91 @@ public class PowerLawFitTests
         PowerLawFit.Fit([(1000, 5.0), (0, 6.0), (2000, double.NaN)]).Should().BeNull("non-positive and non-finite points are dropped");
     }
 }
+
+/// <summary>
+/// Issue 19 point 6: the power law is fitted on the sweep's compute axis (one recipe at several lengths), not on every
+/// run (the first recipe sweep's fit over all its runs mixed in lr and q changes: R2 0.68 instead of 0.987).
+/// </summary>
+public class SweepComputeAxisTests
+{
+    private static SweepRunResult Row(SweepRun run, double images, double metric) =>
+        new(run.Id, run.Overlay.ToDictionary(kv => kv.Key, kv => kv.Value), "finished", (long)(images / 64), images, 1, metric,
+            new Dictionary<string, double> { ["fd-resnet18-2step"] = metric });
+
+    [Fact]
+    public void The_fit_uses_the_runs_of_one_recipe_at_different_computes_with_the_scaled_keys_read_as_ratios()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-sweep-axis-").FullName;
+        var path = Path.Combine(dir, "axis.conf");
+        File.WriteAllText(path, """
+            sweep {
+              name = "axis"
+              metric = "fd-resnet18-2step"
+              compute-key = "ect.tuning.steps"
+              compute-scaled = ["ect.tuning.double-ticks"]
+              set { ect.run.engine = fake }
+              list = [
+                { "ect.tuning.steps" = 1600, "ect.tuning.double-ticks" = 16 }
+                { "ect.tuning.steps" = 200, "ect.tuning.double-ticks" = 2 }
+                { "ect.tuning.steps" = 400, "ect.tuning.double-ticks" = 4 }
+                { "ect.tuning.steps" = 800 }
+                { "ect.tuning.steps" = 800, "ect.tuning.lr" = 2e-4 }
+                { "ect.tuning.steps" = 800, "ect.tuning.q" = 256.0, "ect.tuning.double-ticks" = 64 }
+                { "ect.tuning.steps" = 1600, "ect.tuning.double-ticks" = 16, "ect.tuning.lr" = 2e-4 }
+              ]
+            }
+            """);
+        var spec = SweepSpec.Load(path);
+        spec.ComputeScaled.Should().Equal("ect.tuning.double-ticks");
+        // The four runs of the default recipe lie on 7395 x images^-0.336 (the first sweep's law); the others well off it.
+        double Law(double images) => 7395 * Math.Pow(images, -0.336);
+        var rows = new List<SweepRunResult>
+        {
+            Row(spec.Runs[0], 102_400, Law(102_400)), Row(spec.Runs[1], 12_800, Law(12_800)), Row(spec.Runs[2], 25_600, Law(25_600)),
+            Row(spec.Runs[3], 51_200, Law(51_200)), Row(spec.Runs[4], 51_200, 175.3), Row(spec.Runs[5], 51_200, 272.9),
+            Row(spec.Runs[6], 102_400, 150.0),
+        };
+        var axis = SweepResults.ComputeAxis(spec, rows);
+        axis.Select(r => r.Run).Should().BeEquivalentTo(new[] { spec.Runs[0].Id, spec.Runs[1].Id, spec.Runs[2].Id, spec.Runs[3].Id },
+            "run 3 leaves double-ticks at its default 8 = 800/100, the ratio of the other three; lr and q make other recipes");
+        var fit = SweepResults.Fit(axis)!;
+        fit.B.Should().BeApproximately(-0.336, 1e-9);
+        fit.R2.Should().BeApproximately(1, 1e-9);
+        SweepResults.Fit(rows)!.R2.Should().BeLessThan(0.95, "a fit over every run mixes recipes (what the axis avoids)");
+
+        // The table records which runs the law was fitted on.
+        var written = SweepResults.Write(spec, dir, rows);
+        var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(written[0])).RootElement.GetProperty("fit");
+        json.GetProperty("runs").EnumerateArray().Select(e => e.GetString()).Should().HaveCount(4).And.NotContain(spec.Runs[4].Id);
+        json.GetProperty("b").GetDouble().Should().BeApproximately(-0.336, 1e-9);
+        written.Should().Contain(p => p.EndsWith(SweepResults.PlotFile));
+
+        // A saved table reads back as the same runs (`ect sweep results SPEC --table FILE`: a sweep whose run root is gone) ...
+        var back = SweepResults.ReadTable(spec, written[0]);
+        back.Select(r => (r.Run, r.Images, r.Metric)).Should().Equal(rows.Select(r => (r.Run, r.Images, r.Metric)));
+        SweepResults.Fit(SweepResults.ComputeAxis(spec, back))!.B.Should().BeApproximately(-0.336, 1e-9);
+        // ... and a table whose run has another overlay than the spec gives it is refused, naming the file and the run.
+        var tampered = File.ReadAllText(written[0]).Replace("\"ect.tuning.lr\": \"2e-4\"", "\"ect.tuning.lr\": \"3e-4\"");
+        tampered.Should().NotBe(File.ReadAllText(written[0]));
+        var bad = Path.Combine(dir, "tampered.json");
+        File.WriteAllText(bad, tampered);
+        FluentActions.Invoking(() => SweepResults.ReadTable(spec, bad)).Should().Throw<ConfigurationException>()
+            .Which.Message.Should().Contain("tampered.json").And.Contain(spec.Runs[4].Id);
+    }
+
+    [Fact]
+    public void A_scaled_key_needs_a_compute_key_and_must_be_a_configuration_key()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-sweep-axis-").FullName;
+        string Spec(string extra)
+        {
+            var p = Path.Combine(dir, Guid.NewGuid().ToString("N")[..6] + ".conf");
+            File.WriteAllText(p, $$"""sweep { name = "x", metric = "fd-resnet18-2step", {{extra}}, list = [ { "ect.tuning.steps" = 10 } ] }""");
+            return p;
+        }
+        FluentActions.Invoking(() => SweepSpec.Load(Spec("compute-scaled = [\"ect.tuning.double-ticks\"]")))
+            .Should().Throw<ConfigurationException>().Which.Message.Should().Contain("sweep.compute-scaled").And.Contain("compute-key");
+        FluentActions.Invoking(() => SweepSpec.Load(Spec("compute-key = \"ect.tuning.steps\", compute-scaled = [\"ect.tuning.double-tick\"]")))
+            .Should().Throw<ConfigurationException>().Which.Message.Should().Contain("ect.tuning.double-tick").And.Contain("not a configuration key");
+    }
+}
