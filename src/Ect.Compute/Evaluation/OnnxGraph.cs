@@ -33,9 +33,12 @@ public sealed class OnnxGraph
     }
 
     /// <summary>Reads <paramref name="path"/>; a file that is not such a model gives an InvalidDataException naming it.</summary>
-    public static OnnxGraph Load(string path)
+    public static OnnxGraph Load(string path) => Parse(File.ReadAllBytes(path), path);
+
+    /// <summary>Reads a model held in memory; <paramref name="source"/> names it in errors.</summary>
+    public static OnnxGraph Parse(byte[] bytes, string source)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        var path = source;
         try
         {
             ReadOnlyMemory<byte>? graph = null;

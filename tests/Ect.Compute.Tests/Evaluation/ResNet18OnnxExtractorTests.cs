@@ -54,12 +54,12 @@ public class ResNet18OnnxExtractorTests
     [Fact]
     public void Grey_images_equal_their_three_channel_copies_and_bad_input_is_refused()
     {
-        using var fx = new ResNet18OnnxExtractor(2);
+        using var fx = new ResNet18OnnxExtractor(2, foldGreyInput: false);
         using var grey = SyntheticImages.Blobs(2, 28, seed: 3);
         using var rgb = grey.expand(-1, 3, -1, -1).contiguous();
         using var fg = fx.ExtractFeatures(grey);
         using var fr = fx.ExtractFeatures(rgb);
-        fg.equal(fr).all().item<bool>().Should().BeTrue();
+        fg.equal(fr).all().item<bool>().Should().BeTrue("unfolded, a grey image is run as its three equal planes");
         using var bad = zeros(2, 28, 28);
         var act = () => fx.ExtractFeatures(bad);
         act.Should().Throw<ArgumentException>().WithMessage("*FD-ResNet18*[N,C,H,W]*");
@@ -131,6 +131,53 @@ public class ResNet18OnnxExtractorTests
         _out.WriteLine($"FD-ResNet18 blobs/2 vs blobs/2: {same:F2}; blobs vs stripes: {different:F2}");
         same.Should().BeGreaterThan(0);
         different.Should().BeGreaterThan(2 * same);
+    }
+
+    /// <summary>Issue 21 point 4: grey images run through the model with their three equal planes folded into the first
+    /// convolution (OnnxGreyInput: summed weights on one plane plus a constant map for the mean image) give the features
+    /// and the Fréchet distance of the three-plane model to 1e-4 relative, on a fixed set of 34 Fashion-MNIST-sized
+    /// blobs against 20 stripes, in chunks and image by image; colour images take the three-plane path unchanged.</summary>
+    [Fact]
+    public void Grey_images_through_the_folded_first_convolution_give_the_three_plane_features_and_frechet_distance_to_1e_4()
+    {
+        using var folded = new ResNet18OnnxExtractor(2);
+        using var planes = new ResNet18OnnxExtractor(2, foldGreyInput: false);
+        using var foldedByImage = new ResNet18OnnxExtractor(2, onnxChunk: 1);
+        folded.FoldsGreyInput.Should().BeTrue("folding is the default for ONNX Runtime");
+        planes.FoldsGreyInput.Should().BeFalse();
+        using var blobs = SyntheticImages.Blobs(34, 28, seed: 21);
+        using var stripes = SyntheticImages.Stripes(20, 28, seed: 22);
+        using var fp = planes.ExtractFeatures(blobs);
+        double scale = fp.abs().max().item<float>();
+        foreach (var (name, fx) in new[] { ("chunks of 16", folded), ("image by image", foldedByImage) })
+        {
+            using var ff = fx.ExtractFeatures(blobs);
+            double err = (ff - fp).abs().max().item<float>();
+            _out.WriteLine($"{name}: max |folded - three planes| = {err:E2}, max |features| = {scale:F3}, relative {err / scale:E2}");
+            (err / scale).Should().BeLessThan(1e-4, $"{name}: folding the grey planes must keep the features");
+            (err / scale).Should().BeGreaterThan(0, "the folded model is a different computation (not the three-plane one run again)");
+        }
+        double Fd(ResNet18OnnxExtractor fx) => FrechetDistance.Compute(
+            MetricRunner.ComputeStatistics([blobs.alias()], 34, fx), MetricRunner.ComputeStatistics([stripes.alias()], 20, fx)).Value;
+        double fdFolded = Fd(folded), fdPlanes = Fd(planes);
+        _out.WriteLine($"FD-ResNet18 blobs vs stripes: folded {fdFolded:F6}, three planes {fdPlanes:F6}");
+        Math.Abs(fdFolded - fdPlanes).Should().BeLessThan(1e-4 * Math.Abs(fdPlanes));
+        // A colour image is not folded: the same bits as the extractor without folding.
+        using var colour = SyntheticImages.Stripes(3, 32, seed: 23).expand(-1, 3, -1, -1).Plus(
+            torch.tensor(new float[] { 0f, 0.1f, -0.1f }).reshape(1, 3, 1, 1)).clamp(-1, 1).contiguous();
+        folded.ExtractFeatures(colour).equal(planes.ExtractFeatures(colour)).all().item<bool>().Should().BeTrue();
+    }
+
+    /// <summary>A model whose input does not feed one bias-free Conv on three channels is refused, naming the file.</summary>
+    [Fact]
+    public void Folding_a_grey_input_refuses_a_model_it_does_not_fit()
+    {
+        var bytes = File.ReadAllBytes(ResNet18OnnxExtractor.DefaultModelPath);
+        using var mean = ResNet18OnnxExtractor.ReadMeanImage(ResNet18OnnxExtractor.DefaultPreprocessPath);
+        var act = () => OnnxGreyInput.Rewrite(bytes, "no-such-input", mean, "ResNet18.onnx");
+        act.Should().Throw<InvalidDataException>().WithMessage("*ResNet18.onnx*no-such-input*");
+        var truncated = () => OnnxGreyInput.Rewrite(bytes[..1000], ResNet18OnnxExtractor.InputName, mean, "cut.onnx");
+        truncated.Should().Throw<InvalidDataException>().WithMessage("*cut.onnx*");
     }
 
     /// <summary>Issue 21 point 4: the natively batched network (nativeNetwork) gives the metric ONNX Runtime gives, to 1e-4
