@@ -6,9 +6,14 @@
 # Run it on a QUIET machine (nothing else building or training): numbers taken beside other work mean nothing.
 #
 #   scripts/bench-data-parallel.sh [--steps N] [--warmup W] [--repeats R] [--configs default,bench] [--hog both|off|on] [--out DIR] [--ect-dll DLL] [--mpirun-args "..."]
+#                                  [--rank-cores C0,C1] [--variants mpi2,t2,t1]
 #
 # --mpirun-args: more mpirun options for the 2-rank runs, e.g. "--bind-to none" (Open MPI binds each of 2 ranks to one
 # core by default, so rank 0's daemon threads share its compute core; the profile line says how many CPUs a rank has).
+#
+# --rank-cores C0,C1: rank r runs on core Cr only (mpirun --bind-to none + taskset, scripts/tools/rank-core.sh), e.g.
+# 1,0 puts rank 0 (the daemon) on core 1: whether a slow rank 0 follows the rank or the core. --variants: which of the
+# three to run (default all; the 1-thread runs then also run pinned to C0 when --rank-cores is given, to compare cores).
 #
 # Each cell is R fresh runs of N steps per variant (evaluators, control and checkpoints out of the way), the three
 # variants alternating run by run (2 ranks, 2 threads, 1 thread, then again), so a drift of the machine's speed hits
@@ -20,7 +25,7 @@
 # all-reduce, update, outside the step): compare shares and ranks, not absolute times, on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 warmup=10 repeats=1 configs=default,bench hog=both out="" dll="" mpirun_args=""
+steps=40 warmup=10 repeats=1 configs=default,bench hog=both out="" dll="" mpirun_args="" rank_cores="" variants=mpi2,t2,t1
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -31,6 +36,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --ect-dll) dll=$2; shift 2 ;;   # an already built ect.dll (skips the Release build)
     --mpirun-args) mpirun_args=$2; shift 2 ;;
+    --rank-cores) rank_cores=$2; shift 2 ;;
+    --variants) variants=$2; shift 2 ;;
     *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +52,14 @@ if [ -z "$dll" ]; then
 fi
 ect="dotnet $dll"
 mpi="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader $mpirun_args"
+mpi_ect="$ect" solo_ect="$ect"
+if [ -n "$rank_cores" ]; then
+  [[ "$rank_cores" =~ ^[0-9]+,[0-9]+$ ]] || { echo "--rank-cores $rank_cores: expected C0,C1 (core numbers)" >&2; exit 2; }
+  mpi="$mpi --bind-to none"
+  mpi_ect="$PWD/scripts/tools/rank-core.sh $rank_cores $ect"
+  solo_ect="taskset -c ${rank_cores%%,*} $ect"
+fi
+has() { [[ ",$variants," == *",$1,"* ]]; }
 
 common=(--set ect.evaluation.every-steps=0 --set "ect.evaluation.evaluators=[]" --set ect.control.enabled=off
         --set ect.display.mode=plain --set ect.checkpoint.every-steps=100000 --set ect.distributed.digest-every=0
@@ -94,14 +109,13 @@ for cfg in ${configs//,/ }; do
     d="$out/$cfg-$cond"; rm -rf "$d"; mkdir -p "$d"
     ms=() t2s=() t1s=() shares=()
     for ((i = 1; i <= repeats; i++)); do
-      $mpi -np 2 $ect train --run-dir "$d/mpi2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2-$i.log" 2>&1
-      $ect train --run-dir "$d/t2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2-$i.log" 2>&1
-      $ect train --run-dir "$d/t1-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1-$i.log" 2>&1
-      ms+=("$(rate "$d/mpi2-$i")") t2s+=("$(rate "$d/t2-$i")") t1s+=("$(rate "$d/t1-$i")")
-      share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2-$i.log" | tail -1 | cut -d'%' -f1)
+      if has mpi2; then $mpi -np 2 $mpi_ect train --run-dir "$d/mpi2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2-$i.log" 2>&1; ms+=("$(rate "$d/mpi2-$i")"); else ms+=(0); fi
+      if has t2; then $ect train --run-dir "$d/t2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2-$i.log" 2>&1; t2s+=("$(rate "$d/t2-$i")"); else t2s+=(0); fi
+      if has t1; then $solo_ect train --run-dir "$d/t1-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1-$i.log" 2>&1; t1s+=("$(rate "$d/t1-$i")"); else t1s+=(1); fi
+      share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2-$i.log" 2>/dev/null | tail -1 | cut -d'%' -f1 || true)
       [ -n "$share" ] && shares+=("$share")
       echo "  $cfg $cond round $i of $repeats: 2 ranks ${ms[-1]}, 2 threads ${t2s[-1]}, 1 thread ${t1s[-1]} img/s, all-reduce ${share:--}%" >&2
-      grep -h 'data-parallel profile: rank' "$d/mpi2-$i.log" | sort | sed "s/^/  $cfg $cond round $i: /" >> "$out/profiles.txt" || true
+      grep -h 'data-parallel profile: rank' "$d/mpi2-$i.log" 2>/dev/null | sort | sed "s/^/  $cfg $cond round $i: /" >> "$out/profiles.txt" || true
     done
     stop_hog
     ratio=$(python3 -c "print(f'{$(median "${ms[@]}") / $(median "${t1s[@]}"):.2f}x')")
