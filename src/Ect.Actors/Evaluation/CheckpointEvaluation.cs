@@ -97,7 +97,8 @@ public static class CheckpointEvaluation
             made += n;
             return x.MoveToOuterDisposeScope();
         }
-        var metric = MetricRunner.Compute(Generate, r.Num, r.Extractor, reference.Statistics, progress, ct);
+        // Generation of batch i + 1 overlaps the extraction of batch i (same images, same order, same value).
+        var metric = MetricRunner.ComputeOverlapped(Generate, (r.Num + r.BatchSize - 1) / r.BatchSize, r.Num, r.Extractor, reference.Statistics, progress, ct);
         return new EvaluationOutcome(metric, reference.Images, reference.Reference.FromCache, reference.Reference.CachePath, sw.Elapsed);
     }
 }

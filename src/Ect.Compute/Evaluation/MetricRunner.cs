@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -34,14 +35,7 @@ public static class MetricRunner
         Func<int, Tensor> generateBatch, int numImages, IFeatureExtractor extractor, FeatureStatistics reference,
         IProgress<MetricProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(reference);
-        if (reference.Dimension != extractor.Dimension)
-            throw new ArgumentException(
-                $"Reference statistics have dimension {reference.Dimension} but the extractor {extractor.Name} gives {extractor.Dimension}: " +
-                "the reference was computed with another extractor; recompute it.");
-        if (reference.ExtractorName != "" && reference.ExtractorName != extractor.Name)
-            throw new ArgumentException(
-                $"Reference statistics were computed with '{reference.ExtractorName}', not '{extractor.Name}'; recompute them with {extractor.Name}.");
+        CheckReference(extractor, reference);
         var sw = Stopwatch.StartNew();
         var generated = ComputeStatistics(Batches(generateBatch), numImages, extractor, "generated", progress, cancellationToken);
         var fd = FrechetDistance.Compute(generated, reference);
@@ -51,6 +45,78 @@ public static class MetricRunner
     static IEnumerable<Tensor> Batches(Func<int, Tensor> generateBatch)
     {
         for (var i = 0; ; i++) yield return generateBatch(i);
+    }
+
+    /// <summary>
+    /// FD of <paramref name="batchCount"/> batches from <paramref name="generateBatch"/>, batch i + 1 generated on a
+    /// thread of its own while batch i's features are extracted (<see cref="Overlapped"/>): the same images in the same
+    /// order, so the same value, in less time where one phase alone leaves cores idle (`ect eval`: generation's small
+    /// convolutions and ONNX Runtime's sequential stretches kept 1.78 of 2 cores busy, measured 2026-12-02).
+    /// </summary>
+    public static MetricResult ComputeOverlapped(
+        Func<int, Tensor> generateBatch, int batchCount, int numImages, IFeatureExtractor extractor, FeatureStatistics reference,
+        IProgress<MetricProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        CheckReference(extractor, reference);
+        var sw = Stopwatch.StartNew();
+        var generated = ComputeStatistics(Overlapped(generateBatch, batchCount, cancellationToken), numImages, extractor, "generated", progress, cancellationToken);
+        var fd = FrechetDistance.Compute(generated, reference);
+        return new MetricResult(extractor.Name, fd.Value, fd, generated, reference, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// Batches 0 .. <paramref name="batchCount"/> - 1 of <paramref name="generateBatch"/>, made on a producer thread (at
+    /// the caller's torch thread count) at most one batch ahead of the consumer. Batches are made in order by one
+    /// thread, so a generator that counts images or writes a grid sees the same calls as without the overlap. A
+    /// failure of the generator is rethrown to the consumer; a consumer that stops early (enough images, or its own
+    /// failure) stops the producer and disposes the batches it made.
+    /// </summary>
+    public static IEnumerable<Tensor> Overlapped(Func<int, Tensor> generateBatch, int batchCount, CancellationToken cancellationToken = default)
+    {
+        int threads = torch.get_num_threads();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var queue = new BlockingCollection<Tensor>(boundedCapacity: 1);
+        Exception? failure = null;
+        var producer = new Thread(() =>
+        {
+            torch.set_num_threads(threads);   // OpenMP's thread count is per calling thread
+            try
+            {
+                for (int i = 0; i < batchCount && !stop.IsCancellationRequested; i++)
+                {
+                    var batch = generateBatch(i);
+                    try { queue.Add(batch, stop.Token); }
+                    catch (OperationCanceledException) { batch.Dispose(); throw; }
+                }
+            }
+            catch (OperationCanceledException) { }
+            catch (Exception e) { failure = e; }
+            finally { queue.CompleteAdding(); }
+        }) { IsBackground = true, Name = "ect-generate" };
+        producer.Start();
+        try
+        {
+            foreach (var batch in queue.GetConsumingEnumerable(cancellationToken)) yield return batch;
+            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+        finally
+        {
+            stop.Cancel();
+            producer.Join();
+            while (queue.TryTake(out var left)) left.Dispose();
+        }
+    }
+
+    static void CheckReference(IFeatureExtractor extractor, FeatureStatistics reference)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        if (reference.Dimension != extractor.Dimension)
+            throw new ArgumentException(
+                $"Reference statistics have dimension {reference.Dimension} but the extractor {extractor.Name} gives {extractor.Dimension}: " +
+                "the reference was computed with another extractor; recompute it.");
+        if (reference.ExtractorName != "" && reference.ExtractorName != extractor.Name)
+            throw new ArgumentException(
+                $"Reference statistics were computed with '{reference.ExtractorName}', not '{extractor.Name}'; recompute them with {extractor.Name}.");
     }
 
     /// <summary>

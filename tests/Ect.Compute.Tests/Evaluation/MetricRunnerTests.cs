@@ -101,6 +101,38 @@ public class MetricRunnerTests
             MetricRunner.ComputeStatistics([Batch(0, 40, 3)], 40, fx), cancellationToken: cts.Token);
         act.Should().Throw<OperationCanceledException>();
     }
+
+    /// <summary>Issue 21 point 4 (`ect eval` under 3 minutes): batch i + 1 generated on another thread while batch i is
+    /// extracted gives the same value as generating in turn, calls the generator in order from one thread at the
+    /// caller's torch thread count, makes no batch beyond the count, and rethrows the generator's failure.</summary>
+    [Fact]
+    public void Overlapped_generation_gives_the_value_of_generation_in_turn_and_stops_and_fails_cleanly()
+    {
+        using var fx = new PoolingTestExtractor();
+        var reference = MetricRunner.ComputeStatistics(Enumerable.Range(0, 20).Select(i => Batch(i, 8, 7)), 160, fx);
+        var inTurn = MetricRunner.Compute(i => Batch(i, 8, 8), 150, fx, reference);
+        var calls = new List<(int Index, int Thread, int TorchThreads)>();
+        torch.set_num_threads(1);
+        try
+        {
+            var overlapped = MetricRunner.ComputeOverlapped(i =>
+            {
+                lock (calls) calls.Add((i, Environment.CurrentManagedThreadId, torch.get_num_threads()));
+                return Batch(i, 8, 8);
+            }, 19, 150, fx, reference);
+            overlapped.Value.Should().Be(inTurn.Value, "the same images in the same order: the same bits");
+        }
+        finally { torch.set_num_threads(2); }
+        calls.Select(c => c.Index).Should().Equal(Enumerable.Range(0, 19), "each batch once, in order, none beyond the count");
+        calls.Select(c => c.Thread).Distinct().Should().ContainSingle().Which.Should().NotBe(Environment.CurrentManagedThreadId,
+            "one producer thread, not the caller's");
+        calls.Should().OnlyContain(c => c.TorchThreads == 1, "the producer runs at the caller's torch thread count");
+
+        var failing = () => MetricRunner.ComputeOverlapped(i => i == 3 ? throw new InvalidDataException("batch 3 broke") : Batch(i, 8, 8), 19, 150, fx, reference);
+        failing.Should().Throw<InvalidDataException>().WithMessage("batch 3 broke");
+        var tooFew = () => MetricRunner.ComputeOverlapped(i => Batch(i, 8, 8), 2, 150, fx, reference);
+        tooFew.Should().Throw<InvalidOperationException>().WithMessage("*ended after 16 images*");
+    }
 }
 
 /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
