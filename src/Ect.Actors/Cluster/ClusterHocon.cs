@@ -72,6 +72,12 @@ public static class ClusterHocon
               cluster {
                 # No seed-nodes here: `ect node` joins by itself (ClusterFounding), founding the cluster only when
                 # PostgreSQL shows no member alive, else joining the seed nodes other than itself until one lets it in.
+                # A node's own `ect train` children keep its cores busy, and heartbeats then arrive seconds late: with
+                # Akka's 3 s pause, a node that had just come back and one survivor marked each other unreachable under
+                # load, and the resolver downed both as "indirectly connected" (and with them the whole cluster:
+                # ClusterSweepTests in a clean-clone run beside a training sweep, 2026-12-02). A dead node is still
+                # found within ~10 s (its TCP connection drops at once; the pause only tolerates late heartbeats).
+                failure-detector.acceptable-heartbeat-pause = 10s
                 downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
                 split-brain-resolver {
                   active-strategy = keep-majority

@@ -163,8 +163,9 @@ public class ResNet18OnnxExtractorTests
         _out.WriteLine($"FD-ResNet18 blobs vs stripes: folded {fdFolded:F6}, three planes {fdPlanes:F6}");
         Math.Abs(fdFolded - fdPlanes).Should().BeLessThan(1e-4 * Math.Abs(fdPlanes));
         // A colour image is not folded: the same bits as the extractor without folding.
-        using var colour = SyntheticImages.Stripes(3, 32, seed: 23).expand(-1, 3, -1, -1).Plus(
-            torch.tensor(new float[] { 0f, 0.1f, -0.1f }).reshape(1, 3, 1, 1)).clamp(-1, 1).contiguous();
+        // (planes scaled by a tensor, not by scalars: TorchScalarRules)
+        using var stripes3 = SyntheticImages.Stripes(3, 32, seed: 23);
+        using var colour = (stripes3.expand(-1, 3, -1, -1) * torch.tensor(new float[] { 1f, 0.9f, 0.8f }).reshape(1, 3, 1, 1)).contiguous();
         folded.ExtractFeatures(colour).equal(planes.ExtractFeatures(colour)).all().item<bool>().Should().BeTrue();
     }
 
