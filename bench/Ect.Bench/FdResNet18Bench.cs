@@ -15,7 +15,7 @@ namespace Ect.Bench;
 /// (--native: the network natively batched in TorchSharp; --chunk: images per ONNX Runtime call, 1 = the shipped model
 /// image by image; --compare: alternate variants in one run, R rounds, each variant on the same images, then medians
 /// and ratios to the first variant; a variant is a chunk size ("1", "16"), optionally ":extended" ("16:extended") and/or
-/// ":planes" ("16:planes": grey images as three planes, without the first convolution's fold), or "native").
+/// ":planes" ("16:planes": grey images as three planes, without the first convolution's fold, OnnxGreyInput), or "native").
 /// </summary>
 public sealed class FdResNet18Bench : IBenchmarkVerb
 {
@@ -112,7 +112,7 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
     {
         if (v == "native") return new ResNet18OnnxExtractor(threads, allowSpinning: spin, nativeNetwork: true);
         var parts = v.Split(':');
-        // ":planes" runs grey images as three equal planes (no OnnxGreyInput fold: the model as shipped, before 2026-12-02).
+        // ":planes" runs grey images as three equal planes, without the OnnxGreyInput fold of conv1 (the default folds).
         return new ResNet18OnnxExtractor(threads, allowSpinning: spin, onnxChunk: int.Parse(parts[0]),
             optimization: Optimization(parts.Skip(1).FirstOrDefault(p => p != "planes") ?? "all"), foldGreyInput: !parts.Contains("planes"));
     }

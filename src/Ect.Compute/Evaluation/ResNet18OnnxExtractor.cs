@@ -157,7 +157,13 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     /// Grey images run through the model with their three identical planes folded into the first convolution
     /// (<see cref="OnnxGreyInput"/>: one plane in, conv1 at a third of its multiply-adds; features equal to the
     /// three-plane model's to float rounding, checked to 1e-4 relative in features and FD by ResNet18OnnxExtractorTests).
-    /// ONNX Runtime only; on by default.
+    /// ONNX Runtime only; on by default. Measured 2026-12-02 on the quiet 2-core machine, two readings that disagree (this
+    /// VM's speed drifts by up to ~1.7x for minutes): `ect eval` of 10,000 2-step samples with cached reference statistics
+    /// took 174.2 s wall and 328 CPU-s folded, 188.5 s and 362 CPU-s unfolded (one run each, minutes apart); the
+    /// extraction bench alternating both in one process (`Ect.Bench fd-resnet18 --compare 16,16:planes --rounds 3
+    /// --images 512`) had the folded model at 25.7 ms CPU per image against 24.9 unfolded. A likely cost of the fold:
+    /// the Add of the mean image's map sits between Conv and BatchNormalization, where ONNX Runtime would fuse them;
+    /// adding the map scaled by gamma / sqrt(var + eps) after the BatchNormalization instead is the next thing to try.
     /// </summary>
     public bool FoldsGreyInput { get; }
 
