@@ -37,7 +37,7 @@ public static class OnnxBatchAxis
         try
         {
             var rewritten = new HashSet<string>(StringComparer.Ordinal);
-            var result = RewriteMessage(model, (number, payload) =>
+            var result = ProtobufWire.RewriteMessage(model, (number, payload) =>
                 number == 7 ? RewriteGraph(payload, rewritten) : null);
             foreach (var name in new[] { inputName, outputName })
                 if (!rewritten.Contains(name))
@@ -55,7 +55,7 @@ public static class OnnxBatchAxis
     }
 
     private static byte[] RewriteGraph(ReadOnlyMemory<byte> graph, HashSet<string> rewritten) =>
-        RewriteMessage(graph, (number, payload) =>
+        ProtobufWire.RewriteMessage(graph, (number, payload) =>
         {
             if (number == 1)
             {
@@ -67,9 +67,9 @@ public static class OnnxBatchAxis
             if (number is 11 or 12 or 13)
             {
                 bool changed = false;
-                var valueInfo = RewriteMessage(payload, (n, type) => n != 2 ? null :
-                    RewriteMessage(type, (n2, tensorType) => n2 != 1 ? null :
-                        RewriteMessage(tensorType, (n3, shape) => n3 != 2 ? null : RewriteLeadingDimension(shape, ref changed))));
+                var valueInfo = ProtobufWire.RewriteMessage(payload, (n, type) => n != 2 ? null :
+                    ProtobufWire.RewriteMessage(type, (n2, tensorType) => n2 != 1 ? null :
+                        ProtobufWire.RewriteMessage(tensorType, (n3, shape) => n3 != 2 ? null : RewriteLeadingDimension(shape, ref changed))));
                 if (changed) rewritten.Add(FirstString(payload, 1) ?? "");
                 return valueInfo;
             }
@@ -80,7 +80,7 @@ public static class OnnxBatchAxis
     private static byte[] RewriteLeadingDimension(ReadOnlyMemory<byte> shape, ref bool changed)
     {
         bool first = true, did = false;
-        var result = RewriteMessage(shape, (number, dim) =>
+        var result = ProtobufWire.RewriteMessage(shape, (number, dim) =>
         {
             if (number != 1 || !first) return null;
             first = false;
@@ -96,28 +96,6 @@ public static class OnnxBatchAxis
         });
         changed |= did;
         return result;
-    }
-
-    /// <summary>
-    /// Copies <paramref name="message"/>; for each length-delimited field, <paramref name="rewrite"/> may return new
-    /// payload bytes (null: copy the field unchanged).
-    /// </summary>
-    private static byte[] RewriteMessage(ReadOnlyMemory<byte> message, Func<int, ReadOnlyMemory<byte>, byte[]?> rewrite)
-    {
-        using var output = new MemoryStream(message.Length + 64);
-        foreach (var f in ProtobufWire.Fields(message))
-        {
-            var replacement = f.WireType == 2 ? rewrite(f.Number, f.Bytes) : null;
-            if (replacement is null)
-            {
-                output.Write(message.Span[f.Start..f.End]);
-                continue;
-            }
-            ProtobufWire.WriteVarint(output, ((ulong)f.Number << 3) | 2);
-            ProtobufWire.WriteVarint(output, (ulong)replacement.Length);
-            output.Write(replacement);
-        }
-        return output.ToArray();
     }
 
     private static string? FirstString(ReadOnlyMemory<byte> message, int number)

@@ -58,7 +58,7 @@ public static class OnnxGreyInput
             var offset = F.conv2d(padded, weight, strides: strides).neg().contiguous();
             string convOut = conv.Outputs[0], convRaw = convOut + "_" + OffsetName;
 
-            return RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, convOut, convRaw,
+            return ProtobufWire.RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, convOut, convRaw,
                 Tensor(conv.Inputs[1], summed), Tensor(OffsetName, offset)));
         }
         catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException or KeyNotFoundException)
@@ -82,27 +82,27 @@ public static class OnnxGreyInput
             {
                 convSeen = true;
                 // The Conv writes convRaw; an Add of the offset map writes the name the rest of the graph reads.
-                WriteField(output, 1, RewriteMessage(f.Bytes, (n, p) => n == 2 && Encoding.UTF8.GetString(p.Span) == convOut ? Encoding.UTF8.GetBytes(convRaw) : null));
-                WriteField(output, 1, AddNode(convRaw, OffsetName, convOut));
+                ProtobufWire.WriteField(output, 1, ProtobufWire.RewriteMessage(f.Bytes, (n, p) => n == 2 && Encoding.UTF8.GetString(p.Span) == convOut ? Encoding.UTF8.GetBytes(convRaw) : null));
+                ProtobufWire.WriteField(output, 1, AddNode(convRaw, OffsetName, convOut));
                 continue;
             }
             if (f.WireType == 2 && f.Number == 5 && NameOf(f.Bytes, 8) == conv.Inputs[1])
             {
                 weightsSeen = true;
-                WriteField(output, 5, newWeights);
+                ProtobufWire.WriteField(output, 5, newWeights);
                 continue;
             }
             if (f.WireType == 2 && f.Number == 11 && NameOf(f.Bytes, 1) == inputName)
             {
                 inputSeen = true;
-                WriteField(output, 11, RewriteChannels(f.Bytes));
+                ProtobufWire.WriteField(output, 11, RewriteChannels(f.Bytes));
                 continue;
             }
             output.Write(graph.Span[f.Start..f.End]);
         }
         if (!convSeen || !weightsSeen || !inputSeen)
             throw new InvalidDataException($"the graph lacks the Conv, its weights or the input's declaration (found {convSeen}, {weightsSeen}, {inputSeen})");
-        WriteField(output, 5, offset);
+        ProtobufWire.WriteField(output, 5, offset);
         return output.ToArray();
     }
 
@@ -116,13 +116,13 @@ public static class OnnxGreyInput
     private static byte[] RewriteChannels(ReadOnlyMemory<byte> valueInfo)
     {
         bool changed = false;
-        var result = RewriteMessage(valueInfo, (n, type) => n != 2 ? null :
-            RewriteMessage(type, (n2, tensorType) => n2 != 1 ? null :
-                RewriteMessage(tensorType, (n3, shape) =>
+        var result = ProtobufWire.RewriteMessage(valueInfo, (n, type) => n != 2 ? null :
+            ProtobufWire.RewriteMessage(type, (n2, tensorType) => n2 != 1 ? null :
+                ProtobufWire.RewriteMessage(tensorType, (n3, shape) =>
                 {
                     if (n3 != 2) return null;
                     int index = 0;
-                    return RewriteMessage(shape, (n4, dim) =>
+                    return ProtobufWire.RewriteMessage(shape, (n4, dim) =>
                     {
                         if (n4 != 1 || index++ != 1) return null;
                         var fields = ProtobufWire.Fields(dim);
@@ -158,35 +158,16 @@ public static class OnnxGreyInput
         ProtobufWire.WriteVarint(t, 1);
         WriteString(t, 8, name);
         var floats = values.data<float>().ToArray();
-        WriteField(t, 9, MemoryMarshal.AsBytes(floats.AsSpan()).ToArray());
+        ProtobufWire.WriteField(t, 9, MemoryMarshal.AsBytes(floats.AsSpan()).ToArray());
         return t.ToArray();
     }
 
-    private static void WriteString(Stream s, int number, string value) => WriteField(s, number, Encoding.UTF8.GetBytes(value));
-
-    private static void WriteField(Stream s, int number, byte[] payload)
-    {
-        ProtobufWire.WriteVarint(s, ((ulong)number << 3) | 2);
-        ProtobufWire.WriteVarint(s, (ulong)payload.Length);
-        s.Write(payload);
-    }
+    private static void WriteString(Stream s, int number, string value) => ProtobufWire.WriteField(s, number, Encoding.UTF8.GetBytes(value));
 
     private static string? NameOf(ReadOnlyMemory<byte> message, int number)
     {
         foreach (var f in ProtobufWire.Fields(message))
             if (f.Number == number && f.WireType == 2) return Encoding.UTF8.GetString(f.Bytes.Span);
         return null;
-    }
-
-    private static byte[] RewriteMessage(ReadOnlyMemory<byte> message, Func<int, ReadOnlyMemory<byte>, byte[]?> rewrite)
-    {
-        using var output = new MemoryStream(message.Length + 64);
-        foreach (var f in ProtobufWire.Fields(message))
-        {
-            var replacement = f.WireType == 2 ? rewrite(f.Number, f.Bytes) : null;
-            if (replacement is null) { output.Write(message.Span[f.Start..f.End]); continue; }
-            WriteField(output, f.Number, replacement);
-        }
-        return output.ToArray();
     }
 }

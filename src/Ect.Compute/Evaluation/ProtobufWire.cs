@@ -62,6 +62,30 @@ internal static class ProtobufWire
         throw new InvalidDataException("varint longer than 10 bytes");
     }
 
+    /// <summary>
+    /// Copies <paramref name="message"/>; for each length-delimited field, <paramref name="rewrite"/> may return new
+    /// payload bytes (null: copy the field unchanged, byte for byte).
+    /// </summary>
+    public static byte[] RewriteMessage(ReadOnlyMemory<byte> message, Func<int, ReadOnlyMemory<byte>, byte[]?> rewrite)
+    {
+        using var output = new MemoryStream(message.Length + 64);
+        foreach (var f in Fields(message))
+        {
+            var replacement = f.WireType == 2 ? rewrite(f.Number, f.Bytes) : null;
+            if (replacement is null) { output.Write(message.Span[f.Start..f.End]); continue; }
+            WriteField(output, f.Number, replacement);
+        }
+        return output.ToArray();
+    }
+
+    /// <summary>Writes a length-delimited field (wire type 2).</summary>
+    public static void WriteField(Stream output, int number, ReadOnlySpan<byte> payload)
+    {
+        WriteVarint(output, ((ulong)number << 3) | 2);
+        WriteVarint(output, (ulong)payload.Length);
+        output.Write(payload);
+    }
+
     public static void WriteVarint(Stream output, ulong value)
     {
         while (value >= 0x80)
