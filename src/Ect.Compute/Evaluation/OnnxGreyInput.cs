@@ -59,7 +59,7 @@ public static class OnnxGreyInput
             string convOut = conv.Outputs[0], convRaw = convOut + "_" + OffsetName;
 
             return ProtobufWire.RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, convOut, convRaw,
-                Tensor(conv.Inputs[1], summed), Tensor(OffsetName, offset)));
+                FloatTensorProto(conv.Inputs[1], summed), FloatTensorProto(OffsetName, offset)));
         }
         catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException or KeyNotFoundException)
         {
@@ -150,7 +150,7 @@ public static class OnnxGreyInput
     }
 
     // TensorProto { dims, data_type = FLOAT, name, raw_data (little-endian float32) }.
-    private static byte[] Tensor(string name, Tensor values)
+    private static byte[] FloatTensorProto(string name, Tensor values)
     {
         using var t = new MemoryStream();
         foreach (var d in values.shape) { ProtobufWire.WriteVarint(t, 1 << 3); ProtobufWire.WriteVarint(t, (ulong)d); }
