@@ -6,13 +6,16 @@ namespace Ect.Compute.ResumeProbe;
 /// <summary>
 /// `probe heap policy|none`: in this fresh process, applies <see cref="NativeHeapPolicy"/> (policy) or not (none), then
 /// mallocs an 8 MiB block (one [32,64,32,32] float32 activation of the bench network), touches it, frees it, and prints
-/// what glibc did: "active=B skipped=REASON mmapped=B free_after=BYTES". mmapped is the IS_MMAPPED bit of the block's
-/// chunk header; free_after is mallinfo2's free bytes in the heap after the free (a trimmed or unmapped block is not
-/// counted). NativeHeapPolicyTests reads this line.
+/// what glibc did; then mallocs, touches and frees a "pass" of <see cref="PassBlocks"/> such blocks (320 MiB, more
+/// than a training step of the bench network frees at its end). Prints "active=B skipped=REASON mmapped=B
+/// free_after=BYTES free_after_pass=BYTES". mmapped is the IS_MMAPPED bit of the block's chunk header; free_after and
+/// free_after_pass are mallinfo2's free bytes in the heap after each free (a trimmed or unmapped block is not counted).
+/// NativeHeapPolicyTests reads this line.
 /// </summary>
 public static class HeapProbe
 {
     private const int BlockBytes = 8 << 20;
+    public const int PassBlocks = 40;
 
     public static int Run(string mode)
     {
@@ -43,7 +46,18 @@ public static class HeapProbe
             Marshal.FreeHGlobal(p);
         }
         var freeAfter = (long)MallInfo2().fordblks;
-        Console.WriteLine($"active={NativeHeapPolicy.Active} skipped={NativeHeapPolicy.SkippedBecause ?? "-"} mmapped={mmapped} free_after={freeAfter}");
+
+        var pass = new IntPtr[PassBlocks];
+        var page = new byte[4096];
+        for (int i = 0; i < pass.Length; i++)
+        {
+            pass[i] = Marshal.AllocHGlobal(BlockBytes);
+            for (int off = 0; off < BlockBytes; off += page.Length) Marshal.Copy(page, 0, pass[i] + off, page.Length);
+        }
+        foreach (var block in pass) Marshal.FreeHGlobal(block);
+        var freeAfterPass = (long)MallInfo2().fordblks;
+        Console.WriteLine($"active={NativeHeapPolicy.Active} skipped={NativeHeapPolicy.SkippedBecause ?? "-"} mmapped={mmapped} " +
+                          $"free_after={freeAfter} free_after_pass={freeAfterPass}");
         return 0;
     }
 

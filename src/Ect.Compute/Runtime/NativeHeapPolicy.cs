@@ -20,11 +20,20 @@ namespace Ect.Compute.Runtime;
 /// </para>
 /// <para>
 /// What: mallopt(M_MMAP_THRESHOLD, 32 MiB) (the largest value glibc's dynamic threshold reaches: tensors up to 32 MiB
-/// come from the heap, and a fixed value stops the threshold from moving) and mallopt(M_TRIM_THRESHOLD, 256 MiB) (up to
-/// 256 MiB of free heap top is kept for the next pass). Setting either alone is worse than the default: glibc then
-/// stops adapting the other (trim threshold alone: every block above 128 KiB is mmapped: 5.5 million page faults per run, 9x glibc's default, 1-step sampling 10x slower). The
-/// cost is resident memory: a process keeps what its largest pass needed, plus up to 256 MiB. A user who set
-/// GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their setting.
+/// come from the heap, and a fixed value stops the threshold from moving) and mallopt(M_TRIM_THRESHOLD, -1) (mallopt(3):
+/// trimming off; freed heap memory stays with the process for the next pass). Setting the mmap threshold alone is worse
+/// than the default: glibc then stops adapting the trim threshold (trim threshold alone: every block above 128 KiB is
+/// mmapped: 5.5 million page faults per run, 9x glibc's default, 1-step sampling 10x slower).
+/// </para>
+/// <para>
+/// Until session 13 the trim threshold was 256 MiB, enough for a 1-step sample but not for a training step: the ECT
+/// step of the bench network frees more than 256 MiB at its end, glibc handed it back, and the next step faulted it in
+/// again: ~63,000 page faults per step (`perf stat -e page-faults`, Ect.Bench trainstep threads=1, steps 10 minus
+/// steps 2, over 8 steps) against ~140 with trimming off, at the same peak RSS (1,507-1,513 MiB either way: a step
+/// needs its peak again a second later). The cost is resident memory after a one-off peak (a large evaluation): a
+/// process keeps the largest pass it ran in its heap, reused by the next allocations, never grown by repetition.
+/// A user who set GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their
+/// setting.
 /// Linux with glibc only; elsewhere (or with another libc) nothing is changed.
 /// </para>
 /// </summary>
@@ -33,8 +42,8 @@ public static class NativeHeapPolicy
     /// <summary>Blocks below this size come from the heap (glibc's own dynamic maximum on 64-bit).</summary>
     public const int MmapThresholdBytes = 32 << 20;
 
-    /// <summary>Free heap top glibc keeps instead of returning it to the kernel.</summary>
-    public const int TrimThresholdBytes = 256 << 20;
+    /// <summary>M_TRIM_THRESHOLD -1: glibc never trims the heap top (mallopt(3)).</summary>
+    public const int TrimThresholdOff = -1;
 
     // glibc's <malloc.h> parameter numbers.
     private const int M_TRIM_THRESHOLD = -1;
@@ -62,7 +71,7 @@ public static class NativeHeapPolicy
             try
             {
                 bool mmap = MallOpt(M_MMAP_THRESHOLD, MmapThresholdBytes) == 1;
-                bool trim = MallOpt(M_TRIM_THRESHOLD, TrimThresholdBytes) == 1;
+                bool trim = MallOpt(M_TRIM_THRESHOLD, TrimThresholdOff) == 1;
                 Active = mmap && trim;
                 if (!Active) SkippedBecause = "mallopt refused the values (not glibc?)";
             }
