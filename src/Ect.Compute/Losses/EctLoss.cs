@@ -1,3 +1,4 @@
+using Ect.Compute.Networks;
 using Ect.Compute.Networks.Edm2;
 using Ect.Compute.Preconditioning;
 using TorchSharp;
@@ -38,6 +39,15 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
     public double C { get; }
     public EctWeighting Weighting { get; }
 
+    /// <summary>
+    /// On the CPU, replay f_t's dropout masks in f_r instead of restoring the RNG state and drawing them again
+    /// (<see cref="SharedDropout"/>; the same bits either way, EctLossTests compares the two). Default true.
+    /// </summary>
+    public bool ReplayDropoutMasks { get; init; } = true;
+
+    /// <summary>Dropout masks the last <see cref="Compute(Precond, Tensor, Tensor?, Tensor, Tensor)"/> replayed in f_r (0: the RNG state was restored).</summary>
+    public int LastReplayedMasks { get; private set; }
+
     /// <summary>The schedule's stage; forwards to the mapping function.</summary>
     public int Stage { get => Mapping.Stage; set => Mapping.Stage = value; }
 
@@ -66,16 +76,27 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
         var xT = images.Plus(eps * t);
         var xR = images.Plus(eps * r);
 
-        // Shared dropout mask: the reference saves the RNG state before f_t and restores it before f_r.
+        // Shared dropout mask: the reference saves the RNG state before f_t and restores it before f_r (every mask drawn
+        // twice). On the CPU the masks f_t draws are recorded and replayed in f_r instead (SharedDropout: same masks,
+        // same bits, and the generator ends where the reference's does); on CUDA the state is restored as the reference does.
+        // A network whose dropout does not go through SharedDropout records nothing and gets the restored state.
         var rngState = torch.random.get_rng_state();
         Runtime.DeviceRng.Sync(images.device); // a CUDA device's dropout stream follows the CPU state (no-op on the CPU)
+        using var masks = ReplayDropoutMasks && images.device_type == DeviceType.CPU ? SharedDropout.Record() : null;
         var fT = net.call(xT, t.flatten(), classLabels);
 
         Tensor target;
+        LastReplayedMasks = 0;
         if (r.max().item<float>() > 0)
         {
-            torch.random.set_rng_state(rngState);
-            Runtime.DeviceRng.Sync(images.device);
+            LastReplayedMasks = masks?.Count ?? 0;
+            if (masks is { Count: > 0 }) masks.Replay();
+            else
+            {
+                masks?.Dispose(); // nothing recorded: the second pass draws (from the restored state) as the reference does
+                torch.random.set_rng_state(rngState);
+                Runtime.DeviceRng.Sync(images.device);
+            }
             // The imgnet branch's disable_forced_wn: EDM2 layers must not re-normalise their weights in place in the
             // teacher pass (the student's graph saved them); a no-op for networks without MPConv layers.
             using (ForcedWeightNormalization.Suspend(net))
@@ -88,6 +109,7 @@ public sealed class EctLoss : ITrainingLoss, IStagedLoss
                 // are identical; it also skips pointless NaN arithmetic at sigma = 0 (log 0).
                 var rNet = where(mask, r, t).flatten();
                 var fR = nan_to_num(net.call(xR, rNet, classLabels));
+                if (masks is { Count: > 0 }) masks.CheckAllReplayed();
                 // Same arithmetic as the reference: mask * f_r + (~mask) * y.
                 target = (mask * fR).Plus(mask.logical_not() * images).detach();
             }

@@ -99,7 +99,7 @@ public sealed class UNetBlock : nn.Module<Tensor, Tensor, Tensor>
             h = F.silu(n);
         }
 
-        using (var d = F.dropout(h, Dropout, training))
+        using (var d = SharedDropout.Apply(h, Dropout, training))
         {
             h.Dispose();
             h = conv1.forward(d);

@@ -77,6 +77,64 @@ public class EctLossTests
     }
 
     [Fact]
+    public void Replaying_the_first_pass_dropout_masks_gives_the_bits_of_restoring_the_rng_and_drawing_them_again()
+    {
+        // SongUNet with dropout 0.5 (its dropout goes through SharedDropout): the loss, every gradient and the generator
+        // afterwards are the same bits whether f_r replays f_t's recorded masks or draws them again from the restored
+        // state (the reference's way). LastReplayedMasks shows which path ran.
+        torch.set_num_threads(1);
+        var cfg = Ect.Compute.Networks.SongUNetConfig.DdpmPP(8, 1, 0, 8, [1, 2], 1, [4], 0.5);
+        var (y, _, _) = Batch(13);
+        (float[] loss, float[][] grads, float after, int replayed, int blocks) Run(bool replay)
+        {
+            torch.random.manual_seed(3);
+            using var net = new Ect.Compute.Preconditioning.EctPrecond(cfg);
+            net.train();
+            var ect = new EctLoss(new MappingFunction(MappingKind.Sigmoid, q: 2, stage: 1)) { ReplayDropoutMasks = replay };
+            torch.random.manual_seed(17);
+            using var l = ect.Compute(net, y, null);
+            using var sum = l.sum();
+            sum.backward();
+            var grads = net.parameters().Select(p => p.grad is null ? Array.Empty<float>() : p.grad.data<float>().ToArray()).ToArray();
+            using var next = randn(1);
+            return (l.data<float>().ToArray(), grads, next.item<float>(), ect.LastReplayedMasks, net.modules().Count(m => m is Ect.Compute.Networks.UNetBlock));
+        }
+        var replayed = Run(replay: true);
+        var redrawn = Run(replay: false);
+        replayed.blocks.Should().BeGreaterThan(1);
+        replayed.replayed.Should().Be(replayed.blocks, "one mask per UNetBlock (each has a dropout layer) was replayed");
+        redrawn.replayed.Should().Be(0);
+        replayed.loss.Should().Equal(redrawn.loss);
+        replayed.loss.Should().Contain(v => v > 0, "a loss of zeros would compare nothing");
+        replayed.grads.Length.Should().Be(redrawn.grads.Length);
+        for (int i = 0; i < replayed.grads.Length; i++) replayed.grads[i].Should().Equal(redrawn.grads[i], $"gradient {i}");
+        replayed.after.Should().Be(redrawn.after, "the generator ends where the reference leaves it");
+    }
+
+    [Fact]
+    public void A_replayed_pass_refuses_a_mask_of_another_shape_or_a_mask_left_over()
+    {
+        using var x = ones(2, 3);
+        using (var rec = Ect.Compute.Networks.SharedDropout.Record())
+        {
+            using var a = Ect.Compute.Networks.SharedDropout.Apply(x, 0.5, training: true);
+            rec.Count.Should().Be(1);
+            rec.Replay();
+            using var other = ones(3, 2);
+            var wrong = () => Ect.Compute.Networks.SharedDropout.Apply(other, 0.5, training: true);
+            wrong.Should().Throw<InvalidOperationException>().WithMessage("*shape [2,3]*[3,2]*");
+            ((Action)rec.CheckAllReplayed).Should().Throw<InvalidOperationException>().WithMessage("*used 0 of the 1*");
+            using var b = Ect.Compute.Networks.SharedDropout.Apply(x, 0.5, training: true);
+            b.data<float>().ToArray().Should().Equal(a.data<float>().ToArray(), "the replay multiplies by the recorded mask");
+            var extra = () => Ect.Compute.Networks.SharedDropout.Apply(x, 0.5, training: true);
+            extra.Should().Throw<InvalidOperationException>().WithMessage("*mask 2*drew 1*");
+        }
+        // No recorder left on the thread: plain F.dropout again (and a new recorder may start).
+        using var c = Ect.Compute.Networks.SharedDropout.Record();
+        c.Count.Should().Be(0);
+    }
+
+    [Fact]
     public void Random_overload_draws_n_then_eps_from_the_global_rng()
     {
         torch.set_num_threads(1);

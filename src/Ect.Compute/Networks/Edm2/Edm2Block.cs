@@ -114,7 +114,7 @@ public sealed class Edm2Block : nn.Module<Tensor, Tensor, Tensor>
         var c = Tap("emb_linear", emb_linear.Forward(emb, EmbGain)).Plus(1);
         y = Mp.Silu(y * c.unsqueeze(2).unsqueeze(3).to(y.dtype));
         if (training && Dropout != 0)
-            y = dropoutNoise is null ? F.dropout(y, Dropout, training: true) : y * dropoutNoise(Path, y);
+            y = dropoutNoise is null ? SharedDropout.Apply(y, Dropout, training: true) : y * dropoutNoise(Path, y);
         y = Tap("conv_res1", conv_res1.forward(y));
 
         // Connect the branches.
