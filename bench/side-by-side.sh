@@ -3,23 +3,29 @@
 # (locuslab/ect, through /work/shared/harness/official_bench.py on Debian's python3-torch), same network (DDPM++
 # 32 ch, [1,2,2], 2 blocks, attention at 16, 1x32x32, dropout 0.1), batch and threads, in alternating order
 # (ours first in odd pairs, official first in even ones). Prints each pair and a table of medians over the pairs:
-# training img/s, 1-step and 2-step sampling img/s (the harness times 1-step only) and peak RSS (/usr/bin/time).
+# training img/s, 1-step and 2-step sampling img/s (the official 2-step through bench/official-few-step.py: the harness
+# times 1 step only) and peak RSS (/usr/bin/time).
 #
 # Usage (from anywhere; run on a quiet machine, nothing else running):
-#   ECT_REF_DIR=DIR bench/side-by-side.sh [pairs=3] [steps=20] [threads=2] [batch=32] [reps=10]
+#   ECT_REF_DIR=DIR bench/side-by-side.sh [pairs=3] [steps=20] [threads=2] [batch=32] [reps=10] [official_heap=default|kept]
+# official_heap=kept runs the official code with glibc's heap kept as ECT.NET keeps it (NativeHeapPolicy:
+# MALLOC_TRIM_THRESHOLD_ above any step's memory, MALLOC_MMAP_THRESHOLD_ 32 MiB): the comparison without the
+# allocator's part of the lead (session 13: the official step is ~1.35x faster so).
 # ECT_REF_DIR holds the official code; if it lacks training/loss.py it is exported there from ECT_REF_GIT
 # (default /work/.mirror/locuslab+ect/repo, the git dir `fetch github:locuslab/ect` gives). OFFICIAL_BENCH overrides
 # the harness path, PYTHON the interpreter (default /usr/bin/python3), BENCH_CONFIG the build (default Release).
 # Exit 0 when every run succeeded.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-pairs=3 steps=20 threads=2 batch=32 reps=10
+pairs=3 steps=20 threads=2 batch=32 reps=10 official_heap=default
 for a in "$@"; do
   case $a in
-    pairs=*|steps=*|threads=*|batch=*|reps=*) declare "$a" ;;
-    *) echo "unknown argument '$a' (expected pairs= steps= threads= batch= reps=)" >&2; exit 2 ;;
+    pairs=*|steps=*|threads=*|batch=*|reps=*|official_heap=default|official_heap=kept) declare "$a" ;;
+    *) echo "unknown argument '$a' (expected pairs= steps= threads= batch= reps= official_heap=default|kept)" >&2; exit 2 ;;
   esac
 done
+official_env=(X_ECT_OFFICIAL_HEAP=default)
+[[ $official_heap == kept ]] && official_env=(MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_MMAP_THRESHOLD_=33554432)
 harness=${OFFICIAL_BENCH:-/work/shared/harness/official_bench.py}
 python=${PYTHON:-/usr/bin/python3}
 : "${ECT_REF_DIR:?set ECT_REF_DIR to a folder for (or with) the official code}"
@@ -52,7 +58,7 @@ bench_dll=$(find "$here/bench/Ect.Bench/bin/$config" -name Ect.Bench.dll | head 
 
 log=$(mktemp -d /tmp/ect-side-by-side.XXXXXX)
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "config: pairs=$pairs steps=$steps threads=$threads batch=$batch reps=$reps; logs in $log"
+echo "config: pairs=$pairs steps=$steps threads=$threads batch=$batch reps=$reps official_heap=$official_heap; logs in $log"
 
 # Each run under /usr/bin/time: its last stderr line is the peak RSS in KiB.
 ours() {
@@ -60,8 +66,11 @@ ours() {
   /usr/bin/time -f "%M" -o "$log/ours-sample-$1.rss" dotnet "$bench_dll" sample batch="$batch" reps="$reps" threads="$threads" >"$log/ours-sample-$1.txt"
 }
 official() {
-  PYTHONPATH=$official_pythonpath /usr/bin/time -f "%M" -o "$log/official-$1.rss" "$python" "$harness" bench --steps "$steps" --warmup 3 --threads "$threads" \
+  env "${official_env[@]}" PYTHONPATH=$official_pythonpath /usr/bin/time -f "%M" -o "$log/official-$1.rss" "$python" "$harness" bench --steps "$steps" --warmup 3 --threads "$threads" \
     --batch "$batch" --sample-reps "$reps" --dropout 0.1 >"$log/official-$1.txt"
+  # The harness times 1 step only; 2 steps (t = 80, 0.821) through the official generator_fn:
+  env "${official_env[@]}" PYTHONPATH=$official_pythonpath "$python" "$here/bench/official-few-step.py" --harness "$harness" \
+    --batch "$batch" --reps "$reps" --threads "$threads" --dropout 0.1 >"$log/official-2step-$1.txt"
 }
 for p in $(seq 1 "$pairs"); do
   if (( p % 2 == 1 )); then ours "$p"; official "$p"; else official "$p"; ours "$p"; fi
@@ -81,7 +90,7 @@ def grab(file, pattern):
 rows = [
     ("train img/s", "ours-train-{}.txt", r"\[ect\] step time median [\d.]+ s \(([\d.]+) img/s\)", "official-{}.txt", r"TRAIN .*images/s=([\d.]+)"),
     ("sample 1-step img/s", "ours-sample-{}.txt", r"SAMPLE 1-step .*images/s=([\d.]+)", "official-{}.txt", r"SAMPLE 1-step .*images/s=([\d.]+)"),
-    ("sample 2-step img/s", "ours-sample-{}.txt", r"SAMPLE 2-step .*images/s=([\d.]+)", None, None),
+    ("sample 2-step img/s", "ours-sample-{}.txt", r"SAMPLE 2-step .*images/s=([\d.]+)", "official-2step-{}.txt", r"SAMPLE 2-step .*images/s=([\d.]+)"),
     ("peak RSS MiB (train)", "ours-train-{}.rss", r"(\d+)\s*$", "official-{}.rss", r"(\d+)\s*$"),
 ]
 def med(v):
