@@ -85,11 +85,13 @@ print(f'{(b["kimg"] - a["kimg"]) * 1000 / (t(b) - t(a)):.2f}')
 PY
 }
 
-# "median (min-max)" of the numbers given (just the number for one).
+# "median (min-max)" of the numbers given (just the number for one; "-" for a variant not run).
 summary() {
   python3 - "$@" <<'PY'
 import statistics, sys
-v = [float(x) for x in sys.argv[1:]]
+v = [float(x) for x in sys.argv[1:] if x != '-']
+if not v:
+    print('-'); sys.exit()
 m = statistics.median(v)
 print(f'{m:.2f}' if len(v) == 1 else f'{m:.2f} ({min(v):.2f}-{max(v):.2f})')
 PY
@@ -109,16 +111,16 @@ for cfg in ${configs//,/ }; do
     d="$out/$cfg-$cond"; rm -rf "$d"; mkdir -p "$d"
     ms=() t2s=() t1s=() shares=()
     for ((i = 1; i <= repeats; i++)); do
-      if has mpi2; then $mpi -np 2 $mpi_ect train --run-dir "$d/mpi2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2-$i.log" 2>&1; ms+=("$(rate "$d/mpi2-$i")"); else ms+=(0); fi
-      if has t2; then $ect train --run-dir "$d/t2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2-$i.log" 2>&1; t2s+=("$(rate "$d/t2-$i")"); else t2s+=(0); fi
-      if has t1; then $solo_ect train --run-dir "$d/t1-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1-$i.log" 2>&1; t1s+=("$(rate "$d/t1-$i")"); else t1s+=(1); fi
+      if has mpi2; then $mpi -np 2 $mpi_ect train --run-dir "$d/mpi2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/mpi2-$i.log" 2>&1; ms+=("$(rate "$d/mpi2-$i")"); else ms+=(-); fi
+      if has t2; then $ect train --run-dir "$d/t2-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=2 > "$d/t2-$i.log" 2>&1; t2s+=("$(rate "$d/t2-$i")"); else t2s+=(-); fi
+      if has t1; then $solo_ect train --run-dir "$d/t1-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1-$i.log" 2>&1; t1s+=("$(rate "$d/t1-$i")"); else t1s+=(-); fi
       share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2-$i.log" 2>/dev/null | tail -1 | cut -d'%' -f1 || true)
       [ -n "$share" ] && shares+=("$share")
       echo "  $cfg $cond round $i of $repeats: 2 ranks ${ms[-1]}, 2 threads ${t2s[-1]}, 1 thread ${t1s[-1]} img/s, all-reduce ${share:--}%" >&2
       grep -h 'data-parallel profile: rank' "$d/mpi2-$i.log" 2>/dev/null | sort | sed "s/^/  $cfg $cond round $i: /" >> "$out/profiles.txt" || true
     done
     stop_hog
-    ratio=$(python3 -c "print(f'{$(median "${ms[@]}") / $(median "${t1s[@]}"):.2f}x')")
+    ratio=-; has mpi2 && has t1 && ratio=$(python3 -c "print(f'{$(median "${ms[@]}") / $(median "${t1s[@]}"):.2f}x')")
     share=-; [ ${#shares[@]} -gt 0 ] && share="$(median "${shares[@]}")%"
     printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$cfg" "$cond" "$(summary "${ms[@]}")" "$(summary "${t2s[@]}")" "$(summary "${t1s[@]}")" "$ratio" "$share" | tee -a "$out/table.md"
   done
