@@ -4,12 +4,15 @@ using Ect.Compute.Runtime;
 namespace Ect.Compute.ResumeProbe;
 
 /// <summary>
-/// `probe heap policy|none`: in this fresh process, applies <see cref="NativeHeapPolicy"/> (policy) or not (none), then
+/// `probe heap policy|training|none`: in this fresh process, applies <see cref="NativeHeapPolicy"/> (policy), the policy
+/// and <see cref="NativeHeapPolicy.KeepThreadHeaps"/> as a training process does (training), or nothing (none), then
 /// mallocs an 8 MiB block (one [32,64,32,32] float32 activation of the bench network), touches it, frees it, and prints
 /// what glibc did; then mallocs, touches and frees a "pass" of <see cref="PassBlocks"/> such blocks (320 MiB, more
-/// than a training step of the bench network frees at its end). Prints "active=B skipped=REASON mmapped=B
-/// free_after=BYTES free_after_pass=BYTES". mmapped is the IS_MMAPPED bit of the block's chunk header; free_after and
-/// free_after_pass are mallinfo2's free bytes in the heap after each free (a trimmed or unmapped block is not counted).
+/// than a training step of the bench network frees at its end); then the same pass on a new thread, which allocates from
+/// a thread arena of 64 MiB heaps, not the main heap (as the daemon's compute dispatcher and `ect eval`'s sampler do).
+/// Prints "active=B skipped=REASON mmapped=B free_after=BYTES free_after_pass=BYTES thread_arena=B
+/// free_after_thread_pass=BYTES". thread_arena says the thread's blocks did not come from the main heap; mmapped is the IS_MMAPPED bit of the block's chunk header; free_after and
+/// free_after_pass are mallinfo2's free bytes in all arenas after each free (a trimmed or unmapped block is not counted).
 /// NativeHeapPolicyTests reads this line.
 /// </summary>
 public static class HeapProbe
@@ -19,12 +22,13 @@ public static class HeapProbe
 
     public static int Run(string mode)
     {
-        if (mode is not ("policy" or "none"))
+        if (mode is not ("policy" or "training" or "none"))
         {
-            Console.Error.WriteLine($"probe heap: mode '{mode}' is neither 'policy' nor 'none'.");
+            Console.Error.WriteLine($"probe heap: mode '{mode}' is not 'policy', 'training' or 'none'.");
             return 2;
         }
-        if (mode == "policy") NativeHeapPolicy.Apply();
+        if (mode != "none") NativeHeapPolicy.Apply();
+        if (mode == "training") NativeHeapPolicy.KeepThreadHeaps();
         var p = Marshal.AllocHGlobal(BlockBytes); // malloc on Unix
         bool mmapped;
         try
@@ -56,8 +60,25 @@ public static class HeapProbe
         }
         foreach (var block in pass) Marshal.FreeHGlobal(block);
         var freeAfterPass = (long)MallInfo2().fordblks;
+
+        // The same pass on a thread of its own. glibc's chunk header bit 2 (NON_MAIN_ARENA) says where a block came from.
+        bool threadArena = false;
+        var thread = new Thread(() =>
+        {
+            for (int i = 0; i < pass.Length; i++)
+            {
+                pass[i] = Marshal.AllocHGlobal(BlockBytes);
+                for (int off = 0; off < BlockBytes; off += page.Length) Marshal.Copy(page, 0, pass[i] + off, page.Length);
+            }
+            threadArena = ((ulong)Marshal.ReadInt64(pass[0], -sizeof(long)) & 4) != 0;
+            foreach (var block in pass) Marshal.FreeHGlobal(block);
+        });
+        thread.Start();
+        thread.Join();
+        var freeAfterThreadPass = (long)MallInfo2().fordblks - freeAfterPass;
         Console.WriteLine($"active={NativeHeapPolicy.Active} skipped={NativeHeapPolicy.SkippedBecause ?? "-"} mmapped={mmapped} " +
-                          $"free_after={freeAfter} free_after_pass={freeAfterPass}");
+                          $"free_after={freeAfter} free_after_pass={freeAfterPass} thread_arena={threadArena} free_after_thread_pass={freeAfterThreadPass} " +
+                          $"thread_heaps_kept={NativeHeapPolicy.ThreadHeapsKept}");
         return 0;
     }
 

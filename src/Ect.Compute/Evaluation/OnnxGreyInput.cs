@@ -16,6 +16,13 @@ namespace Ect.Compute.Evaluation;
 /// features up to float rounding (the order of the additions changes); conv1's multiply-adds drop to a third (118M to
 /// 39M of ResNet-18's 1.82G per image) and the input to copy and the mean image to subtract go away.
 /// <para>
+/// When the Conv's only consumer is an inference BatchNormalization with constant parameters (ResNet18.onnx: conv1 ->
+/// bn1 -> relu), the Add goes after the BatchNormalization instead, with the map scaled per channel by
+/// scale / sqrt(var + epsilon): BN(c + o) = BN(c) + o * scale / sqrt(var + epsilon). An Add between the two would stop
+/// ONNX Runtime from fusing the Conv with its BatchNormalization (its ConvBNFusion needs the Conv's output to feed the
+/// BN alone), which cost the fold most of its gain (issue 21 point 4, session 13).
+/// </para>
+/// <para>
 /// Protocol-buffer fields used besides <see cref="OnnxBatchAxis"/>'s: GraphProto.initializer = 5, value_info = 13;
 /// NodeProto.input = 1, output = 2; TensorProto.dims = 1, data_type = 2, float_data = 4, name = 8, raw_data = 9.
 /// </para>
@@ -55,10 +62,21 @@ public static class OnnxGreyInput
             var summed = weight.sum(1, keepdim: true).contiguous();
             // ONNX pads [top, left, bottom, right]; F.pad takes (left, right, top, bottom).
             var padded = F.pad(meanImage.to(float32), [pads[1], pads[3], pads[0], pads[2]]);
-            var offset = F.conv2d(padded, weight, strides: strides).neg().contiguous();
-            string convOut = conv.Outputs[0], convRaw = convOut + "_" + OffsetName;
+            var offset = F.conv2d(padded, weight, strides: strides).neg();
+            // Where the Add goes: after the Conv's BatchNormalization when it has one (see the class comment).
+            var bn = BatchNormAfter(graph, conv);
+            var after = bn ?? conv;
+            if (bn is not null)
+            {
+                var gamma = tensor(graph.Initializers[bn.Inputs[1]].Values);
+                var variance = tensor(graph.Initializers[bn.Inputs[4]].Values);
+                var perChannel = gamma / (variance + bn.Float("epsilon", 1e-5f)).sqrt();
+                offset = offset * perChannel.reshape(1, -1, 1, 1);
+            }
+            offset = offset.contiguous();
+            string afterOut = after.Outputs[0], afterRaw = afterOut + "_" + OffsetName;
 
-            return ProtobufWire.RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, convOut, convRaw,
+            return ProtobufWire.RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, after, afterOut, afterRaw,
                 FloatTensorProto(conv.Inputs[1], summed), FloatTensorProto(OffsetName, offset)));
         }
         catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException or KeyNotFoundException)
@@ -71,19 +89,33 @@ public static class OnnxGreyInput
         }
     }
 
-    private static byte[] RewriteGraph(ReadOnlyMemory<byte> graph, string inputName, OnnxNode conv, string convOut, string convRaw,
-        byte[] newWeights, byte[] offset)
+    /// <summary>The inference BatchNormalization that alone reads <paramref name="conv"/>'s output, with its four
+    /// parameters constant 1-d initializers of the Conv's output channels, or null.</summary>
+    private static OnnxNode? BatchNormAfter(OnnxGraph graph, OnnxNode conv)
     {
-        bool convSeen = false, weightsSeen = false, inputSeen = false;
+        var readers = graph.Nodes.Where(n => n.Inputs.Contains(conv.Outputs[0])).ToList();
+        if (readers.Count != 1 || readers[0].OpType != "BatchNormalization" || readers[0].Inputs.Count != 5
+            || readers[0].Outputs.Count != 1 || readers[0].Inputs[0] != conv.Outputs[0])
+            return null;
+        long channels = graph.Initializers[conv.Inputs[1]].Dims[0];
+        foreach (var p in readers[0].Inputs.Skip(1))
+            if (!graph.Initializers.TryGetValue(p, out var init) || init.Values.Length != channels) return null;
+        return readers[0];
+    }
+
+    private static byte[] RewriteGraph(ReadOnlyMemory<byte> graph, string inputName, OnnxNode conv, OnnxNode after, string afterOut,
+        string afterRaw, byte[] newWeights, byte[] offset)
+    {
+        bool afterSeen = false, weightsSeen = false, inputSeen = false;
         using var output = new MemoryStream(graph.Length + offset.Length + 256);
         foreach (var f in ProtobufWire.Fields(graph))
         {
-            if (f.WireType == 2 && f.Number == 1 && !convSeen && IsNode(f.Bytes, conv, convOut))
+            if (f.WireType == 2 && f.Number == 1 && !afterSeen && IsNode(f.Bytes, after, afterOut))
             {
-                convSeen = true;
-                // The Conv writes convRaw; an Add of the offset map writes the name the rest of the graph reads.
-                ProtobufWire.WriteField(output, 1, ProtobufWire.RewriteMessage(f.Bytes, (n, p) => n == 2 && Encoding.UTF8.GetString(p.Span) == convOut ? Encoding.UTF8.GetBytes(convRaw) : null));
-                ProtobufWire.WriteField(output, 1, AddNode(convRaw, OffsetName, convOut));
+                afterSeen = true;
+                // The node writes afterRaw; an Add of the offset map writes the name the rest of the graph reads.
+                ProtobufWire.WriteField(output, 1, ProtobufWire.RewriteMessage(f.Bytes, (n, p) => n == 2 && Encoding.UTF8.GetString(p.Span) == afterOut ? Encoding.UTF8.GetBytes(afterRaw) : null));
+                ProtobufWire.WriteField(output, 1, AddNode(afterRaw, OffsetName, afterOut));
                 continue;
             }
             if (f.WireType == 2 && f.Number == 5 && NameOf(f.Bytes, 8) == conv.Inputs[1])
@@ -100,16 +132,16 @@ public static class OnnxGreyInput
             }
             output.Write(graph.Span[f.Start..f.End]);
         }
-        if (!convSeen || !weightsSeen || !inputSeen)
-            throw new InvalidDataException($"the graph lacks the Conv, its weights or the input's declaration (found {convSeen}, {weightsSeen}, {inputSeen})");
+        if (!afterSeen || !weightsSeen || !inputSeen)
+            throw new InvalidDataException($"the graph lacks the {after.OpType}, the Conv's weights or the input's declaration (found {afterSeen}, {weightsSeen}, {inputSeen})");
         ProtobufWire.WriteField(output, 5, offset);
         return output.ToArray();
     }
 
-    private static bool IsNode(ReadOnlyMemory<byte> node, OnnxNode conv, string convOut)
+    private static bool IsNode(ReadOnlyMemory<byte> node, OnnxNode expected, string expectedOut)
     {
         var outputs = ProtobufWire.Fields(node).Where(f => f.Number == 2 && f.WireType == 2).Select(f => Encoding.UTF8.GetString(f.Bytes.Span)).ToList();
-        return outputs.Count == 1 && outputs[0] == convOut && NameOf(node, 4) == conv.OpType;
+        return outputs.Count == 1 && outputs[0] == expectedOut && NameOf(node, 4) == expected.OpType;
     }
 
     // ValueInfoProto.type.tensor_type.shape: the second dim (channels) 3 becomes 1.

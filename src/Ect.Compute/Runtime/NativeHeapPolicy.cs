@@ -32,6 +32,24 @@ namespace Ect.Compute.Runtime;
 /// steps 2, over 8 steps) against ~140 with trimming off, at the same peak RSS (1,507-1,513 MiB either way: a step
 /// needs its peak again a second later). The cost is resident memory after a one-off peak (a large evaluation): a
 /// process keeps the largest pass it ran in its heap, reused by the next allocations, never grown by repetition.
+/// </para>
+/// <para>
+/// Threads other than the main one (the daemon's compute dispatcher, `ect eval`'s sampler) allocate from their own
+/// arenas, made of 64 MiB mmapped "heaps", and glibc deletes (unmaps) such a heap as soon as all of it is free,
+/// whatever the trim threshold says (malloc/arena.c heap_trim: only M_TOP_PAD holds it back). A step that frees its
+/// activations frees whole heaps, and the next step faults them in again. <see cref="KeepThreadHeaps"/> sets
+/// M_TOP_PAD to 64 MiB, a heap's whole size, which makes heap_trim keep every heap (its check "free space + room left
+/// &lt; pad" always holds); in the main arena the pad only makes each brk ask for 64 MiB more address space, which is
+/// not resident until touched. Only a process that trains asks for it (the training engines' constructor), because
+/// the two measurements disagree (session 14, Release builds alternating, nothing else running):
+/// the wider teacher's pretraining in the daemon (one thread, batch 64), 90 s windows: without the pad 38 and 37
+/// steps, 800,000 / 580,000 page faults, 5.5 s of system time; with it 65 and 46 steps, 7,000 / 2,700 faults,
+/// 0.2 s. `ect eval` of 2,000 samples (2 threads, batch 100): without the pad 58.7 s user + 8.5-10 s system, with it
+/// 68.2-68.4 s user + 6-7 s system: 10% more CPU in all, the extra user time in torch's SiLU (Sleef's expf: 0.2% of
+/// samples without the pad, 7% with it, its stall on the final multiply). Not explained yet; the likeliest reading is
+/// cache-cold reused memory against pages the kernel has just zeroed (and so left in cache).
+/// </para>
+/// <para>
 /// A user who set GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their
 /// setting.
 /// Linux with glibc only; elsewhere (or with another libc) nothing is changed.
@@ -45,18 +63,26 @@ public static class NativeHeapPolicy
     /// <summary>M_TRIM_THRESHOLD -1: glibc never trims the heap top (mallopt(3)).</summary>
     public const int TrimThresholdOff = -1;
 
+    /// <summary>M_TOP_PAD: a thread arena's whole heap (glibc's HEAP_MAX_SIZE on 64-bit, twice the largest mmap
+    /// threshold), so heap_trim never unmaps a free heap of a thread arena.</summary>
+    public const int TopPadBytes = 64 << 20;
+
     // glibc's <malloc.h> parameter numbers.
     private const int M_TRIM_THRESHOLD = -1;
+    private const int M_TOP_PAD = -2;
     private const int M_MMAP_THRESHOLD = -3;
 
     private static readonly object Gate = new();
     private static bool _applied;
 
-    /// <summary>True when both settings were accepted by glibc in this process.</summary>
+    /// <summary>True when both thresholds were accepted by glibc in this process.</summary>
     public static bool Active { get; private set; }
 
     /// <summary>Why the settings were not applied (null when <see cref="Active"/>).</summary>
     public static string? SkippedBecause { get; private set; }
+
+    /// <summary>True once <see cref="KeepThreadHeaps"/> set the top pad in this process.</summary>
+    public static bool ThreadHeapsKept { get; private set; }
 
     /// <summary>Sets the two thresholds once per process (later calls do nothing).</summary>
     public static void Apply()
@@ -79,6 +105,20 @@ public static class NativeHeapPolicy
             {
                 SkippedBecause = "no mallopt in libc (" + e.GetType().Name + ")";
             }
+        }
+    }
+
+    /// <summary>
+    /// In a process that trains: keep thread arenas' free heaps too (M_TOP_PAD, see the class comment). Does nothing
+    /// unless <see cref="Apply"/> made the policy active (not glibc, or the user's own malloc setting); later calls do
+    /// nothing.
+    /// </summary>
+    public static void KeepThreadHeaps()
+    {
+        lock (Gate)
+        {
+            if (!Active || ThreadHeapsKept) return;
+            ThreadHeapsKept = MallOpt(M_TOP_PAD, TopPadBytes) == 1;
         }
     }
 

@@ -25,7 +25,7 @@ public class NativeHeapPolicyTests
 
     private const long PassBytes = 40 * BlockBytes; // HeapProbe.PassBlocks blocks
 
-    private sealed record HeapReport(bool Active, string Skipped, bool Mmapped, long FreeAfter, long FreeAfterPass);
+    private sealed record HeapReport(bool Active, string Skipped, bool Mmapped, long FreeAfter, long FreeAfterPass, bool ThreadArena, long FreeAfterThreadPass, bool ThreadHeapsKept);
 
     [Fact]
     public void In_a_fresh_process_without_the_policy_an_8_MiB_block_is_mmapped_and_unmapped_at_free()
@@ -36,6 +36,8 @@ public class NativeHeapPolicyTests
         r.Mmapped.Should().BeTrue("glibc's start threshold is 128 KiB, so an 8 MiB block is a fresh mmap (the baseline the policy changes)");
         r.FreeAfter.Should().BeLessThan(BlockBytes, "an mmapped block goes back to the kernel at free: it is not kept in the heap");
         r.FreeAfterPass.Should().BeLessThan(PassBytes / 2, "glibc's own trim threshold (twice the risen mmap threshold) hands a freed pass back to the kernel");
+        r.ThreadArena.Should().BeTrue("a second thread allocates from an arena of its own (the daemon's compute thread does too)");
+        r.FreeAfterThreadPass.Should().BeLessThan(PassBytes / 2, "glibc unmaps a thread arena's heaps once they are wholly free");
     }
 
     [Fact]
@@ -49,6 +51,26 @@ public class NativeHeapPolicyTests
         r.FreeAfterPass.Should().BeGreaterThanOrEqualTo(PassBytes,
             "with trimming off a whole freed pass (320 MiB) stays in the heap; with the old 256 MiB trim threshold glibc handed it back " +
             "and the next training step faulted it in again (~63,000 page faults per bench-network step)");
+        r.ThreadArena.Should().BeTrue("the second thread's blocks come from a thread arena, not the main heap");
+        r.ThreadHeapsKept.Should().BeFalse("only a training process keeps thread heaps");
+        r.FreeAfterThreadPass.Should().BeLessThan(PassBytes / 2,
+            "without the top pad glibc unmaps a thread arena's wholly free heaps (what `ect eval` measured fastest with)");
+    }
+
+    /// <summary>A process that trains (<see cref="NativeHeapPolicy.KeepThreadHeaps"/>, called by the training engines)
+    /// keeps a thread arena's freed heaps: the daemon trains on its compute dispatcher's thread, and without this each step
+    /// faulted its activations in again (~16,000 page faults per step of the wider teacher's pretraining).</summary>
+    [Fact]
+    public void In_a_training_process_a_thread_arenas_freed_heaps_stay_with_the_process()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var r = RunProbe("training", new Dictionary<string, string>());
+        r.Active.Should().BeTrue($"glibc accepts the thresholds (skipped: {r.Skipped})");
+        r.ThreadHeapsKept.Should().BeTrue("glibc accepts M_TOP_PAD");
+        r.ThreadArena.Should().BeTrue("the second thread's blocks come from a thread arena, not the main heap");
+        r.FreeAfterThreadPass.Should().BeGreaterThanOrEqualTo(PassBytes * 3 / 4,
+            "with the 64 MiB top pad glibc keeps a thread arena's free heaps for the next step");
+        r.FreeAfterPass.Should().BeGreaterThanOrEqualTo(PassBytes, "the main heap keeps its freed pass as without the pad");
     }
 
     [Theory]
@@ -57,8 +79,9 @@ public class NativeHeapPolicyTests
     public void A_malloc_setting_in_the_environment_wins_over_the_policy(string name, string value)
     {
         if (!OperatingSystem.IsLinux()) return;
-        var r = RunProbe("policy", new Dictionary<string, string> { [name] = value });
+        var r = RunProbe("training", new Dictionary<string, string> { [name] = value });
         r.Active.Should().BeFalse("the user's malloc setting is kept");
+        r.ThreadHeapsKept.Should().BeFalse("the top pad is not set over the user's malloc setting either");
         r.Skipped.Should().Contain(name == "GLIBC_TUNABLES" ? "GLIBC_TUNABLES" : name);
         r.Mmapped.Should().BeTrue("the user's 128 KiB threshold, not the policy's 32 MiB, decides: the 8 MiB block is mmapped");
     }
@@ -91,9 +114,10 @@ public class NativeHeapPolicyTests
         var stderr = p.StandardError.ReadToEndAsync();
         p.WaitForExit(60_000).Should().BeTrue("the heap probe should finish within a minute");
         p.ExitCode.Should().Be(0, $"the probe failed: {stderr.Result}");
-        var m = Regex.Match(stdout.Result, @"active=(\w+) skipped=(.*) mmapped=(\w+) free_after=(\d+) free_after_pass=(\d+)");
+        var m = Regex.Match(stdout.Result, @"active=(\w+) skipped=(.*) mmapped=(\w+) free_after=(\d+) free_after_pass=(\d+) thread_arena=(\w+) free_after_thread_pass=(-?\d+) thread_heaps_kept=(\w+)");
         m.Success.Should().BeTrue($"the probe prints its report line; stdout: {stdout.Result}");
         return new HeapReport(bool.Parse(m.Groups[1].Value), m.Groups[2].Value, bool.Parse(m.Groups[3].Value),
-            long.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture), long.Parse(m.Groups[5].Value, CultureInfo.InvariantCulture));
+            long.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture), long.Parse(m.Groups[5].Value, CultureInfo.InvariantCulture),
+            bool.Parse(m.Groups[6].Value), long.Parse(m.Groups[7].Value, CultureInfo.InvariantCulture), bool.Parse(m.Groups[8].Value));
     }
 }
