@@ -16,11 +16,15 @@ namespace Ect.Compute.Evaluation;
 /// features up to float rounding (the order of the additions changes); conv1's multiply-adds drop to a third (118M to
 /// 39M of ResNet-18's 1.82G per image) and the input to copy and the mean image to subtract go away.
 /// <para>
-/// When the Conv's only consumer is an inference BatchNormalization with constant parameters (ResNet18.onnx: conv1 ->
-/// bn1 -> relu), the Add goes after the BatchNormalization instead, with the map scaled per channel by
-/// scale / sqrt(var + epsilon): BN(c + o) = BN(c) + o * scale / sqrt(var + epsilon). An Add between the two would stop
-/// ONNX Runtime from fusing the Conv with its BatchNormalization (its ConvBNFusion needs the Conv's output to feed the
-/// BN alone), which cost the fold most of its gain (issue 21 point 4, session 13).
+/// Deviation from the obvious placement, measured: the Add sits between conv1 and its BatchNormalization, which keeps
+/// ONNX Runtime from fusing the two. Session 14 moved it after the BatchNormalization (the map scaled per channel by
+/// scale / sqrt(var + epsilon), features equal to 8e-7 relative) so that the fusion could happen; the extraction bench
+/// did not change (`Ect.Bench fd-resnet18 --compare 16,16:planes`, 84-96 img/s either way), but `ect eval` of 10,000
+/// samples went from 143-152 s to 185-193 s (Release builds alternating, quiet; 2,000 samples: 58.5-61.9 user CPU-s
+/// against 72-76), all of it in torch's SiLU on the sampler threads (Sleef's expf, 0.2% of the CPU samples with this
+/// placement, 14% with the other: the stall of denormal results, as if those threads lost flush-to-zero). How an ONNX
+/// Runtime graph reaches torch's threads is not known yet (thread-pool threads shared between the two, and the
+/// floating-point control word they carry, is the likeliest path); until it is, the placement that measured faster stays.
 /// </para>
 /// <para>
 /// Protocol-buffer fields used besides <see cref="OnnxBatchAxis"/>'s: GraphProto.initializer = 5, value_info = 13;
@@ -62,21 +66,10 @@ public static class OnnxGreyInput
             var summed = weight.sum(1, keepdim: true).contiguous();
             // ONNX pads [top, left, bottom, right]; F.pad takes (left, right, top, bottom).
             var padded = F.pad(meanImage.to(float32), [pads[1], pads[3], pads[0], pads[2]]);
-            var offset = F.conv2d(padded, weight, strides: strides).neg();
-            // Where the Add goes: after the Conv's BatchNormalization when it has one (see the class comment).
-            var bn = BatchNormAfter(graph, conv);
-            var after = bn ?? conv;
-            if (bn is not null)
-            {
-                var gamma = tensor(graph.Initializers[bn.Inputs[1]].Values);
-                var variance = tensor(graph.Initializers[bn.Inputs[4]].Values);
-                var perChannel = gamma / (variance + bn.Float("epsilon", 1e-5f)).sqrt();
-                offset = offset * perChannel.reshape(1, -1, 1, 1);
-            }
-            offset = offset.contiguous();
-            string afterOut = after.Outputs[0], afterRaw = afterOut + "_" + OffsetName;
+            var offset = F.conv2d(padded, weight, strides: strides).neg().contiguous();
+            string convOut = conv.Outputs[0], convRaw = convOut + "_" + OffsetName;
 
-            return ProtobufWire.RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, after, afterOut, afterRaw,
+            return ProtobufWire.RewriteMessage(model, (number, payload) => number != 7 ? null : RewriteGraph(payload, inputName, conv, convOut, convRaw,
                 FloatTensorProto(conv.Inputs[1], summed), FloatTensorProto(OffsetName, offset)));
         }
         catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException or KeyNotFoundException)
@@ -89,33 +82,19 @@ public static class OnnxGreyInput
         }
     }
 
-    /// <summary>The inference BatchNormalization that alone reads <paramref name="conv"/>'s output, with its four
-    /// parameters constant 1-d initializers of the Conv's output channels, or null.</summary>
-    private static OnnxNode? BatchNormAfter(OnnxGraph graph, OnnxNode conv)
+    private static byte[] RewriteGraph(ReadOnlyMemory<byte> graph, string inputName, OnnxNode conv, string convOut, string convRaw,
+        byte[] newWeights, byte[] offset)
     {
-        var readers = graph.Nodes.Where(n => n.Inputs.Contains(conv.Outputs[0])).ToList();
-        if (readers.Count != 1 || readers[0].OpType != "BatchNormalization" || readers[0].Inputs.Count != 5
-            || readers[0].Outputs.Count != 1 || readers[0].Inputs[0] != conv.Outputs[0])
-            return null;
-        long channels = graph.Initializers[conv.Inputs[1]].Dims[0];
-        foreach (var p in readers[0].Inputs.Skip(1))
-            if (!graph.Initializers.TryGetValue(p, out var init) || init.Values.Length != channels) return null;
-        return readers[0];
-    }
-
-    private static byte[] RewriteGraph(ReadOnlyMemory<byte> graph, string inputName, OnnxNode conv, OnnxNode after, string afterOut,
-        string afterRaw, byte[] newWeights, byte[] offset)
-    {
-        bool afterSeen = false, weightsSeen = false, inputSeen = false;
+        bool convSeen = false, weightsSeen = false, inputSeen = false;
         using var output = new MemoryStream(graph.Length + offset.Length + 256);
         foreach (var f in ProtobufWire.Fields(graph))
         {
-            if (f.WireType == 2 && f.Number == 1 && !afterSeen && IsNode(f.Bytes, after, afterOut))
+            if (f.WireType == 2 && f.Number == 1 && !convSeen && IsNode(f.Bytes, conv, convOut))
             {
-                afterSeen = true;
-                // The node writes afterRaw; an Add of the offset map writes the name the rest of the graph reads.
-                ProtobufWire.WriteField(output, 1, ProtobufWire.RewriteMessage(f.Bytes, (n, p) => n == 2 && Encoding.UTF8.GetString(p.Span) == afterOut ? Encoding.UTF8.GetBytes(afterRaw) : null));
-                ProtobufWire.WriteField(output, 1, AddNode(afterRaw, OffsetName, afterOut));
+                convSeen = true;
+                // The Conv writes convRaw; an Add of the offset map writes the name the rest of the graph reads.
+                ProtobufWire.WriteField(output, 1, ProtobufWire.RewriteMessage(f.Bytes, (n, p) => n == 2 && Encoding.UTF8.GetString(p.Span) == convOut ? Encoding.UTF8.GetBytes(convRaw) : null));
+                ProtobufWire.WriteField(output, 1, AddNode(convRaw, OffsetName, convOut));
                 continue;
             }
             if (f.WireType == 2 && f.Number == 5 && NameOf(f.Bytes, 8) == conv.Inputs[1])
@@ -132,16 +111,16 @@ public static class OnnxGreyInput
             }
             output.Write(graph.Span[f.Start..f.End]);
         }
-        if (!afterSeen || !weightsSeen || !inputSeen)
-            throw new InvalidDataException($"the graph lacks the {after.OpType}, the Conv's weights or the input's declaration (found {afterSeen}, {weightsSeen}, {inputSeen})");
+        if (!convSeen || !weightsSeen || !inputSeen)
+            throw new InvalidDataException($"the graph lacks the Conv, its weights or the input's declaration (found {convSeen}, {weightsSeen}, {inputSeen})");
         ProtobufWire.WriteField(output, 5, offset);
         return output.ToArray();
     }
 
-    private static bool IsNode(ReadOnlyMemory<byte> node, OnnxNode expected, string expectedOut)
+    private static bool IsNode(ReadOnlyMemory<byte> node, OnnxNode conv, string convOut)
     {
         var outputs = ProtobufWire.Fields(node).Where(f => f.Number == 2 && f.WireType == 2).Select(f => Encoding.UTF8.GetString(f.Bytes.Span)).ToList();
-        return outputs.Count == 1 && outputs[0] == expectedOut && NameOf(node, 4) == expected.OpType;
+        return outputs.Count == 1 && outputs[0] == convOut && NameOf(node, 4) == conv.OpType;
     }
 
     // ValueInfoProto.type.tensor_type.shape: the second dim (channels) 3 becomes 1.

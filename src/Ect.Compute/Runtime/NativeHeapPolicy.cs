@@ -44,10 +44,11 @@ namespace Ect.Compute.Runtime;
 /// the two measurements disagree (session 14, Release builds alternating, nothing else running):
 /// the wider teacher's pretraining in the daemon (one thread, batch 64), 90 s windows: without the pad 38 and 37
 /// steps, 800,000 / 580,000 page faults, 5.5 s of system time; with it 65 and 46 steps, 7,000 / 2,700 faults,
-/// 0.2 s. `ect eval` of 2,000 samples (2 threads, batch 100): without the pad 58.7 s user + 8.5-10 s system, with it
-/// 68.2-68.4 s user + 6-7 s system: 10% more CPU in all, the extra user time in torch's SiLU (Sleef's expf: 0.2% of
-/// samples without the pad, 7% with it, its stall on the final multiply). Not explained yet; the likeliest reading is
-/// cache-cold reused memory against pages the kernel has just zeroed (and so left in cache).
+/// 0.2 s. `ect eval` (2,000 samples, 2 threads, batch 100) did not gain: with the pad set in every process its user
+/// CPU was 69.2 s then 55.5 s against 58.3 and 59.5 without (alternating); the slow runs, here and with the folded
+/// model variant OnnxGreyInput describes, spend the extra time in torch's SiLU (Sleef's expf: ~0.2% of the CPU samples
+/// in a fast run, 7-14% in a slow one, its stall on the final multiply, as of denormal results). The configuration
+/// `ect eval` has now (no pad, this placement of the fold: 12 of 12 runs fast) stays until that is understood.
 /// </para>
 /// <para>
 /// A user who set GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their

@@ -169,51 +169,6 @@ public class ResNet18OnnxExtractorTests
         folded.ExtractFeatures(colour).equal(planes.ExtractFeatures(colour)).all().item<bool>().Should().BeTrue();
     }
 
-    /// <summary>Issue 21 point 4: in the folded ResNet18.onnx the mean image's map is added after conv1's
-    /// BatchNormalization, not between the two, so ONNX Runtime can still fuse conv1 with it: conv1 (now one input
-    /// channel) feeds the BatchNormalization alone, an Add reads the BatchNormalization's output and the map, and the
-    /// ReLU reads the Add; the map is the unscaled one times scale / sqrt(var + epsilon) per channel.</summary>
-    [Fact]
-    public void The_folded_model_adds_the_mean_map_after_the_first_batch_normalization()
-    {
-        var bytes = File.ReadAllBytes(ResNet18OnnxExtractor.DefaultModelPath);
-        using var mean = ResNet18OnnxExtractor.ReadMeanImage(ResNet18OnnxExtractor.DefaultPreprocessPath);
-        var original = OnnxGraph.Parse(bytes, "ResNet18.onnx");
-        var graph = OnnxGraph.Parse(OnnxGreyInput.Rewrite(bytes, ResNet18OnnxExtractor.InputName, mean, "ResNet18.onnx"), "folded");
-        var conv = graph.Nodes.Single(n => n.Inputs.Contains(ResNet18OnnxExtractor.InputName));
-        graph.Initializers[conv.Inputs[1]].Dims.Should().Equal(64, 1, 7, 7);
-        var convReaders = graph.Nodes.Where(n => n.Inputs.Contains(conv.Outputs[0])).ToList();
-        convReaders.Select(n => n.OpType).Should().Equal(["BatchNormalization"], "nothing may sit between conv1 and its BatchNormalization");
-        var bn = convReaders[0];
-        var add = graph.Nodes.Single(n => n.Inputs.Contains(bn.Outputs[0]));
-        add.OpType.Should().Be("Add");
-        add.Inputs.Should().Equal(bn.Outputs[0], OnnxGreyInput.OffsetName);
-        var originalBn = original.Nodes.Single(n => n.OpType == "BatchNormalization" && n.Inputs[0] == original.Nodes[0].Outputs[0]);
-        add.Outputs.Should().Equal(originalBn.Outputs, "the rest of the graph reads the name the BatchNormalization wrote");
-        graph.Nodes.Single(n => n.Inputs.Contains(add.Outputs[0])).OpType.Should().Be("Relu");
-        graph.Nodes.ToList().IndexOf(add).Should().Be(graph.Nodes.ToList().IndexOf(bn) + 1, "nodes stay in topological order");
-
-        // The map: -conv(W, m) per channel times scale / sqrt(var + eps), computed here independently of the rewriter.
-        var w = original.Initializers[original.Nodes[0].Inputs[1]];
-        using var weight = torch.tensor(w.Values, w.Dims);
-        var pads = original.Nodes[0].IntList("pads", [0, 0, 0, 0]);
-        using var unscaled = torch.nn.functional.conv2d(torch.nn.functional.pad(mean, [pads[1], pads[3], pads[0], pads[2]]), weight,
-            strides: original.Nodes[0].IntList("strides", [1, 1])).neg();
-        var gamma = original.Initializers[originalBn.Inputs[1]].Values;
-        var variance = original.Initializers[originalBn.Inputs[4]].Values;
-        float eps = originalBn.Float("epsilon", float.NaN);
-        eps.Should().BeApproximately(1e-5f, 1e-9f);
-        var map = graph.Initializers[OnnxGreyInput.OffsetName];
-        map.Dims.Should().Equal(unscaled.shape);
-        int plane = (int)(unscaled.shape[2] * unscaled.shape[3]);
-        var expected = unscaled.data<float>().ToArray();
-        for (int i = 0; i < expected.Length; i++)
-        {
-            int c = i / plane;
-            map.Values[i].Should().BeApproximately(expected[i] * gamma[c] / MathF.Sqrt(variance[c] + eps), 1e-3f + 1e-5f * Math.Abs(expected[i]));
-        }
-    }
-
     /// <summary>A model whose input does not feed one bias-free Conv on three channels is refused, naming the file.</summary>
     [Fact]
     public void Folding_a_grey_input_refuses_a_model_it_does_not_fit()
