@@ -16,15 +16,13 @@ namespace Ect.Compute.Evaluation;
 /// features up to float rounding (the order of the additions changes); conv1's multiply-adds drop to a third (118M to
 /// 39M of ResNet-18's 1.82G per image) and the input to copy and the mean image to subtract go away.
 /// <para>
-/// Deviation from the obvious placement, measured: the Add sits between conv1 and its BatchNormalization, which keeps
-/// ONNX Runtime from fusing the two. Session 14 moved it after the BatchNormalization (the map scaled per channel by
-/// scale / sqrt(var + epsilon), features equal to 8e-7 relative) so that the fusion could happen; the extraction bench
-/// did not change (`Ect.Bench fd-resnet18 --compare 16,16:planes`, 84-96 img/s either way), but `ect eval` of 10,000
-/// samples went from 143-152 s to 185-193 s (Release builds alternating, quiet; 2,000 samples: 58.5-61.9 user CPU-s
-/// against 72-76), all of it in torch's SiLU on the sampler threads (Sleef's expf, 0.2% of the CPU samples with this
-/// placement, 14% with the other: the stall of denormal results, as if those threads lost flush-to-zero). How an ONNX
-/// Runtime graph reaches torch's threads is not known yet (thread-pool threads shared between the two, and the
-/// floating-point control word they carry, is the likeliest path); until it is, the placement that measured faster stays.
+/// The Add sits between conv1 and its BatchNormalization, which keeps ONNX Runtime from fusing the two. Session 14
+/// tried it after the BatchNormalization (the map scaled per channel by scale / sqrt(var + epsilon), features equal to
+/// 8e-7 relative): the extraction bench did not change (`Ect.Bench fd-resnet18 --compare 16,16:planes`, 84-96 img/s
+/// either way), and `ect eval` runs with it were mostly slow (3 of 13 fast; this placement 14 of 20). `ect eval` is
+/// bimodal in every build tried: slow runs (10,000 samples 184-193 s against 143-162 s) spend the extra CPU in torch's
+/// SiLU on the sampler threads (Sleef's expf 7-14% of the CPU samples against 0.2%, stalled as on denormal results),
+/// not in ONNX Runtime. Until that is understood (the issue 21 note says how to look), this placement stays.
 /// </para>
 /// <para>
 /// Protocol-buffer fields used besides <see cref="OnnxBatchAxis"/>'s: GraphProto.initializer = 5, value_info = 13;

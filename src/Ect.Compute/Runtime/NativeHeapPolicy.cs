@@ -44,11 +44,11 @@ namespace Ect.Compute.Runtime;
 /// the two measurements disagree (session 14, Release builds alternating, nothing else running):
 /// the wider teacher's pretraining in the daemon (one thread, batch 64), 90 s windows: without the pad 38 and 37
 /// steps, 800,000 / 580,000 page faults, 5.5 s of system time; with it 65 and 46 steps, 7,000 / 2,700 faults,
-/// 0.2 s. `ect eval` (2,000 samples, 2 threads, batch 100) did not gain: with the pad set in every process its user
-/// CPU was 69.2 s then 55.5 s against 58.3 and 59.5 without (alternating); the slow runs, here and with the folded
-/// model variant OnnxGreyInput describes, spend the extra time in torch's SiLU (Sleef's expf: ~0.2% of the CPU samples
-/// in a fast run, 7-14% in a slow one, its stall on the final multiply, as of denormal results). The configuration
-/// `ect eval` has now (no pad, this placement of the fold: 12 of 12 runs fast) stays until that is understood.
+/// 0.2 s (the fault counts are the mechanism; the step counts are one pair of windows each). `ect eval` (2,000
+/// samples, 2 threads, batch 100) did not gain: with the pad in every process its user CPU was 69.2 s then 55.5 s
+/// against 58.3 and 59.5 without. `ect eval` is bimodal in every build tried (OnnxGreyInput's comment: slow runs spend
+/// the extra CPU in torch's SiLU, stalled as on denormal results), which hides a 10% effect either way; so the pad
+/// stays where it measured a gain.
 /// </para>
 /// <para>
 /// A user who set GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their
