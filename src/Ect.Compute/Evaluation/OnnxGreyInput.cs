@@ -19,7 +19,7 @@ namespace Ect.Compute.Evaluation;
 /// The Add sits between conv1 and its BatchNormalization, which keeps ONNX Runtime from fusing the two. Session 14
 /// tried it after the BatchNormalization (the map scaled per channel by scale / sqrt(var + epsilon), features equal to
 /// 8e-7 relative): the extraction bench did not change (`Ect.Bench fd-resnet18 --compare 16,16:planes`, 84-96 img/s
-/// either way), and `ect eval` runs with it were mostly slow (3 of 13 fast; this placement 14 of 20). `ect eval` is
+/// either way), and `ect eval` runs with it were mostly slow (3 of 13 fast; this placement 15 of 21). `ect eval` is
 /// bimodal in every build tried: slow runs (10,000 samples 184-193 s against 143-162 s) spend the extra CPU in torch's
 /// SiLU on the sampler threads (Sleef's expf 7-14% of the CPU samples against 0.2%, stalled as on denormal results),
 /// not in ONNX Runtime. Until that is understood (the issue 21 note says how to look), this placement stays.

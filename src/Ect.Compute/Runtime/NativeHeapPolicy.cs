@@ -40,8 +40,8 @@ namespace Ect.Compute.Runtime;
 /// activations frees whole heaps, and the next step faults them in again. <see cref="KeepThreadHeaps"/> sets
 /// M_TOP_PAD to 64 MiB, a heap's whole size, which makes heap_trim keep every heap (its check "free space + room left
 /// &lt; pad" always holds); in the main arena the pad only makes each brk ask for 64 MiB more address space, which is
-/// not resident until touched. Only a process that trains asks for it (the training engines' constructor), because
-/// the two measurements disagree (session 14, Release builds alternating, nothing else running):
+/// not resident until touched. Only a process that trains asks for it (the training engines' constructor), where it
+/// was measured (session 14, Release builds alternating, nothing else running):
 /// the wider teacher's pretraining in the daemon (one thread, batch 64), 90 s windows: without the pad 38 and 37
 /// steps, 800,000 / 580,000 page faults, 5.5 s of system time; with it 65 and 46 steps, 7,000 / 2,700 faults,
 /// 0.2 s (the fault counts are the mechanism; the step counts are one pair of windows each). `ect eval` (2,000

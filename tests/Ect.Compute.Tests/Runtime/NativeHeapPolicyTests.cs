@@ -54,7 +54,7 @@ public class NativeHeapPolicyTests
         r.ThreadArena.Should().BeTrue("the second thread's blocks come from a thread arena, not the main heap");
         r.ThreadHeapsKept.Should().BeFalse("only a training process keeps thread heaps");
         r.FreeAfterThreadPass.Should().BeLessThan(PassBytes / 2,
-            "without the top pad glibc unmaps a thread arena's wholly free heaps (what `ect eval` measured fastest with)");
+            "without the top pad glibc unmaps a thread arena's wholly free heaps (an `ect eval` process, which never trains)");
     }
 
     /// <summary>A process that trains (<see cref="NativeHeapPolicy.KeepThreadHeaps"/>, called by the training engines)
