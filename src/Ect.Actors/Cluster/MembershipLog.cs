@@ -5,7 +5,8 @@ namespace Ect.Actors.Cluster;
 
 /// <summary>
 /// Prints every membership change a node sees ("node SELF: member ADDRESS joining|up|leaving|exiting|removed (N members)")
-/// on the node's standard output: who is in the cluster is a security fact (with TLS, only holders of the cluster's
+/// and every change of reachability ("node SELF: member ADDRESS unreachable|reachable again", as the cluster's gossip
+/// aggregates it: some member's failure detector stopped or started hearing it) on the node's standard output: who is in the cluster is a security fact (with TLS, only holders of the cluster's
 /// certificate), and an operator (or ClusterMembershipTlsTests) reads it from the node's log. Prints only: it acts on nothing.
 /// </summary>
 public sealed class MembershipLog : ReceiveActor
@@ -28,6 +29,9 @@ public sealed class MembershipLog : ReceiveActor
             else _members.Add(e.Member.UniqueAddress);
             _out.WriteLine($"node {_cluster.SelfAddress}: member {e.Member.Address} {Describe(e)} ({_members.Count} members)");
         });
+        // Reachability is what the split-brain resolver decides on: an operator reading why a node was downed needs it.
+        Receive<ClusterEvent.UnreachableMember>(e => _out.WriteLine($"node {_cluster.SelfAddress}: member {e.Member.Address} unreachable"));
+        Receive<ClusterEvent.ReachableMember>(e => _out.WriteLine($"node {_cluster.SelfAddress}: member {e.Member.Address} reachable again"));
         Receive<ClusterEvent.CurrentClusterState>(_ => { });
     }
 
@@ -42,7 +46,7 @@ public sealed class MembershipLog : ReceiveActor
     };
 
     protected override void PreStart() =>
-        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent));
+        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
 }

@@ -63,7 +63,14 @@ public sealed class ClusterSweepTests(PostgresFixture pg, ITestOutputHelper outp
     [Fact]
     public async Task A_sweep_on_three_nodes_survives_a_SIGKILLed_node_and_every_run_ends_with_the_digests_of_an_uninterrupted_run()
     {
-        await using var c = await LoopbackCluster.StartAsync(pg, output, "ect-cluster-", 3);
+        // The split-brain resolver's shipped wait (20 s), not the 3 s other cluster tests use to be quick: in a
+        // clean-clone CI run (2026-12-03, the whole suite beside this sweep's trainers) the link between the returned
+        // node and one survivor carried no heartbeat for 13 s after the return, and 3 s later the resolver downed both
+        // as "indirectly connected", ending the cluster. 20 rounds of kill-and-return without a sweep
+        // (ClusterRestartStressTests) never showed it. Not proven why; if an association stalled, Akka gives it up
+        // after its 15 s handshake timeout and retries 5 s later, within the shipped wait, so the link recovers
+        // before the resolver acts. What a user runs is the 20 s default: this test runs that.
+        await using var c = await LoopbackCluster.StartAsync(pg, output, "ect-cluster-", 3, "--down-after", "20");
         var (db, dir, root, nodes) = (c.Db, c.Dir, c.Root, c.Nodes.ToList());
 
         var specPath = Spec(dir, "kill-" + Guid.NewGuid().ToString("N")[..6]);

@@ -32,7 +32,9 @@ internal sealed class SweepNodeProcess : IDisposable
         int slots = 1, params string[] extra)
     {
         var args = new List<string> { "node", "--seed-nodes", string.Join(",", seeds.Select(s => $"127.0.0.1:{s}")), "--port", port.ToString(),
-            "--slots", slots.ToString(), "--run-root", runRoot, "--journal", journal, "--down-after", "3" };
+            "--slots", slots.ToString(), "--run-root", runRoot, "--journal", journal };
+        // Three seconds of unreachability before the split-brain resolver downs a node, unless the test says otherwise.
+        if (!extra.Contains("--down-after")) args.AddRange(["--down-after", "3"]);
         args.AddRange(extra);
         return new SweepNodeProcess(EctProcess.Start(args), port, output);
     }
