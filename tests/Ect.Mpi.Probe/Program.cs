@@ -85,6 +85,55 @@ switch (mode)
         Console.WriteLine($"rank {r}/{k} late-rank ok");
         break;
     }
+    case "note-latency":
+    {
+        // The data-parallel step's tail, 40 times: both ranks compute (spin) ~W ms, the worker sends its note
+        // (MPI_Send of one long) then enters the float all-reduce of N floats; rank 0 receives the note as StepWatch does
+        // (TryReceiveFromAll, 20 ms of testing, 1 ms sleeps) then joins the all-reduce. Rank 0 prints, per round, how
+        // long after the worker's send (CLOCK_MONOTONIC, one host) the note was seen. Args: N floats, W ms.
+        int n = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 300_000;
+        int work = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 50;
+        var grad = new float[n];
+        var values = new long[k];
+        var lat = new List<double>();
+        for (int round = 0; round < 40; round++)
+        {
+            world.Barrier();
+            var spin = Stopwatch.StartNew();
+            while (spin.ElapsedMilliseconds < work + (r == 0 ? 0 : 3)) { }
+            if (r != 0) world.SendLong(Stopwatch.GetTimestamp(), 0, tag: 7);
+            else
+            {
+                if (!world.TryReceiveFromAll(7, values, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(1), out _, TimeSpan.FromMilliseconds(20)))
+                    Fail("note never came");
+                lat.Add(Stopwatch.GetElapsedTime(values.Skip(1).Max()).TotalMilliseconds);
+            }
+            world.AllReduceSum(grad);
+        }
+        if (r == 0)
+            Console.WriteLine(FormattableString.Invariant($"rank 0/{k} note-latency ok: ms from send to seen, median {lat.Order().ElementAt(lat.Count / 2):F3}, max {lat.Max():F3}, rounds {string.Join(" ", lat.Select(x => x.ToString("F2", CultureInfo.InvariantCulture)))}"));
+        break;
+    }
+    case "allreduce-tail":
+    {
+        // Does a rank's all-reduce wait for the other rank's NEXT MPI call? 30 rounds: a barrier, the all-reduce of N
+        // floats (timed on each rank), then rank 0 computes G ms without calling MPI (as its optimizer update does)
+        // before the next round's barrier. Every rank prints its median all-reduce time. Args: N floats, G ms.
+        int n = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 300_000;
+        int gap = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 15;
+        var grad = new float[n];
+        var times = new List<double>();
+        for (int round = 0; round < 30; round++)
+        {
+            world.Barrier();
+            var t = Stopwatch.StartNew();
+            world.AllReduceSum(grad);
+            times.Add(t.Elapsed.TotalMilliseconds);
+            if (r == 0) { var spin = Stopwatch.StartNew(); while (spin.ElapsedMilliseconds < gap) { } }
+        }
+        Console.WriteLine(FormattableString.Invariant($"rank {r}/{k} allreduce-tail ok: {n} floats, rank 0 silent {gap} ms after it: median {times.Order().ElementAt(times.Count / 2):F2} ms, min {times.Min():F2}"));
+        break;
+    }
     default: Fail($"unknown mode {mode}"); break;
 }
 world.Finalize();
