@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Ect.Mpi;
 
-// ect-mpi-probe MODE: collectives | idle-wait | abort | late-rank. Prints "rank R/S MODE ok ..." or exits 1 with what was wrong.
+// ect-mpi-probe MODE: collectives | idle-wait | abort | late-rank (tests), note-latency | allreduce-tail | step (measurements, issue 20). Prints "rank R/S MODE ok ..." or exits 1 with what was wrong.
 var mode = args.Length > 0 ? args[0] : "collectives";
 var launch = MpiLaunch.Detect() ?? throw new InvalidOperationException("not started by mpirun");
 var world = MpiWorld.Init();
@@ -117,21 +117,67 @@ switch (mode)
     case "allreduce-tail":
     {
         // Does a rank's all-reduce wait for the other rank's NEXT MPI call? 30 rounds: a barrier, the all-reduce of N
-        // floats (timed on each rank), then rank 0 computes G ms without calling MPI (as its optimizer update does)
-        // before the next round's barrier. Every rank prints its median all-reduce time. Args: N floats, G ms.
+        // floats (timed on each rank; rank 0 arrives L ms after the worker), then rank 0 computes G ms without calling MPI (as its optimizer update does)
+        // before the next round's barrier. Every rank prints its median all-reduce time. Args: N floats, G ms, L ms.
         int n = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 300_000;
         int gap = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 15;
+        int lead = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 0;
         var grad = new float[n];
         var times = new List<double>();
         for (int round = 0; round < 30; round++)
         {
             world.Barrier();
+            // As in the data-parallel step, the worker reaches the all-reduce first (rank 0 computes `lead` ms more).
+            if (r == 0) { var spin = Stopwatch.StartNew(); while (spin.ElapsedMilliseconds < lead) { } }
             var t = Stopwatch.StartNew();
             world.AllReduceSum(grad);
             times.Add(t.Elapsed.TotalMilliseconds);
             if (r == 0) { var spin = Stopwatch.StartNew(); while (spin.ElapsedMilliseconds < gap) { } }
         }
-        Console.WriteLine(FormattableString.Invariant($"rank {r}/{k} allreduce-tail ok: {n} floats, rank 0 silent {gap} ms after it: median {times.Order().ElementAt(times.Count / 2):F2} ms, min {times.Min():F2}"));
+        Console.WriteLine(FormattableString.Invariant($"rank {r}/{k} allreduce-tail ok: {n} floats, rank 0 {lead} ms late and silent {gap} ms after it: median {times.Order().ElementAt(times.Count / 2):F2} ms, min {times.Min():F2}"));
+        break;
+    }
+    case "step":
+    {
+        // The data-parallel step's MPI calls in their order, 30 rounds, with compute as spins: rank 0 broadcasts the
+        // 16-byte header (Ibcast polled) and a 64-byte step packet (RankLink.Send), both compute F ms (the worker 2 ms
+        // more: it starts after the packet), the worker sends its note, rank 0 receives it (StepWatch.Meet), the
+        // all-reduce of N floats, then both compute U ms (the update). Each rank prints the medians of its note wait
+        // (rank 0) and all-reduce. Args: N floats, F ms, U ms, then "barrier" to add a barrier after the all-reduce.
+        int n = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 308_548;
+        int fb = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60;
+        int upd = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 15;
+        bool barrier = args.Length > 4 && args[4] == "barrier";
+        var grad = new float[n];
+        var header = new byte[16];
+        var packet = new byte[64];
+        var values = new long[k];
+        var noteWait = new List<double>();
+        var reduce = new List<double>();
+        var period = new List<double>();
+        void Compute(int ms) { var c = Stopwatch.StartNew(); while (c.ElapsedMilliseconds < ms) { } }
+        var lap = Stopwatch.StartNew();
+        for (int round = 0; round < 30; round++)
+        {
+            period.Add(lap.Elapsed.TotalMilliseconds);
+            lap.Restart();
+            if (r == 0) world.BroadcastPolling(header, 0, TimeSpan.FromMilliseconds(1));
+            else world.BroadcastPolling(header, 0, TimeSpan.FromMilliseconds(1), spinFor: TimeSpan.FromMilliseconds(20));
+            world.Broadcast(packet);
+            Compute(fb + (r == 0 ? 0 : 2));
+            var t = Stopwatch.StartNew();
+            if (r != 0) world.SendLong(round, 0, tag: 9);
+            else if (!world.TryReceiveFromAll(9, values, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(1), out _, TimeSpan.FromMilliseconds(20)))
+                Fail("note never came");
+            noteWait.Add(t.Elapsed.TotalMilliseconds);
+            t.Restart();
+            world.AllReduceSum(grad);
+            if (barrier) world.Barrier();
+            reduce.Add(t.Elapsed.TotalMilliseconds);
+            Compute(upd);
+        }
+        static double Median(List<double> x) => x.Skip(3).Order().ElementAt((x.Count - 3) / 2);
+        Console.WriteLine(FormattableString.Invariant($"rank {r}/{k} step ok: {n} floats, compute {fb} ms, update {upd} ms{(barrier ? ", barrier after the all-reduce" : "")}: period {Median(period):F1} ms, note {Median(noteWait):F2} ms, all-reduce {Median(reduce):F2} ms"));
         break;
     }
     default: Fail($"unknown mode {mode}"); break;
