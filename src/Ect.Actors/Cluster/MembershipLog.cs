@@ -6,8 +6,9 @@ namespace Ect.Actors.Cluster;
 /// <summary>
 /// Prints every membership change a node sees ("node SELF: member ADDRESS joining|up|leaving|exiting|removed (N members)")
 /// and every change of reachability ("node SELF: member ADDRESS unreachable|reachable again", as the cluster's gossip
-/// aggregates it: some member's failure detector stopped or started hearing it) on the node's standard output: who is in the cluster is a security fact (with TLS, only holders of the cluster's
-/// certificate), and an operator (or ClusterMembershipTlsTests) reads it from the node's log. Prints only: it acts on nothing.
+/// aggregates it: some member's failure detector stopped or started hearing it) on the node's standard output: who is
+/// in the cluster is a security fact (with TLS, only holders of the cluster's certificate), and an operator (or
+/// ClusterMembershipTlsTests, ClusterRestartStressTests) reads it from the node's log. Prints only: it acts on nothing.
 /// </summary>
 public sealed class MembershipLog : ReceiveActor
 {
