@@ -78,33 +78,11 @@ internal static class ClusterSweepCommands
         catch (Exception e) when (e is Configuration.ConfigurationException or IOException) { return null; }
     }
 
-    /// <summary>
-    /// A running run's live step (the last line of its stats.jsonl) and ETA (the steps left, pretrain + tuning, at
-    /// the last step time). Nulls where the file is missing, unreadable or not as the daemon writes it.
-    /// </summary>
     private static (long? Step, string? Eta) Progress(SweepSpec? spec, string runId, string runRoot, bool running)
     {
         if (spec?.Runs.FirstOrDefault(r => r.Id == runId) is not { } run) return (null, null);
-        var path = Path.Combine(runRoot, runId, "stats.jsonl");
-        try
-        {
-            if (!File.Exists(path)) return (null, null);
-            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            f.Seek(Math.Max(0, f.Length - 4096), SeekOrigin.Begin);
-            var last = new StreamReader(f).ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
-            if (last is null) return (null, null);
-            using var doc = System.Text.Json.JsonDocument.Parse(last);
-            long step = doc.RootElement.GetProperty("step").GetInt64();
-            if (!running || !doc.RootElement.TryGetProperty("step_s", out var stepSeconds)) return (step, null);
-            var config = spec.ConfigOf(run);
-            long total = config.GetLong("ect.pretrain.steps", 0) + config.GetLong("ect.tuning.steps", 0);
-            var left = TimeSpan.FromSeconds(Math.Max(0, total - step) * stepSeconds.GetDouble());
-            return (step, left.ToString(left.TotalHours >= 1 ? @"h\:mm\:ss" : @"m\:ss", CultureInfo.InvariantCulture));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or KeyNotFoundException
-                                      or InvalidOperationException or FormatException or OverflowException or ArgumentException
-                                      or Configuration.ConfigurationException or Akka.Configuration.ConfigurationException)
-        { return (null, null); }
+        if (SweepProgress.Read(Path.Combine(runRoot, runId)) is not { } live) return (null, null);
+        return (live.Step, running && SweepProgress.Left(spec, run, live) is { } left ? SweepProgress.Format(left) : null);
     }
 
     private static int WithClient(string verb, string cluster, ClusterTls tls, string? tokenFile, Func<SweepClient, Task<int>> act)

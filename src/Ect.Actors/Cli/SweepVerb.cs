@@ -134,13 +134,18 @@ public sealed class SweepVerb : ICliVerb
         else
             try { rows = SweepResults.ReadTable(spec, savedTable); }
             catch (ConfigurationException e) { System.Console.Error.WriteLine($"ect sweep results: {e.Message}"); return 2; }
-        var table = new Table().AddColumns("run", "state", "step", "images", "CPU s", spec.Metric, "overlay");
+        var table = new Table().AddColumns("run", "state", "step", "ETA", "images", "CPU s", spec.Metric, "overlay");
         var best = SweepResults.Best(spec, rows);
         foreach (var r in rows)
+        {
+            // The training time left of a run training now (from a saved table: none); its final evaluation comes after.
+            var left = savedTable is null && r.State == "training" && spec.Runs.FirstOrDefault(x => x.Id == r.Run) is { } run
+                       && SweepProgress.Read(Path.Combine(Path.GetFullPath(runRoot), r.Run)) is { } live ? SweepProgress.Left(spec, run, live) : null;
             table.AddRow(Markup.Escape(r.Run + (r == best ? " *" : "")), Markup.Escape(r.State), r.Step.ToString(CultureInfo.InvariantCulture),
-                r.Images.ToString("F0", CultureInfo.InvariantCulture), r.CpuSeconds?.ToString("F0", CultureInfo.InvariantCulture) ?? "-",
+                SweepProgress.Format(left), r.Images.ToString("F0", CultureInfo.InvariantCulture), r.CpuSeconds?.ToString("F0", CultureInfo.InvariantCulture) ?? "-",
                 r.Metric?.ToString("G5", CultureInfo.InvariantCulture) ?? "-",
                 Markup.Escape(string.Join(", ", r.Overlay.Select(kv => $"{kv.Key}={kv.Value}"))));
+        }
         Out().Write(table);
         if (Directory.Exists(runRoot))
             foreach (var f in SweepResults.Write(spec, Path.GetFullPath(runRoot), rows)) System.Console.WriteLine($"wrote {f}");

@@ -47,7 +47,16 @@ public static class SweepResults
         }
         catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException) { /* not started yet */ }
         var record = SweepRunRecord.Read(dir);
-        if (state != "finished" && record?.LastExitCode is { } code && code != 0) state = $"failed (exit {code})";
+        if (state != "finished" && SweepProgress.Read(dir) is { } live)
+        {
+            // Between checkpoints the journal lags: the live step is the last line of stats.jsonl.
+            step = Math.Max(step, live.Step);
+            // sweep-run.json is written when the child exits: a record newer than the last step ended this training.
+            var recordTime = File.GetLastWriteTimeUtc(Path.Combine(dir, SweepRunRecord.FileName));
+            if (SweepProgress.IsTraining(live, DateTimeOffset.UtcNow) && (record is null || recordTime < live.Time!.Value.UtcDateTime))
+                state = "training";
+        }
+        if (state is not ("finished" or "training") && record?.LastExitCode is { } code && code != 0) state = $"failed (exit {code})";
         var metrics = MetricsFile.Read(dir).Where(m => double.IsFinite(m.Value))
             .GroupBy(m => m.Metric).ToDictionary(g => g.Key, g => g.OrderBy(m => m.Step).Last());
         double images = metrics.Values.Select(m => m.Kimg * 1000).DefaultIfEmpty(0).Max();
