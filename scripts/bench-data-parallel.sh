@@ -25,7 +25,14 @@
 # all-reduce, update, outside the step): compare shares and ranks, not absolute times, on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 warmup=10 repeats=1 configs=default,bench hog=both out="" dll="" mpirun_args="" rank_cores="" variants=mpi2,t2,t1
+# Warm-up 70 steps (session 16; it was 10 of 40 before): .NET's tiered JIT recompiles the methods a step calls once or
+# a few times after ~30 calls (instrumented code) and again after ~30 more (optimised code), on a background thread.
+# A 1-thread process absorbs those bursts on the idle second core; a 2-rank run pays them on a compute core, and the
+# lockstep step waits for the rank that paid (a perf sched timehist of a 2-rank run: 0.4 s of the worker's ".NET Tiered
+# Compilation" thread on its core while rank 0 idled; spiked steps of the 2-rank runs cluster at steps 5-19, 30-39 and
+# ~63; none in two runs with DOTNET_TieredCompilation=0). A training of thousands of steps is past it in its first
+# minutes, so the steps after 70 are the throughput users get, for every variant alike.
+steps=110 warmup=70 repeats=1 configs=default,bench hog=both out="" dll="" mpirun_args="" rank_cores="" variants=mpi2,t2,t1
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -85,6 +92,18 @@ print(f'{(b["kimg"] - a["kimg"]) * 1000 / (t(b) - t(a)):.2f}')
 PY
 }
 
+# Steps of the window (after $warmup) that took over 1.25x the window's median, as "COUNT of N: step=ms ...".
+spikes() {
+  python3 - "$1" "$warmup" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + "/stats.jsonl")]
+rows = [r for r in rows if r["step"] > int(sys.argv[2])]
+m = statistics.median(r["step_s"] for r in rows)
+hit = [f'{r["step"]}={r["step_s"] * 1000:.0f}' for r in rows if r["step_s"] > 1.25 * m]
+print(f'{len(hit)} of {len(rows)} (median {m * 1000:.0f} ms){": " + " ".join(hit) if hit else ""}')
+PY
+}
+
 # "median (min-max)" of the numbers given (just the number for one; "-" for a variant not run).
 summary() {
   python3 - "$@" <<'PY'
@@ -116,7 +135,8 @@ for cfg in ${configs//,/ }; do
       if has t1; then $solo_ect train --run-dir "$d/t1-$i" "${common[@]}" "${extra[@]}" --set ect.run.threads=1 > "$d/t1-$i.log" 2>&1; t1s+=("$(rate "$d/t1-$i")"); else t1s+=(-); fi
       share=$(grep -oE '[0-9.]+% of rank 0' "$d/mpi2-$i.log" 2>/dev/null | tail -1 | cut -d'%' -f1 || true)
       [ -n "$share" ] && shares+=("$share")
-      echo "  $cfg $cond round $i of $repeats: 2 ranks ${ms[-1]}, 2 threads ${t2s[-1]}, 1 thread ${t1s[-1]} img/s, all-reduce ${share:--}%" >&2
+      spiked=$(has mpi2 && spikes "$d/mpi2-$i" || echo -)
+      echo "  $cfg $cond round $i of $repeats: 2 ranks ${ms[-1]}, 2 threads ${t2s[-1]}, 1 thread ${t1s[-1]} img/s, all-reduce ${share:--}%, 2-rank steps over 1.25x their median: $spiked" >&2
       grep -h 'data-parallel profile: rank' "$d/mpi2-$i.log" 2>/dev/null | sort | sed "s/^/  $cfg $cond round $i: /" >> "$out/profiles.txt" || true
     done
     stop_hog

@@ -53,10 +53,13 @@ public static class SweepResults
             step = Math.Max(step, live.Step);
             // sweep-run.json is written when the child exits: a record newer than the last step ended this training.
             var recordTime = File.GetLastWriteTimeUtc(Path.Combine(dir, SweepRunRecord.FileName));
-            if (SweepProgress.IsTraining(live, DateTimeOffset.UtcNow) && (record is null || recordTime < live.Time!.Value.UtcDateTime))
+            bool exitedSince = record is not null && live.Time is { } t && recordTime >= t.UtcDateTime;
+            if (!exitedSince && SweepProgress.Left(spec, run, live) is { } left && left == TimeSpan.Zero && live.Time is not null)
+                state = "evaluating"; // every step done, no RunFinished yet: the end-of-run evaluators (minutes) are working
+            else if (!exitedSince && SweepProgress.IsTraining(live, DateTimeOffset.UtcNow))
                 state = "training";
         }
-        if (state is not ("finished" or "training") && record?.LastExitCode is { } code && code != 0) state = $"failed (exit {code})";
+        if (state is not ("finished" or "training" or "evaluating") && record?.LastExitCode is { } code && code != 0) state = $"failed (exit {code})";
         var metrics = MetricsFile.Read(dir).Where(m => double.IsFinite(m.Value))
             .GroupBy(m => m.Metric).ToDictionary(g => g.Key, g => g.OrderBy(m => m.Step).Last());
         double images = metrics.Values.Select(m => m.Kimg * 1000).DefaultIfEmpty(0).Max();

@@ -86,6 +86,19 @@ public class SweepProgressTests
         SweepResults.Read(spec, root)[1].State.Should().Be("training");
     }
 
+    [Fact]
+    public void A_run_past_its_last_step_without_RunFinished_is_evaluating_until_its_child_exits()
+    {
+        var (spec, root) = Sweep();
+        var dir = Path.Combine(root, spec.Runs[0].Id);
+        // All 100 steps logged five minutes ago: the end-of-run evaluators are working (no step for minutes).
+        Stats(dir, 100, 2.0, DateTimeOffset.UtcNow - TimeSpan.FromMinutes(5));
+        SweepResults.Read(spec, root)[0].Should().Match<SweepRunResult>(r => r.State == "evaluating" && r.Step == 100);
+        // The child then exits with an error before the journal says finished.
+        new SweepRunRecord(spec.Runs[0].Id, 1, 1, 600).Write(dir);
+        SweepResults.Read(spec, root)[0].State.Should().Be("failed (exit 1)");
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("not json at all\n")]
