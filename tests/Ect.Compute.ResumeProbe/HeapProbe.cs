@@ -4,8 +4,8 @@ using Ect.Compute.Runtime;
 namespace Ect.Compute.ResumeProbe;
 
 /// <summary>
-/// `probe heap policy|training|none`: in this fresh process, applies <see cref="NativeHeapPolicy"/> (policy), the policy
-/// and <see cref="NativeHeapPolicy.KeepThreadHeaps"/> as a training process does (training), or nothing (none), then
+/// `probe heap policy|none`: in this fresh process, applies <see cref="NativeHeapPolicy"/> as every ect process does
+/// (policy), or nothing (none), then
 /// mallocs an 8 MiB block (one [32,64,32,32] float32 activation of the bench network), touches it, frees it, and prints
 /// what glibc did; then mallocs, touches and frees a "pass" of <see cref="PassBlocks"/> such blocks (320 MiB, more
 /// than a training step of the bench network frees at its end); then the same pass on a new thread, which allocates from
@@ -22,13 +22,12 @@ public static class HeapProbe
 
     public static int Run(string mode)
     {
-        if (mode is not ("policy" or "training" or "none"))
+        if (mode is not ("policy" or "none"))
         {
-            Console.Error.WriteLine($"probe heap: mode '{mode}' is not 'policy', 'training' or 'none'.");
+            Console.Error.WriteLine($"probe heap: mode '{mode}' is not 'policy' or 'none'.");
             return 2;
         }
         if (mode != "none") NativeHeapPolicy.Apply();
-        if (mode == "training") NativeHeapPolicy.KeepThreadHeaps();
         var p = Marshal.AllocHGlobal(BlockBytes); // malloc on Unix
         bool mmapped;
         try

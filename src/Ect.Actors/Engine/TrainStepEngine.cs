@@ -32,8 +32,6 @@ public abstract class TrainStepEngine<TNet, TStep> : ITrainingEngine, Distribute
         _scratchDir = scratchDir;
         Directory.CreateDirectory(scratchDir);
         Ect.Compute.Runtime.LibTorchBackends.Configure(); // no NNPACK: its "Unsupported hardware" line per convolution
-        // A training process keeps its compute thread's freed heaps (no page faults per step; NativeHeapPolicy says why only here).
-        Ect.Compute.Runtime.NativeHeapPolicy.KeepThreadHeaps();
         torch.set_num_threads(threads);
         torch.random.manual_seed(seed); // weight initialisation
         Net = newNetwork();

@@ -60,7 +60,6 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     InferenceSession? _greySession;   // made at the first grey batch (OnnxGreyInput), when FoldsGreyInput
     readonly SessionOptions? _options;
     readonly RunOptions _runOptions = new();
-    readonly float[] _input;          // OnnxChunk images of [3,224,224], the pinned input of each call
     readonly float[] _output;         // OnnxChunk x 512
     readonly object _lock = new();
 
@@ -90,7 +89,6 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         UsesOnnxRuntime = !nativeNetwork;
         FoldsGreyInput = foldGreyInput && !nativeNetwork;
         OnnxChunk = nativeNetwork ? 0 : onnxChunk;
-        _input = new float[OnnxChunk * 3 * InputSize * InputSize];
         _output = new float[OnnxChunk * 512];
         _meanImageBgr = ReadMeanImage(preprocessPath ?? DefaultPreprocessPath).DetachFromDisposeScope();
         if (nativeNetwork)
@@ -214,6 +212,13 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         return _greySession;
     }
 
+    /// <summary>The address of a float32 CPU tensor's first element: its storage's data plus its offset. TorchSharp 0.107
+    /// keeps Storage.data_ptr protected; this is the exported LibTorchSharp function it calls.</summary>
+    static IntPtr DataPointer(Tensor t) => THSStorage_data_ptr(t.Handle) + (nint)(t.storage_offset() * sizeof(float));
+
+    [DllImport("LibTorchSharp")]
+    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
+
     /// <inheritdoc/>
     public Tensor ExtractFeatures(Tensor images)
     {
@@ -224,20 +229,23 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         bool grey = FoldsGreyInput && images.shape[1] == 1;
         int planes = grey ? 1 : 3;
         var per = planes * InputSize * InputSize;
-        lock (_lock)   // one pinned input/output buffer pair per extractor
+        lock (_lock)   // one pinned output buffer per extractor
         {
             var session = grey ? GreySession() : _session!;
             // Chunk by chunk, preprocessing included: the resized input of a whole batch (64 images: 38 MB) need not exist at once.
             for (long start = 0; start < n; start += OnnxChunk)
             {
                 int count = (int)Math.Min(OnnxChunk, n - start);
-                using (var scope = NewDisposeScope())
-                {
-                    var input = grey ? ResizedPixels(images.narrow(0, start, count)) : Preprocess(images.narrow(0, start, count));
-                    MemoryMarshal.Cast<byte, float>(input.bytes).CopyTo(_input.AsSpan(0, count * per));
-                }
+                using var scope = NewDisposeScope();
+                // ONNX Runtime reads the preprocessed chunk where libtorch wrote it (contiguous float32, alive until this
+                // scope ends): no copy into a managed array (before: Tensor.bytes made a fresh 3.2 MB array per chunk,
+                // copied again into the pinned input; large-object-heap churn and page faults).
+                var input = grey ? ResizedPixels(images.narrow(0, start, count)) : Preprocess(images.narrow(0, start, count));
+                if (!input.is_contiguous() || input.dtype != ScalarType.Float32 || input.numel() != (long)count * per)
+                    throw new InvalidOperationException($"{MetricName}: preprocessing gave [{string.Join(",", input.shape)}] {input.dtype}, not a contiguous float32 [{count},{planes},{InputSize},{InputSize}].");
                 long[] inputShape = [count, planes, InputSize, InputSize], outputShape = [count, 512, 1, 1];
-                using var inputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _input.AsMemory(0, count * per), inputShape);
+                using var inputValue = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
+                    inputShape, DataPointer(input), (long)count * per * sizeof(float));
                 using var outputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _output.AsMemory(0, count * 512), outputShape);
                 session.Run(_runOptions, [InputName], [inputValue], [OutputName], [outputValue]);
                 Array.Copy(_output, 0, result, start * 512, count * 512);

@@ -34,21 +34,20 @@ namespace Ect.Compute.Runtime;
 /// process keeps the largest pass it ran in its heap, reused by the next allocations, never grown by repetition.
 /// </para>
 /// <para>
-/// Threads other than the main one (the daemon's compute dispatcher, `ect eval`'s sampler) allocate from their own
-/// arenas, made of 64 MiB mmapped "heaps", and glibc deletes (unmaps) such a heap as soon as all of it is free,
-/// whatever the trim threshold says (malloc/arena.c heap_trim: only M_TOP_PAD holds it back). A step that frees its
-/// activations frees whole heaps, and the next step faults them in again. <see cref="KeepThreadHeaps"/> sets
+/// Threads other than the main one (the daemon's compute dispatcher, `ect eval`'s sampler and extractor threads)
+/// allocate from their own arenas, made of 64 MiB mmapped "heaps", and glibc deletes (unmaps) such a heap as soon as
+/// all of it is free, whatever the trim threshold says (malloc/arena.c heap_trim: only M_TOP_PAD holds it back). A
+/// step that frees its activations frees whole heaps, and the next step faults them in again. So the policy also sets
 /// M_TOP_PAD to 64 MiB, a heap's whole size, which makes heap_trim keep every heap (its check "free space + room left
-/// &lt; pad" always holds); in the main arena the pad only makes each brk ask for 64 MiB more address space, which is
-/// not resident until touched. Only a process that trains asks for it (the training engines' constructor), where it
-/// was measured (session 14, Release builds alternating, nothing else running):
-/// the wider teacher's pretraining in the daemon (one thread, batch 64), 90 s windows: without the pad 38 and 37
-/// steps, 800,000 / 580,000 page faults, 5.5 s of system time; with it 65 and 46 steps, 7,000 / 2,700 faults,
-/// 0.2 s (the fault counts are the mechanism; the step counts are one pair of windows each). `ect eval` (2,000
-/// samples, 2 threads, batch 100) did not gain: with the pad in every process its user CPU was 69.2 s then 55.5 s
-/// against 58.3 and 59.5 without. `ect eval` is bimodal in every build tried (OnnxGreyInput's comment: slow runs spend
-/// the extra CPU in torch's SiLU, stalled as on denormal results), which hides a 10% effect either way; so the pad
-/// stays where it measured a gain.
+/// &lt; pad" always holds); in the main arena the pad only makes each brk ask for 64 MiB more address space, which
+/// is not resident until touched. Measured: the wider teacher's pretraining in the daemon (session 14, one thread,
+/// batch 64, 90 s windows): without the pad 38 and 37 steps, 800,000 / 580,000 page faults, 5.5 s of system time;
+/// with it 65 and 46 steps, 7,000 / 2,700 faults, 0.2 s. `ect eval` (session 17, 2,000 samples of the shipped
+/// teacher, 2 threads, batch 100, 3 alternating rounds, one build with and without the pad): 1.27-1.51 million page
+/// faults without, 0.64 million with; 93-101 CPU-s without, 79-87 with; wall 49.8-53.2 s without, 43.3-47.5 s with,
+/// lower in every round. A page fault costs ~20 us of CPU on this project's VMs (paravirtualised guests), so the
+/// faults were a seventh of that `ect eval`'s CPU. Until session 17 only training processes set the pad (session 14
+/// could not see a gain in `ect eval` through its run-to-run spread); now every ect process does, in <see cref="Apply"/>.
 /// </para>
 /// <para>
 /// A user who set GLIBC_TUNABLES with a malloc tunable, or MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_, keeps their
@@ -82,10 +81,10 @@ public static class NativeHeapPolicy
     /// <summary>Why the settings were not applied (null when <see cref="Active"/>).</summary>
     public static string? SkippedBecause { get; private set; }
 
-    /// <summary>True once <see cref="KeepThreadHeaps"/> set the top pad in this process.</summary>
+    /// <summary>True once <see cref="Apply"/> set the top pad in this process (thread arenas keep their freed heaps).</summary>
     public static bool ThreadHeapsKept { get; private set; }
 
-    /// <summary>Sets the two thresholds once per process (later calls do nothing).</summary>
+    /// <summary>Sets the two thresholds and the top pad once per process (later calls do nothing).</summary>
     public static void Apply()
     {
         lock (Gate)
@@ -100,26 +99,13 @@ public static class NativeHeapPolicy
                 bool mmap = MallOpt(M_MMAP_THRESHOLD, MmapThresholdBytes) == 1;
                 bool trim = MallOpt(M_TRIM_THRESHOLD, TrimThresholdOff) == 1;
                 Active = mmap && trim;
-                if (!Active) SkippedBecause = "mallopt refused the values (not glibc?)";
+                if (!Active) { SkippedBecause = "mallopt refused the values (not glibc?)"; return; }
+                ThreadHeapsKept = MallOpt(M_TOP_PAD, TopPadBytes) == 1;
             }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
             {
                 SkippedBecause = "no mallopt in libc (" + e.GetType().Name + ")";
             }
-        }
-    }
-
-    /// <summary>
-    /// In a process that trains: keep thread arenas' free heaps too (M_TOP_PAD, see the class comment). Does nothing
-    /// unless <see cref="Apply"/> made the policy active (not glibc, or the user's own malloc setting); later calls do
-    /// nothing.
-    /// </summary>
-    public static void KeepThreadHeaps()
-    {
-        lock (Gate)
-        {
-            if (!Active || ThreadHeapsKept) return;
-            ThreadHeapsKept = MallOpt(M_TOP_PAD, TopPadBytes) == 1;
         }
     }
 
