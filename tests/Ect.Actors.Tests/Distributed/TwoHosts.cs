@@ -44,8 +44,14 @@ internal sealed class TwoHosts : IDisposable
         File.WriteAllText(Hostfile, $"{HostA} slots=1\n{HostB} slots=1\n");
         AgentLog = Path.Combine(dir, "agent.log");
         Agent = Path.Combine(dir, "netns-rsh.sh");
-        // Open MPI's rsh launcher runs AGENT HOST COMMAND...; HOST is one of this test's namespaces.
-        File.WriteAllText(Agent, $"#!/bin/sh\nhost=\"$1\"; shift\necho \"$host\" >> '{AgentLog}'\nexec ip netns exec \"$host\" sh -c \"$*\"\n");
+        // Open MPI's rsh launcher runs AGENT HOST COMMAND...; HOST is one of this test's namespaces. Each host's daemon
+        // gets a /tmp of its own (TMPDIR, Open MPI's session directory base): the namespaces share one file system and one
+        // host name, so both daemons made the same /tmp/ompi.HOST.UID/jf.N at the same moment, and the loser of that race
+        // failed the run ("A call to mkdir was unable to create the desired directory ... File exists", CI 2026-12-03).
+        // Short paths: PMIx puts Unix sockets there (107 characters at most).
+        File.WriteAllText(Agent, $"#!/bin/sh\nhost=\"$1\"; shift\necho \"$host\" >> '{AgentLog}'\n" +
+                                 "mkdir -p \"/tmp/$host\"\n" +
+                                 "exec ip netns exec \"$host\" env TMPDIR=\"/tmp/$host\" sh -c \"$*\"\n");
         File.SetUnixFileMode(Agent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
@@ -90,7 +96,10 @@ internal sealed class TwoHosts : IDisposable
     {
         // Removing a namespace removes its end of the veth, and with it the pair.
         foreach (var ns in new[] { HostA, HostB })
+        {
             try { Ip("netns", "del", ns); } catch (InvalidOperationException) { }
+            try { Directory.Delete(Path.Combine("/tmp", ns), recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 
     private static void Ip(params string[] args) => Output(args);
