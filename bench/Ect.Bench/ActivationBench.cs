@@ -14,8 +14,9 @@ namespace Ect.Bench;
 /// sigmoid, sigmoid then an in-place multiply (x * sigmoid(x)), exp, relu (no exp: the memory-bound floor).
 /// --offset-sweep: silu alone, its input moved across 4 KiB in 64-byte steps (is the cost a matter of where the input
 /// lies relative to the output, 4K aliasing?). Measured 2026-12-03 (session 17): silu 0.28-0.32 ns at every offset in
-/// a fast process; between processes silu took 0.85-2.1 ns against sigmoid's 0.14-0.29 on the same tensor, and a
-/// first round of 7-11 ns in some. What moves it is not known yet (issue 21 note).
+/// a fast process. A scratch version (the same ops, once per process) gave silu 0.85-2.1 ns in 10 processes against
+/// sigmoid's 0.14-0.29 on the same tensor; this verb shows a first round of 7-17 ns for silu (sometimes sigmoid too),
+/// then 0.27-0.32. What moves it is not known yet (issue 21 note).
 /// </summary>
 public sealed class ActivationBench : IBenchmarkVerb
 {
