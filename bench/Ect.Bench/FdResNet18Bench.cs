@@ -160,7 +160,10 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
             Console.WriteLine($"  {variants[k],-12} median {Median(wall[k]):F1} img/s, {Median(cpuPerImage[k]):F2} ms CPU/img; vs {variants[0]}: " +
                               $"img/s x{Median(ratios):F2} (per round {string.Join(" ", ratios.Select(x => x.ToString("F2")))}), " +
                               $"CPU per image {variants[0]}/this x{Median(cpuRatios):F2}; if {threads} cores were free: ~{threads * 1000 / Median(cpuPerImage[k]):F1} img/s, " +
-                              $"10,000 images in ~{10_000 * Median(cpuPerImage[k]) / 1000 / threads / 60:F2} min");
+                              $"10,000 images in ~{10_000 * Median(cpuPerImage[k]) / 1000 / threads / 60:F2} min; " +
+                              // Against `Ect.Bench gemm-peak`'s 1-thread rates: how near the engine is to this CPU's limit.
+                              $"{GemmPeakBench.ResNet18GflopPerImage * 1000 / Median(cpuPerImage[k]):F1} GFLOP per CPU-second " +
+                              $"(ResNet-18's nominal {GemmPeakBench.ResNet18GflopPerImage} GFLOP per image)");
         }
         return 0;
     }
