@@ -34,15 +34,19 @@ internal static class MpiJob
     private static string Tail(string s) => s.Length > 3000 ? s[^3000..] : s;
 
     /// <summary>The ranks (mpirun's child processes) of a running job.</summary>
+    /// <remarks>A process can end between any two reads of /proc: its files then vanish (IOException), which means no
+    /// children here and not alive below, never an exception in the test.</remarks>
     public static IReadOnlyList<int> Children(int pid)
     {
-        var path = $"/proc/{pid}/task/{pid}/children";
-        return File.Exists(path)
-            ? File.ReadAllText(path).Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList()
-            : [];
+        try { return File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList(); }
+        catch (IOException) { return []; }
     }
 
-    public static bool Alive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ");
+    public static bool Alive(int pid)
+    {
+        try { return !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z "); }
+        catch (IOException) { return false; }
+    }
 
     /// <summary>"weights sha256 X, ema sha256 Y" of rank 0's last line and of each worker's "rank R: ..." line.</summary>
     public static (string Weights, string Ema) Digests(string text, string prefix)

@@ -28,16 +28,31 @@ public class EvaluationThreadsTests
         using var __ = source;
         using var model = engine.CaptureEma();
         int threads = 0;
+        Exception? failure = null;
         var t = new Thread(() =>
         {
-            model.Generate(64, 2, 0, 80, 0.821); // 64 x 4 x 32 x 32 elements: above ATen's grain size, so parallel
-            // OpenMP workers are created by this thread and inherit its name; they live as long as it does.
-            threads = Directory.GetDirectories("/proc/self/task")
-                .Count(d => File.ReadAllText(Path.Combine(d, "comm")).Trim() == threadName);
+            // An exception escaping a thread of our own kills the test host (and with it every later test's result):
+            // it is carried out and rethrown on the test's thread.
+            try
+            {
+                model.Generate(64, 2, 0, 80, 0.821); // 64 x 4 x 32 x 32 elements: above ATen's grain size, so parallel
+                // OpenMP workers are created by this thread and inherit its name; they live as long as it does.
+                threads = Directory.GetDirectories("/proc/self/task").Count(d => ThreadName(d) == threadName);
+            }
+            catch (Exception e) { failure = e; }
         }) { Name = threadName };
         t.Start();
         t.Join();
+        if (failure is not null) throw new InvalidOperationException("the sampling thread failed", failure);
         return threads;
+    }
+
+    /// <summary>A thread's name from /proc/self/task/TID/comm, or null when the thread ended after the directory was
+    /// listed (other tests' threads come and go: CI once crashed on exactly that, DirectoryNotFoundException).</summary>
+    internal static string? ThreadName(string taskDirectory)
+    {
+        try { return File.ReadAllText(Path.Combine(taskDirectory, "comm")).Trim(); }
+        catch (IOException) { return null; }
     }
 
     [Fact]
@@ -46,5 +61,19 @@ public class EvaluationThreadsTests
         OpenMpThreadsAfterSampling(1, "ect-evalprobe1").Should().Be(1, "ect.evaluation.threads = 1: no OpenMP worker beside the trainer's pool");
         // The probe sees a pool when there is one (two threads with the evaluator thread's name).
         OpenMpThreadsAfterSampling(2, "ect-evalprobe2").Should().Be(2);
+    }
+
+    [Fact]
+    public void A_thread_that_ended_after_the_listing_is_skipped_not_a_crash()
+    {
+        var dir = Directory.CreateTempSubdirectory("ect-task-").FullName;
+        try
+        {
+            ThreadName(Path.Combine(dir, "4242")).Should().BeNull("the task's directory is gone, as an ended thread's is");
+            Directory.CreateDirectory(Path.Combine(dir, "4243"));
+            File.WriteAllText(Path.Combine(dir, "4243", "comm"), "ect-probe\n");
+            ThreadName(Path.Combine(dir, "4243")).Should().Be("ect-probe");
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
