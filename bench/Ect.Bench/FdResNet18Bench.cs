@@ -15,7 +15,9 @@ namespace Ect.Bench;
 /// (--native: the network natively batched in TorchSharp; --chunk: images per ONNX Runtime call, 1 = the shipped model
 /// image by image; --compare: alternate variants in one run, R rounds, each variant on the same images, then medians
 /// and ratios to the first variant; a variant is a chunk size ("1", "16"), optionally ":extended" ("16:extended") and/or
-/// ":planes" ("16:planes": grey images as three planes, without the first convolution's fold, OnnxGreyInput), or "native").
+/// ":planes" ("16:planes": grey images as three planes, without the first convolution's fold, OnnxGreyInput), "CxL" for
+/// L lanes ("16x2": two sessions of one thread each running different chunks at once; "16x1": one session with all the
+/// threads; no "xL": the extractor's default), or "native").
 /// </summary>
 public sealed class FdResNet18Bench : IBenchmarkVerb
 {
@@ -112,9 +114,13 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
     {
         if (v == "native") return new ResNet18OnnxExtractor(threads, allowSpinning: spin, nativeNetwork: true);
         var parts = v.Split(':');
-        // ":planes" runs grey images as three equal planes, without the OnnxGreyInput fold of conv1 (the default folds).
-        return new ResNet18OnnxExtractor(threads, allowSpinning: spin, onnxChunk: int.Parse(parts[0]),
-            optimization: Optimization(parts.Skip(1).FirstOrDefault(p => p != "planes") ?? "all"), foldGreyInput: !parts.Contains("planes"));
+        // ":planes" runs grey images as three equal planes, without the OnnxGreyInput fold of conv1 (the default folds);
+        // "16x1": chunks of 16 in one session; "16x2": in 2 lanes (two sessions sharing the threads, running different
+        // chunks at once); "16": the extractor's default (ResNet18OnnxExtractor.DefaultLanes).
+        var chunkAndLanes = parts[0].Split('x');
+        return new ResNet18OnnxExtractor(threads, allowSpinning: spin, onnxChunk: int.Parse(chunkAndLanes[0]),
+            optimization: Optimization(parts.Skip(1).FirstOrDefault(p => p != "planes") ?? "all"), foldGreyInput: !parts.Contains("planes"),
+            lanes: chunkAndLanes.Length > 1 ? int.Parse(chunkAndLanes[1]) : null);
     }
 
     // Alternating variants in one process on the same images: on a shared machine the other processes' load changes

@@ -32,7 +32,9 @@ namespace Ect.Compute.Evaluation;
 /// (`Ect.Bench fd-resnet18 --compare 1,16,32`, alternating, machine heavily loaded, load average 14-18 on 2 cores, so
 /// wall img/s are not meaningful): CPU per image 35.2 / 34.3 / 32.6 ms (chunks 1 / 16 / 32), img/s ratio 16:1 median
 /// 1.16; chunks amortise ONNX Runtime's per-call and per-operator overhead and give the intra-op threads whole
-/// images' worth of work per operator. Deterministic for a fixed thread count (and, natively, chunk size).
+/// images' worth of work per operator. Deterministic for a fixed thread count (and, natively, chunk size). From 2
+/// threads the chunks of a batch are shared by two one-thread sessions (<see cref="Lanes"/>, <see cref="DefaultLanes"/>),
+/// the same bits per image as one two-thread session.
 /// </para>
 /// </summary>
 public sealed class ResNet18OnnxExtractor : IFeatureExtractor
@@ -56,12 +58,19 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     public const int DefaultOnnxChunk = 16;
 
     readonly OnnxTorchNetwork? _native;
-    readonly InferenceSession? _session;
-    InferenceSession? _greySession;   // made at the first grey batch (OnnxGreyInput), when FoldsGreyInput
-    readonly SessionOptions? _options;
-    readonly RunOptions _runOptions = new();
-    readonly float[] _output;         // OnnxChunk x 512
+    readonly Lane[] _lanes = [];      // ONNX Runtime sessions; more than one: each runs its share of the chunks at once
     readonly object _lock = new();
+
+    /// <summary>One ONNX Runtime session with its own output buffer (a lane runs one chunk at a time).</summary>
+    sealed class Lane : IDisposable
+    {
+        public required SessionOptions Options;
+        public required InferenceSession Session;
+        public InferenceSession? GreySession;   // made at the first grey batch (OnnxGreyInput), when FoldsGreyInput
+        public required float[] Output;         // OnnxChunk x 512
+        public readonly RunOptions RunOptions = new();
+        public void Dispose() { Session.Dispose(); GreySession?.Dispose(); RunOptions.Dispose(); Options.Dispose(); }
+    }
 
     /// <param name="intraOpThreads">ONNX Runtime intra-op threads (the machine has 2 cores; 2 is the measured default).</param>
     /// <param name="modelPath">ResNet18.onnx; null: <see cref="DefaultModelPath"/> in the build output.</param>
@@ -72,11 +81,16 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     /// more runs the model given a batch axis in memory (<see cref="OnnxBatchAxis"/>) on chunks of that many images.</param>
     /// <param name="optimization">ONNX Runtime graph optimization level (ORT_ENABLE_ALL includes the NCHWc layout
     /// transformer that turns convolutions into MLAS's blocked direct convolutions).</param>
+    /// <param name="lanes">ONNX Runtime sessions that run different chunks at the same time, the intra-op threads shared
+    /// among them (2 threads in 2 lanes: two one-thread sessions); 1: one session with all the threads; null:
+    /// <see cref="DefaultLanes"/>.</param>
     public ResNet18OnnxExtractor(int intraOpThreads = 2, string? modelPath = null, string? preprocessPath = null, bool allowSpinning = false,
         bool nativeNetwork = false, int onnxChunk = DefaultOnnxChunk, GraphOptimizationLevel optimization = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        bool foldGreyInput = true)
+        bool foldGreyInput = true, int? lanes = null)
     {
         if (intraOpThreads < 1) throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads, "Threads must be at least 1.");
+        if (lanes is { } l && (l < 1 || l > intraOpThreads))
+            throw new ArgumentOutOfRangeException(nameof(lanes), lanes, $"{MetricName}: lanes must be 1 to the thread count ({intraOpThreads}).");
         if (onnxChunk is < 1 or > 1024)
             throw new ArgumentOutOfRangeException(nameof(onnxChunk), onnxChunk, $"{MetricName}: images per ONNX Runtime call must be 1 to 1024.");
         ModelPath = modelPath ?? DefaultModelPath;
@@ -89,32 +103,37 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         UsesOnnxRuntime = !nativeNetwork;
         FoldsGreyInput = foldGreyInput && !nativeNetwork;
         OnnxChunk = nativeNetwork ? 0 : onnxChunk;
-        _output = new float[OnnxChunk * 512];
+        Lanes = nativeNetwork ? 1 : lanes ?? DefaultLanes(intraOpThreads);
         _meanImageBgr = ReadMeanImage(preprocessPath ?? DefaultPreprocessPath).DetachFromDisposeScope();
         if (nativeNetwork)
         {
             _native = new OnnxTorchNetwork(OnnxGraph.Load(ModelPath), InputName, OutputName, ModelPath);
             return;
         }
-        _options = new SessionOptions
+        var model = OnnxChunk == 1 ? File.ReadAllBytes(ModelPath) : OnnxBatchAxis.Rewrite(File.ReadAllBytes(ModelPath), InputName, OutputName, ModelPath);
+        _lanes = new Lane[Lanes];
+        for (var i = 0; i < Lanes; i++)
         {
-            IntraOpNumThreads = intraOpThreads,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = optimization,
-        };
-        // Spinning intra-op threads busy-wait between ops; they then compete with TorchSharp's threads (generation runs
-        // between extraction batches in the same process) and with other processes. Measured on the shared 2-core
-        // machine under load: 70 ms CPU per image without spinning vs 100 ms with.
-        if (!allowSpinning)
-            _options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        _session = OnnxChunk == 1
-            ? new InferenceSession(ModelPath, _options)
-            : new InferenceSession(OnnxBatchAxis.Rewrite(File.ReadAllBytes(ModelPath), InputName, OutputName, ModelPath), _options);
-        if (!_session.InputMetadata.ContainsKey(InputName) || !_session.OutputMetadata.ContainsKey(OutputName))
+            // The threads shared out: lane i gets threads / lanes, the first threads % lanes lanes one more.
+            var options = new SessionOptions
+            {
+                IntraOpNumThreads = intraOpThreads / Lanes + (i < intraOpThreads % Lanes ? 1 : 0),
+                InterOpNumThreads = 1,
+                ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+                GraphOptimizationLevel = optimization,
+            };
+            // Spinning intra-op threads busy-wait between ops; they then compete with TorchSharp's threads (generation runs
+            // between extraction batches in the same process) and with other processes. Measured on the shared 2-core
+            // machine under load: 70 ms CPU per image without spinning vs 100 ms with.
+            if (!allowSpinning)
+                options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            _lanes[i] = new Lane { Options = options, Session = new InferenceSession(model, options), Output = new float[OnnxChunk * 512] };
+        }
+        var session = _lanes[0].Session;
+        if (!session.InputMetadata.ContainsKey(InputName) || !session.OutputMetadata.ContainsKey(OutputName))
             throw new InvalidDataException(
                 $"{MetricName}: '{ModelPath}' does not have input '{InputName}' and output '{OutputName}' " +
-                $"(inputs: {string.Join(", ", _session.InputMetadata.Keys)}; outputs: {string.Join(", ", _session.OutputMetadata.Keys)}).");
+                $"(inputs: {string.Join(", ", session.InputMetadata.Keys)}; outputs: {string.Join(", ", session.OutputMetadata.Keys)}).");
     }
 
     /// <summary>&lt;app base&gt;/DnnImageModels/ResNet18Onnx/ResNet18.onnx.</summary>
@@ -168,6 +187,17 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     /// <summary>Images per ONNX Runtime call (1: the shipped model image by image); 0 when the network runs natively.</summary>
     public int OnnxChunk { get; }
 
+    /// <summary>ONNX Runtime sessions running chunks at the same time (constructor's <c>lanes</c>).</summary>
+    public int Lanes { get; }
+
+    /// <summary>Two lanes from 2 threads up, else one. Measured (session 18, Zen 3 VM, `Ect.Bench fd-resnet18 --compare
+    /// 16x1,16x2`, 2 threads, quiet, two runs of 3 rounds): two one-thread sessions 52.0-53.7 ms CPU per image in every
+    /// round against 53.1-57.5 for one two-thread session, img/s x1.02-1.13: a one-thread session has no intra-op
+    /// hand-offs (each operator's work split and joined 2 ways) and keeps its activations in one core's cache. Each lane
+    /// holds its own session (weights and activation arena): `ect eval`'s peak RSS grew 0.2-0.6 GB. Two is what was
+    /// measured (docs/evaluation.md).</summary>
+    public static int DefaultLanes(int intraOpThreads) => intraOpThreads >= 2 ? 2 : 1;
+
     /// <inheritdoc/>
     public string Name => MetricName;
 
@@ -204,12 +234,12 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         return resized.contiguous().MoveToOuterDisposeScope();
     }
 
-    private InferenceSession GreySession()
+    private InferenceSession GreySession(Lane lane)
     {
-        if (_greySession is not null) return _greySession;
+        if (lane.GreySession is not null) return lane.GreySession;
         var folded = OnnxGreyInput.Rewrite(File.ReadAllBytes(ModelPath), InputName, _meanImageBgr, ModelPath);
-        _greySession = new InferenceSession(OnnxChunk == 1 ? folded : OnnxBatchAxis.Rewrite(folded, InputName, OutputName, ModelPath), _options);
-        return _greySession;
+        lane.GreySession = new InferenceSession(OnnxChunk == 1 ? folded : OnnxBatchAxis.Rewrite(folded, InputName, OutputName, ModelPath), lane.Options);
+        return lane.GreySession;
     }
 
     /// <summary>The address of a float32 CPU tensor's first element: its storage's data plus its offset. TorchSharp 0.107
@@ -227,31 +257,68 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         long n = images.shape[0];
         var result = new float[n * 512];
         bool grey = FoldsGreyInput && images.shape[1] == 1;
-        int planes = grey ? 1 : 3;
-        var per = planes * InputSize * InputSize;
-        lock (_lock)   // one pinned output buffer per extractor
+        int chunks = (int)((n + OnnxChunk - 1) / OnnxChunk);
+        lock (_lock)   // one pinned output buffer per lane
         {
-            var session = grey ? GreySession() : _session!;
-            // Chunk by chunk, preprocessing included: the resized input of a whole batch (64 images: 38 MB) need not exist at once.
-            for (long start = 0; start < n; start += OnnxChunk)
+            if (Lanes == 1 || chunks == 1)
             {
-                int count = (int)Math.Min(OnnxChunk, n - start);
+                for (var c = 0; c < chunks; c++) RunChunk(_lanes[0], images, c, grey, result, preprocessed: null);
+            }
+            else
+            {
+                // The lanes' threads run ONNX Runtime only: the whole batch is preprocessed here first (libtorch ops on
+                // the caller's thread, whose OpenMP thread count is the caller's; 100 grey images are 20 MB), and each
+                // lane takes the next chunk not yet taken. Each chunk's features are the same bits whichever lane runs it.
                 using var scope = NewDisposeScope();
-                // ONNX Runtime reads the preprocessed chunk where libtorch wrote it (contiguous float32, alive until this
-                // scope ends): no copy into a managed array (before: Tensor.bytes made a fresh 3.2 MB array per chunk,
-                // copied again into the pinned input; large-object-heap churn and page faults).
-                var input = grey ? ResizedPixels(images.narrow(0, start, count)) : Preprocess(images.narrow(0, start, count));
-                if (!input.is_contiguous() || input.dtype != ScalarType.Float32 || input.numel() != (long)count * per)
-                    throw new InvalidOperationException($"{MetricName}: preprocessing gave [{string.Join(",", input.shape)}] {input.dtype}, not a contiguous float32 [{count},{planes},{InputSize},{InputSize}].");
-                long[] inputShape = [count, planes, InputSize, InputSize], outputShape = [count, 512, 1, 1];
-                using var inputValue = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
-                    inputShape, DataPointer(input), (long)count * per * sizeof(float));
-                using var outputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _output.AsMemory(0, count * 512), outputShape);
-                session.Run(_runOptions, [InputName], [inputValue], [OutputName], [outputValue]);
-                Array.Copy(_output, 0, result, start * 512, count * 512);
+                var input = grey ? ResizedPixels(images) : Preprocess(images);
+                if (grey) foreach (var lane in _lanes) GreySession(lane);   // made here, not by the lanes at once
+                var lanes = new Thread[Lanes - 1];
+                Exception? failure = null;
+                int next = -1;
+                void RunLane(int l)
+                {
+                    try { for (int c; (c = Interlocked.Increment(ref next)) < chunks && failure is null;) RunChunk(_lanes[l], images, c, grey, result, input); }
+                    catch (Exception e) { Interlocked.CompareExchange(ref failure, e, null); }
+                }
+                for (var l = 1; l < Lanes; l++)
+                {
+                    var lane = l;
+                    lanes[l - 1] = new Thread(() => RunLane(lane)) { IsBackground = true, Name = $"ect-onnx-lane{lane}" };
+                    lanes[l - 1].Start();
+                }
+                RunLane(0);
+                foreach (var t in lanes) t.Join();
+                if (failure is not null) throw new InvalidOperationException($"{MetricName}: an ONNX Runtime lane failed: {failure.Message}", failure);
             }
         }
         return tensor(result, [n, 512]);
+    }
+
+    /// <summary>Chunk <paramref name="c"/> of <paramref name="images"/> through <paramref name="lane"/>'s session, its
+    /// features into <paramref name="result"/>; preprocessed here unless the whole batch already is.</summary>
+    private void RunChunk(Lane lane, Tensor images, int c, bool grey, float[] result, Tensor? preprocessed)
+    {
+        long n = images.shape[0], start = (long)c * OnnxChunk;
+        int count = (int)Math.Min(OnnxChunk, n - start);
+        int planes = grey ? 1 : 3;
+        var per = planes * InputSize * InputSize;
+        var session = grey ? GreySession(lane) : lane.Session;
+        // Chunk by chunk, preprocessing included: the resized input of a whole batch (64 images: 38 MB) need not exist at once.
+        using var scope = NewDisposeScope();
+        // ONNX Runtime reads the preprocessed chunk where libtorch wrote it (contiguous float32, alive until this
+        // scope ends): no copy into a managed array (before: Tensor.bytes made a fresh 3.2 MB array per chunk,
+        // copied again into the pinned input; large-object-heap churn and page faults).
+        var input = preprocessed is not null
+            ? preprocessed.narrow(0, start, count)
+            : grey ? ResizedPixels(images.narrow(0, start, count)) : Preprocess(images.narrow(0, start, count));
+        if (!input.is_contiguous() || input.dtype != ScalarType.Float32 || input.numel() != (long)count * per)
+            throw new InvalidOperationException($"{MetricName}: preprocessing gave [{string.Join(",", input.shape)}] {input.dtype}, not a contiguous float32 [{count},{planes},{InputSize},{InputSize}].");
+        long[] inputShape = [count, planes, InputSize, InputSize], outputShape = [count, 512, 1, 1];
+        using var inputValue = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
+            inputShape, DataPointer(input), (long)count * per * sizeof(float));
+        using var outputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, lane.Output.AsMemory(0, count * 512), outputShape);
+        session.Run(lane.RunOptions, [InputName], [inputValue], [OutputName], [outputValue]);
+        Array.Copy(lane.Output, 0, result, start * 512, count * 512);
     }
 
     // Chunks of NativeChunk images, preprocessed and run at this extractor's thread count (restored afterwards: the
@@ -284,9 +351,6 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     {
         _meanImageBgr.Dispose();
         _native?.Dispose();
-        _session?.Dispose();
-        _greySession?.Dispose();
-        _options?.Dispose();
-        _runOptions.Dispose();
+        foreach (var lane in _lanes) lane.Dispose();
     }
 }

@@ -210,6 +210,32 @@ public class ResNet18OnnxExtractorTests
         Math.Abs(fdNative - fdOrt).Should().BeLessThan(1e-4 * Math.Abs(fdOrt));
     }
 
+    /// <summary>Two lanes (two one-thread sessions running different chunks at once) give every image the bits one
+    /// two-thread session gives it, grey (the folded first convolution) and colour, over a batch whose chunks do not
+    /// divide evenly among the lanes (34 images: chunks of 16, 16, 2) and over a batch of one chunk.</summary>
+    [Fact]
+    public void Two_lanes_give_the_bits_of_one_session()
+    {
+        using var one = new ResNet18OnnxExtractor(2, lanes: 1);
+        using var two = new ResNet18OnnxExtractor(2, lanes: 2);
+        one.Lanes.Should().Be(1);
+        two.Lanes.Should().Be(2);
+        using (var byDefault = new ResNet18OnnxExtractor(2)) byDefault.Lanes.Should().Be(2, "two one-thread lanes are the default at 2 threads");
+        using (var oneThread = new ResNet18OnnxExtractor(1)) oneThread.Lanes.Should().Be(1);
+        using var blobs = SyntheticImages.Blobs(34, 28, seed: 21);
+        using var stripes = SyntheticImages.Stripes(20, 32, seed: 22);
+        foreach (var (name, images) in new[] { ("grey 28x28", blobs), ("colour 32x32", stripes), ("grey, one chunk", blobs[..5]) })
+        {
+            using var a = one.ExtractFeatures(images);
+            using var b = two.ExtractFeatures(images);
+            b.shape.Should().Equal(a.shape);
+            a.abs().max().item<float>().Should().BeGreaterThan(0);
+            b.equal(a).all().item<bool>().Should().BeTrue($"{name}: each chunk's features do not depend on the lane or its thread count");
+        }
+        var bad = () => new ResNet18OnnxExtractor(1, lanes: 2);
+        bad.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*lanes must be 1 to the thread count (1)*");
+    }
+
     /// <summary>Issue 21 point 4: ONNX Runtime on chunks of images (the model given a batch axis in memory) gives the
     /// features and the Fréchet distance of the shipped model run image by image, to 1e-4 relative, on a fixed set of
     /// images: 34 Fashion-MNIST-sized blobs (chunks of 16: two full chunks and a remainder of 2; chunks of 5: a
