@@ -191,8 +191,9 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
     public int Lanes { get; }
 
     /// <summary>Two lanes from 2 threads up, else one. Measured (session 18, Zen 3 VM, `Ect.Bench fd-resnet18 --compare
-    /// 16x1,16x2`, 2 threads, quiet, two runs of 3 rounds): two one-thread sessions 52.0-53.7 ms CPU per image in every
-    /// round against 53.1-57.5 for one two-thread session, img/s x1.02-1.13: a one-thread session has no intra-op
+    /// 16x1,16x2`, 2 threads, three runs of 3 rounds): two one-thread sessions 52.0-55.0 ms CPU per image in every round
+    /// against 53.1-59.0 for one two-thread session, img/s x1.00-1.13 (`ect eval` of 10,000 samples, quiet: 328 against
+    /// 346 s): a one-thread session has no intra-op
     /// hand-offs (each operator's work split and joined 2 ways) and keeps its activations in one core's cache. Each lane
     /// holds its own session (weights and activation arena): `ect eval`'s peak RSS grew 0.2-0.6 GB. Two is what was
     /// measured (docs/evaluation.md).</summary>
