@@ -304,7 +304,8 @@ public sealed class ResNet18OnnxExtractor : IFeatureExtractor
         int planes = grey ? 1 : 3;
         var per = planes * InputSize * InputSize;
         var session = grey ? GreySession(lane) : lane.Session;
-        // Chunk by chunk, preprocessing included: the resized input of a whole batch (64 images: 38 MB) need not exist at once.
+        // One lane: chunk by chunk, preprocessing included (the resized input of a whole colour batch, 64 images: 38 MB,
+        // need not exist at once). Several lanes: a view of the batch the caller preprocessed.
         using var scope = NewDisposeScope();
         // ONNX Runtime reads the preprocessed chunk where libtorch wrote it (contiguous float32, alive until this
         // scope ends): no copy into a managed array (before: Tensor.bytes made a fresh 3.2 MB array per chunk,
