@@ -120,6 +120,6 @@ public sealed class TrainChild : IDisposable
         // Not inherited further: a process this one starts has this one as its parent, not the sweep's.
         Environment.SetEnvironmentVariable(ParentPidVariable, null);
         if (int.TryParse(text, out var parent) && parent > 1)
-            Ect.Mpi.ParentWatch.StartFor(parent, $"the sweep process that started this run (pid {parent})", TimeSpan.FromMilliseconds(250));
+            Ect.Mpi.ParentWatch.StartFor(parent, $"the process that started it (pid {parent}, {ParentPidVariable})", TimeSpan.FromMilliseconds(250));
     }
 }
