@@ -11,13 +11,14 @@ namespace Ect.Bench;
 /// `ect eval`: preprocessing (resize to 224, BGR, mean image), ONNX Runtime ResNet-18 image by image, and the float64
 /// statistics update, through <see cref="MetricRunner.ComputeStatistics"/>. Generation is not included.
 /// Usage: fd-resnet18 [--images N=256] [--threads T=2] [--batch B=64] [--sizes 28,32] [--spin] [--native]
-/// [--chunk C=16] [--opt all|extended] [--compare V1,V2,... [--rounds R=3]]
+/// [--chunk C=16] [--opt all|extended] [--compare V1,V2,... [--rounds R=3] [--vs-peak]]
 /// (--native: the network natively batched in TorchSharp; --chunk: images per ONNX Runtime call, 1 = the shipped model
 /// image by image; --compare: alternate variants in one run, R rounds, each variant on the same images, then medians
 /// and ratios to the first variant; a variant is a chunk size ("1", "16"), optionally ":extended" ("16:extended") and/or
 /// ":planes" ("16:planes": grey images as three planes, without the first convolution's fold, OnnxGreyInput), "CxL" for
 /// L lanes ("16x2": two sessions of one thread each running different chunks at once; "16x1": one session with all the
-/// threads; no "xL": the extractor's default), or "native").
+/// threads; no "xL": the extractor's default), or "native"; --vs-peak: also the matrix product between rounds and each
+/// variant as a fraction of it, the hardware limit read in the same run).
 /// </summary>
 public sealed class FdResNet18Bench : IBenchmarkVerb
 {
@@ -36,7 +37,7 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
         var opt = ArgValue(args, "--opt") ?? "all";
         torch.set_num_threads(threads);
         if (ArgValue(args, "--compare") is { } compare)
-            return Compare(compare.Split(','), IntArg(args, "--rounds", 3), images, threads, batch, sizes[0], spin);
+            return Compare(compare.Split(','), IntArg(args, "--rounds", 3), images, threads, batch, sizes[0], spin, args.Contains("--vs-peak"));
         Console.WriteLine($"fd-resnet18: {images} images per size, batch {batch}, {threads} threads (ONNX Runtime intra-op and torch), {(ort ? $"ONNX Runtime, {chunk} image(s) per call, optimization {opt}, spinning {(spin ? "on" : "off")}" : "native batched TorchSharp network")}, " +
                           $"{Environment.ProcessorCount} logical CPUs visible; load average {LoadAverage()}");
         using var fx = new ResNet18OnnxExtractor(intraOpThreads: threads, allowSpinning: spin, nativeNetwork: !ort, onnxChunk: chunk,
@@ -125,13 +126,17 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
 
     // Alternating variants in one process on the same images: on a shared machine the other processes' load changes
     // over minutes, so ratios of neighbouring runs and CPU time per image say more than one run's img/s.
-    static int Compare(string[] variants, int rounds, int images, int threads, int batch, int size, bool spin)
+    static int Compare(string[] variants, int rounds, int images, int threads, int batch, int size, bool spin, bool vsPeak)
     {
         Console.WriteLine($"fd-resnet18 compare: {string.Join(" vs ", variants)}; {rounds} rounds of {images} images {size}x{size}x1, batch {batch}, " +
                           $"{threads} threads, spinning {(spin ? "on" : "off")}; {Environment.ProcessorCount} logical CPUs visible; load average {LoadAverage()}");
         var extractors = variants.Select(v => Variant(v, threads, spin)).ToArray();
         var wall = variants.Select(_ => new List<double>()).ToArray();
         var cpuPerImage = variants.Select(_ => new List<double>()).ToArray();
+        // --vs-peak: this CPU's attainable rate, measured between the rounds (same machine state): libtorch's 1024^3
+        // matrix product at 1 thread (against GFLOP per CPU-second) and at T threads (against img/s x GFLOP per image).
+        var peak1 = new List<double>();
+        var peakT = new List<double>();
         try
         {
             foreach (var fx in extractors)
@@ -152,6 +157,12 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
                     Console.WriteLine($"  round {r + 1} {variants[k],-12} {images / sw.Elapsed.TotalSeconds,7:F1} img/s  {cpu / images * 1000,6:F2} ms CPU/img  " +
                                       $"(load {LoadAverage()})");
                 }
+                if (vsPeak)
+                {
+                    peak1.Add(GemmPeakBench.MatmulRate(1, 1024, 3));
+                    peakT.Add(GemmPeakBench.MatmulRate(threads, 1024, 3));
+                    Console.WriteLine($"  round {r + 1} matrix product 1024^3: {peak1[^1]:F1} GFLOP/s at 1 thread, {peakT[^1]:F1} at {threads} (load {LoadAverage()})");
+                }
             }
         }
         finally
@@ -170,6 +181,18 @@ public sealed class FdResNet18Bench : IBenchmarkVerb
                               // Against `Ect.Bench gemm-peak`'s 1-thread rates: how near the engine is to this CPU's limit.
                               $"{GemmPeakBench.ResNet18GflopPerImage * 1000 / Median(cpuPerImage[k]):F1} GFLOP per CPU-second " +
                               $"(ResNet-18's nominal {GemmPeakBench.ResNet18GflopPerImage} GFLOP per image)");
+            if (vsPeak)
+            {
+                // The limit for T cores is T x the 1-thread rate (lanes run one thread each; libtorch's own T-thread
+                // product scales worse at this size, so it is printed but not used as the limit).
+                var limit = Math.Max(Median(peakT), threads * Median(peak1));
+                Console.WriteLine($"  {variants[k],-12} against the matrix product in the same run: " +
+                                  $"{GemmPeakBench.ResNet18GflopPerImage * 1000 / Median(cpuPerImage[k]):F1} GFLOP per CPU-second = " +
+                                  $"{GemmPeakBench.ResNet18GflopPerImage * 1000 / Median(cpuPerImage[k]) / Median(peak1):P0} of 1 thread's {Median(peak1):F1} GFLOP/s; " +
+                                  $"wall {Median(wall[k]) * GemmPeakBench.ResNet18GflopPerImage:F1} GFLOP/s = {Median(wall[k]) * GemmPeakBench.ResNet18GflopPerImage / limit:P0} of " +
+                                  $"{limit:F1} ({threads} threads: {Median(peakT):F1}; {threads} x 1 thread: {threads * Median(peak1):F1}); " +
+                                  $"at the matrix product's rate {threads} cores allow at most ~{limit / GemmPeakBench.ResNet18GflopPerImage:F1} img/s");
+            }
         }
         return 0;
     }

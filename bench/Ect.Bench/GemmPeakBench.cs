@@ -57,6 +57,24 @@ public sealed class GemmPeakBench : IBenchmarkVerb
         return 0;
     }
 
+    /// <summary>libtorch's n x n x n matrix product at <paramref name="threads"/> threads, in GFLOP/s (restores the thread
+    /// count). `fd-resnet18 --compare --vs-peak` measures it between its rounds, to read extraction against it.</summary>
+    public static double MatmulRate(int threads, int n, double seconds)
+    {
+        var before = torch.get_num_threads();
+        torch.set_num_threads(threads);
+        try
+        {
+            using var a = torch.randn(n, n, generator: new Generator(1));
+            using var b = torch.randn(n, n, generator: new Generator(2));
+            return Rate(() => torch.mm(a, b), 2.0 * n * n * n, seconds);
+        }
+        finally
+        {
+            torch.set_num_threads(before);
+        }
+    }
+
     /// <summary>GFLOP/s of <paramref name="op"/> (one warm-up call, then calls until <paramref name="seconds"/> pass).</summary>
     static double Rate(Func<Tensor> op, double flop, double seconds)
     {
