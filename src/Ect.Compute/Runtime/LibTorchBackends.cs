@@ -10,7 +10,8 @@ namespace Ect.Compute.Runtime;
 /// <para>
 /// Why NNPACK is switched off: for a convolution without autograd (a no_grad pass: ECT's target pass, sampling) that
 /// oneDNN does not take (1x1 kernels at one thread and batch below 16), ATen asks whether NNPACK is available. On CPUs
-/// NNPACK does not support (this machine type's AMD EPYC among them) libtorch 2.10 then logs
+/// NNPACK does not support (the AMD EPYC host of 2026-12-01 among them; on the Zen 3 VM of sessions 18-19
+/// nnp_initialize succeeds, see `Ect.Bench winograd`) libtorch 2.10 then logs
 /// "Could not initialize NNPACK! Reason: Unsupported hardware." to stderr on every such convolution (thousands of
 /// lines a minute in a one-thread run) and falls back to its native kernel. With the switch off ATen does not ask:
 /// the same native kernel runs, silently. Where NNPACK does work, it is no longer used, so every machine runs the same
