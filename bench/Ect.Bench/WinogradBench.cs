@@ -24,9 +24,9 @@ public sealed unsafe class WinogradBench : IBenchmarkVerb
     [StructLayout(LayoutKind.Sequential)] struct NnpSize { public nuint Width, Height; }
     [StructLayout(LayoutKind.Sequential)] struct NnpPadding { public nuint Top, Right, Bottom, Left; }
 
-    // nnpack.h: nnp_convolution_algorithm_wt8x8 = 3; transform strategies compute = 1, precompute = 2, reuse = 3;
+    // nnpack.h: nnp_convolution_algorithm_wt8x8 = 3; transform strategies precompute = 2, reuse = 3;
     // activation identity = 0; status success = 0. A null threadpool runs on the calling thread.
-    const int Wt8x8 = 3, StrategyCompute = 1, StrategyPrecompute = 2, StrategyReuse = 3;
+    const int Wt8x8 = 3, StrategyPrecompute = 2, StrategyReuse = 3;
 
     public int Run(string[] args)
     {
@@ -67,17 +67,17 @@ public sealed unsafe class WinogradBench : IBenchmarkVerb
             var py = (float*)pins[3].AddrOfPinnedObject();
             var y = () => torch.tensor(ys).reshape(reference.shape);
             var plane = c * hw * hw;
-
-            var rateTorch = Rate(() => torch.nn.functional.conv2d(x, w, b, padding: [1, 1]).Dispose(), flops, seconds);
-            var rateBatch = Rate(() => Check(output(Wt8x8, batch, (nuint)c, (nuint)c, size, pad, kernel3, px, pw, pb, py, null, null, 0, null, null, null)), flops, seconds);
-            var errBatch = MaxRelative(y(), reference);
-
-            // The kernels' transforms once (an extractor's weights are fixed), then image by image.
-            nuint transformBytes = 0;
-            Check(inference(Wt8x8, StrategyPrecompute, (nuint)c, (nuint)c, size, pad, kernel3, one, null, pw, null, null, null, &transformBytes, 0, null, null, null));
-            var transformed = NativeMemory.AlignedAlloc(transformBytes, 64);
+            void* transformed = null;
             try
             {
+                var rateTorch = Rate(() => torch.nn.functional.conv2d(x, w, b, padding: [1, 1]).Dispose(), flops, seconds);
+                var rateBatch = Rate(() => Check(output(Wt8x8, batch, (nuint)c, (nuint)c, size, pad, kernel3, px, pw, pb, py, null, null, 0, null, null, null)), flops, seconds);
+                var errBatch = MaxRelative(y(), reference);
+
+                // The kernels' transforms once (an extractor's weights are fixed), then image by image.
+                nuint transformBytes = 0;
+                Check(inference(Wt8x8, StrategyPrecompute, (nuint)c, (nuint)c, size, pad, kernel3, one, null, pw, null, null, null, &transformBytes, 0, null, null, null));
+                transformed = NativeMemory.AlignedAlloc(transformBytes, 64);
                 var bytes = transformBytes;
                 Check(inference(Wt8x8, StrategyPrecompute, (nuint)c, (nuint)c, size, pad, kernel3, one, null, pw, null, null, transformed, &bytes, 0, null, null, null));
                 Array.Clear(ys);
@@ -96,7 +96,7 @@ public sealed unsafe class WinogradBench : IBenchmarkVerb
             }
             finally
             {
-                NativeMemory.AlignedFree(transformed);
+                if (transformed != null) NativeMemory.AlignedFree(transformed);
                 foreach (var pin in pins) pin.Free();
             }
         }
