@@ -176,8 +176,9 @@ public sealed class EvalVerb : ICliVerb
                               $"{sampler.Name} sampler, {sampler.Steps} step(s), {sampler.Nfe} NFE, seed {a.Seed}; reference: the first {refNum} images of '{dataPath}'" +
                               (a.RefNum is null ? " (--ref-num defaults to --num; give --ref-num K for another count)" : ""));
         if (a.Checkpoint is not null && model.TrainedAs == PrecondKind.Edm)
-            Console.Error.WriteLine($"note: '{path}' is from {model.Phase} (an EDM denoiser, not yet consistency-tuned): its few-step samples are not an ECT result; " +
-                                    "`--teacher CK --sampler heun` samples it as EDM does.");
+            Console.Error.WriteLine($"note: '{path}' is from {model.Phase} (an EDM denoiser, not yet consistency-tuned): --checkpoint samples it as ECT's model at " +
+                                    "tuning step 0 (ECT's preconditioning with its sigma_min boundary), not an ECT result; `--teacher CK` samples it as EDM's " +
+                                    "denoiser (with `--sampler heun` as EDM does). The two give different samples and values.");
         var outcome = WithProgress(p => CheckpointEvaluation.Run(request, p, ct));
 
         foreach (var w in outcome.Metric.Warnings) Console.Error.WriteLine($"warning: {w}");

@@ -25,6 +25,8 @@ public sealed class TinyCheckpointFixture : IDisposable
     public string Dir { get; } = Directory.CreateTempSubdirectory("ect-eval-").FullName;
     public string DataPath => Path.Combine(Dir, "train-images-idx3-ubyte");
     public string Checkpoint => Path.Combine(Dir, "ckpt-000003.safetensors");
+    /// <summary>The same run after its 2 pretraining steps (an EDM denoiser: user.precond = edm).</summary>
+    public string PretrainCheckpoint => Path.Combine(Dir, "ckpt-000002.safetensors");
     public string CacheDir => Path.Combine(Dir, "stats");
     public SongUNetConfig Config { get; } = SongUNetConfig.DdpmPP(32, 1, 0, 4, [1, 2], 1, [16], 0.1);
     public string EmaDigest { get; }
@@ -40,6 +42,8 @@ public sealed class TinyCheckpointFixture : IDisposable
         using var engine = new TorchTrainingEngine(o, Path.Combine(Dir, "scratch"));
         engine.SetPhase(Phases.Pretrain);
         for (var i = 0; i < 2; i++) using (var b = new Batch(assembler.Next(), 4, "")) engine.Step(b);
+        using (var image = engine.Capture(new Dictionary<string, string> { ["step"] = "2", ["kimg"] = "0.008", ["phase"] = "pretrain" }))
+            image.WriteTo(PretrainCheckpoint);
         engine.SetPhase(Phases.Tuning);
         using (var b = new Batch(assembler.Next(), 4, "")) engine.Step(b);
         using (var image = engine.Capture(new Dictionary<string, string> { ["step"] = "3", ["kimg"] = "0.012", ["phase"] = "tuning" }))
@@ -144,6 +148,31 @@ public sealed class EvalVerbTests(TinyCheckpointFixture f) : IClassFixture<TinyC
         json.RootElement.GetProperty("steps").GetInt32().Should().Be(3);
         json.RootElement.GetProperty("sampler").GetString().Should().Be("heun");
         json.RootElement.GetProperty("precond").GetString().Should().Be("edm");
+    }
+
+    /// <summary>
+    /// A pretraining checkpoint (or the shipped teacher) has two few-step readings: `--checkpoint` wraps it in ECT's
+    /// preconditioning (ECT's model at tuning step 0: eval mode's sigma_min boundary), `--teacher` in EDM's. They differ,
+    /// and the user is told which is which (session 19 compared a `--checkpoint` FD with `--teacher` ones: 411.65 vs 409.62).
+    /// </summary>
+    [Fact]
+    public void A_pretraining_checkpoint_is_ECT_at_step_0_with_checkpoint_and_EDMs_denoiser_with_teacher_and_the_note_says_so()
+    {
+        string[] common = ["--sampler", "consistency", "--steps", "2", "--num", "8", "--threads", "1", "--cache-dir", f.CacheDir, "--data", f.DataPath];
+        var (code, _, err) = RunEct(["eval", "--checkpoint", f.PretrainCheckpoint, .. common, "--out", Path.Combine(f.Dir, "pre-ect.json")]);
+        code.Should().Be(0, err);
+        err.Should().Contain("is from pretrain").And.Contain("ECT's model at tuning step 0").And.Contain("`--teacher CK`");
+        var (code2, _, err2) = RunEct(["eval", "--teacher", f.PretrainCheckpoint, .. common, "--out", Path.Combine(f.Dir, "pre-edm.json")]);
+        code2.Should().Be(0, err2);
+        err2.Should().NotContain("tuning step 0", "--teacher asked for the EDM denoiser");
+
+        using var ect = JsonDocument.Parse(File.ReadAllText(Path.Combine(f.Dir, "pre-ect.json")));
+        using var edm = JsonDocument.Parse(File.ReadAllText(Path.Combine(f.Dir, "pre-edm.json")));
+        ect.RootElement.GetProperty("precond").GetString().Should().Be("ect");
+        ect.RootElement.GetProperty("trained_as").GetString().Should().Be("edm");
+        edm.RootElement.GetProperty("precond").GetString().Should().Be("edm");
+        ect.RootElement.GetProperty("value").GetDouble().Should().NotBe(edm.RootElement.GetProperty("value").GetDouble(),
+            "the sigma_min boundary changes c_skip and c_out, so the same seed gives other samples");
     }
 
     [Fact]
