@@ -32,7 +32,7 @@ internal static class EctProcess
         var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // TERM too: the SIGTERM tests (CheckpointFailureTests) need it delivered the same way.
         foreach (var a in new[] { "--default-signal=INT,TERM", "dotnet", EctDll }.Concat(args)) psi.ArgumentList.Add(a);
-        // The test host is this process's parent (env exec's dotnet in place); told so, `ect` ends itself when the host
+        // The test host (this process) is the started process's parent (env execs dotnet in place); told so, `ect` ends itself when the host
         // is gone (TrainChild.WatchParentFromEnvironment), so a crashed or killed test run leaves no `ect node` or
         // `ect train` behind to load the machine (session 18: two nodes ran an hour after a test-host crash).
         psi.Environment[Ect.Actors.Sweeps.TrainChild.ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
