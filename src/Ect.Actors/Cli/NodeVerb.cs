@@ -92,9 +92,8 @@ public sealed class NodeVerb : ICliVerb
         Address self = null!;
         for (int incarnation = 1; ; incarnation++)
         {
-            var config = ClusterHocon.Node(hostname, port, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, token);
             ActorSystem system;
-            try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(config)); }
+            try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(ClusterHocon.Node(hostname, port, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, token))); }
             catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }
             current = system;
             var cluster = Akka.Cluster.Cluster.Get(system);
@@ -126,7 +125,9 @@ public sealed class NodeVerb : ICliVerb
             founding.Start(cluster, otherSeeds);
             // A node restarted on its address while the others still hold its previous incarnation was seen to wait for
             // ever: its InitJoin went unanswered after the others removed that incarnation (ClusterRejoinTests under load,
-            // 2026-12-02; a restart after the removal joined in 4 s). Not let in within JoinRetry, it starts again as a
+            // 2026-12-02; a restart after the removal joined in 4 s). Most likely the crossing of connections that
+            // passive connections allowed (ClusterHocon.Node: the InitJoinAck travelled on a connection the node no
+            // longer read); kept as a second line. Not let in within JoinRetry, it starts again as a
             // new incarnation (a new ActorSystem on the same port), whose association the others accept afresh.
             // A node the cluster has let in (Joining: the leader moves it up once no member is unreachable) waits on.
             bool LetIn() => cluster.State.Members.Any(m => m.UniqueAddress.Equals(cluster.SelfUniqueAddress));

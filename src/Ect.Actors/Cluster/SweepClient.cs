@@ -24,7 +24,7 @@ public sealed class SweepClient : IAsyncDisposable
     /// be read. <paramref name="tokenFile"/>: the nodes' RUN_ROOT/cluster.token; the cluster's certificate is the
     /// cluster.pfx beside it unless <paramref name="tls"/> names another or is <see cref="ClusterTls.Insecure"/>.
     /// </summary>
-    public static SweepClient Connect(string cluster, ClusterTls tls, string? tokenFile, string hostname = "127.0.0.1")
+    public static SweepClient Connect(string cluster, ClusterTls tls, string? tokenFile, string? hostname = null)
     {
         if (tokenFile is not { Length: > 0 })
             throw new ArgumentException($"--token-file is missing: give the cluster's token file, RUN_ROOT/{ClusterToken.FileName} (the first `ect node` writes it in its --run-root).");
@@ -32,6 +32,7 @@ public sealed class SweepClient : IAsyncDisposable
         var nodes = cluster.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (nodes.Length == 0) throw new ArgumentException("--cluster is empty: give HOST:PORT of a node.");
         foreach (var n in nodes) ClusterHocon.ParseHostPort(n, "--cluster");
+        hostname ??= ClusterHocon.ClientHostname(nodes);
         tls.CheckAddress(hostname);
         tls = tls.ForClient(tokenFile);
         var config = ClusterHocon.Client(hostname, tls.Hocon(hostname));
@@ -49,7 +50,9 @@ public sealed class SweepClient : IAsyncDisposable
             try { return await selection.Ask<T>(message, timeout); }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException) { errors.Add($"{node}: no answer within {timeout.TotalSeconds:F0} s"); }
         }
-        throw new TimeoutException($"no node of the cluster answered ({string.Join("; ", errors)}): is `ect node` running there, and with the same TLS settings (its RUN_ROOT/cluster.pfx, or --insecure-no-tls on both sides)?");
+        var self = ((ExtendedActorSystem)_system).Provider.DefaultAddress;
+        throw new TimeoutException($"no node of the cluster answered ({string.Join("; ", errors)}): is `ect node` running there, with the same TLS settings " +
+                                   $"(its RUN_ROOT/cluster.pfx, or --insecure-no-tls on both sides), and can it connect back to this client at {self.Host}:{self.Port} (nodes answer over a connection of their own)?");
     }
 
     public Task<SweepReply> Submit(SweepSpec spec) => AskAsync<SweepReply>(new SubmitSweep { Sweep = ToSubmitted(spec), Token = _token }, TimeSpan.FromSeconds(30));

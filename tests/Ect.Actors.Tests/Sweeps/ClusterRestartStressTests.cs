@@ -14,18 +14,35 @@ namespace Ect.Actors.Tests.Sweeps;
 /// each other and the resolver downed both). Measured 2026-12-03 (10 rounds each, the 3 s resolver wait, one core
 /// busy with a trainer): at once 0 of 10 rounds and after removal 0 of 10 showed trouble between live nodes; the
 /// returned node was up 13-15 s (at once: Akka first downs its old incarnation) or 3-10 s after its start.
-/// ~15 minutes: `dotnet test tests/Ect.Actors.Tests --filter "FullyQualifiedName~ClusterRestartStressTests"`.
+/// The third case adds a sweep training on every node and the shipped 20 s resolver wait, as in ClusterSweepTests. The
+/// CI failures were a crossing of connections that Akka's passive connections allowed (ClusterHocon.Node), found with
+/// ClusterSweepTests (1 failure in 4 local runs); these rounds never showed it, with passive connections on too (2 x 8
+/// rounds, 2026-12-03): the two connections must meet within one TLS handshake. They stay as a check that restarts
+/// under sharding traffic leave every live member reachable.
+/// ~20 minutes: `dotnet test tests/Ect.Actors.Tests --filter "FullyQualifiedName~ClusterRestartStressTests"`.
 /// </summary>
 public sealed class ClusterRestartStressTests(PostgresFixture pg, ITestOutputHelper output) : IClassFixture<PostgresFixture>
 {
     [Theory]
     [Trait("Category", "Slow")]
-    [InlineData(10, false)]
-    [InlineData(10, true)]
-    public async Task Nodes_killed_and_started_again_on_their_address_leave_every_live_member_reachable(int rounds, bool waitForRemoval)
+    [InlineData(10, false, false)]
+    [InlineData(10, true, false)]
+    [InlineData(8, false, true)]
+    public async Task Nodes_killed_and_started_again_on_their_address_leave_every_live_member_reachable(int rounds, bool waitForRemoval, bool sweep)
     {
-        await using var c = await LoopbackCluster.StartAsync(pg, output, "ect-cluster-restart-", 3);
+        // With the sweep, the resolver's shipped 20 s wait, as in ClusterSweepTests (the old incarnation is still a member
+        // when the node comes back, and Akka downs it as the new one joins).
+        await using var c = await LoopbackCluster.StartAsync(pg, output, "ect-cluster-restart-", 3, sweep ? ["--down-after", "20"] : []);
         var current = c.Nodes.ToList();
+        if (sweep)
+        {
+            // Runs on every node that outlive the test: sharding and the singletons then watch actors on every node, and
+            // a survivor reconnects to a killed node's address ~5 s after the kill, about when the node is back.
+            var spec = ClusterSweepTests.Spec(c.Dir, "stress-" + Guid.NewGuid().ToString("N")[..6], tuningSteps: 100_000);
+            var (code, text) = await LoopbackCluster.Ect("sweep", "submit", spec, "--cluster", c.Addresses(), "--token-file", c.TokenFile);
+            code.Should().Be(0, text);
+            foreach (var n in current) await n.WaitForLine(@"attempt \d+, ect train pid", TimeSpan.FromSeconds(90));
+        }
         for (int round = 0; round < rounds; round++)
         {
             var k = round % current.Count;

@@ -39,6 +39,9 @@ internal sealed class SweepNodeProcess : IDisposable
         return new SweepNodeProcess(EctProcess.Start(args), port, output);
     }
 
+    /// <summary>An `ect node` started some other way (e.g. inside a network namespace), collected the same way.</summary>
+    public static SweepNodeProcess Attach(Process p, int port, ITestOutputHelper output) => new(p, port, output);
+
     public IReadOnlyList<string> Lines => _lines.ToList();
 
     /// <summary>The first line matching <paramref name="pattern"/> (waits up to <paramref name="timeout"/>).</summary>
@@ -60,7 +63,7 @@ internal sealed class SweepNodeProcess : IDisposable
         if (!Process.HasExited) { try { Process.Kill(); } catch (InvalidOperationException) { } }
         Process.WaitForExit(10_000);
         _output.WriteLine($"---- {Name} (exit {(Process.HasExited ? Process.ExitCode : -1)})");
-        foreach (var l in _lines.Where(l => !l.StartsWith("   at ", StringComparison.Ordinal)).TakeLast(60)) _output.WriteLine(l.Length > 300 ? l[..300] : l);
+        foreach (var l in _lines.Where(l => !l.StartsWith("   at ", StringComparison.Ordinal)).TakeLast(int.TryParse(Environment.GetEnvironmentVariable("ECT_TEST_NODE_LINES"), out var n) ? n : 60)) _output.WriteLine(l.Length > 300 ? l[..300] : l);
         Process.Dispose();
     }
 }
