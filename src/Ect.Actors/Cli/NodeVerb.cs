@@ -94,7 +94,13 @@ public sealed class NodeVerb : ICliVerb
         {
             ActorSystem system;
             try { system = ActorSystem.Create(ClusterHocon.SystemName, tls.Setup(ClusterHocon.Node(hostname, port, connection, TimeSpan.FromSeconds(downAfter), tlsHocon, token))); }
-            catch (Exception e) when (e is not OutOfMemoryException) { Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}"); return 2; }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                var diagnostics = Environment.GetEnvironmentVariable(ClusterHocon.DiagnosticHoconVariable) is { Length: > 0 }
+                    ? $" ({ClusterHocon.DiagnosticHoconVariable} is set and goes over the node's configuration: check it or unset it)" : "";
+                Console.Error.WriteLine($"ect node: cannot start on {hostname}:{port}: {e.GetBaseException().Message}{diagnostics}");
+                return 2;
+            }
             current = system;
             var cluster = Akka.Cluster.Cluster.Get(system);
             self = cluster.SelfAddress;

@@ -1,5 +1,6 @@
 using Ect.Actors.Cluster;
 using Ect.Actors.Tests.Control;
+using Ect.Actors.Tests.Postgres;
 using Ect.Actors.Tests.RunTests;
 using FluentAssertions;
 using Xunit;
@@ -12,7 +13,7 @@ namespace Ect.Actors.Tests.Sweeps;
 /// and a spec with an unknown key or an empty grid (checked by `ect sweep submit` before it contacts the cluster:
 /// the --cluster address here has nobody listening, so a submission that got that far would fail differently).
 /// </summary>
-public sealed class ClusterRefusalTests
+public sealed class ClusterRefusalTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private static async Task<(int Code, string Text)> Ect(params string[] args)
     {
@@ -29,6 +30,22 @@ public sealed class ClusterRefusalTests
             "--journal", $"Host=127.0.0.1;Port={dead};Username=postgres;Database=postgres;Timeout=3");
         code.Should().Be(2, text);
         text.Should().Contain($"cannot reach the cluster's PostgreSQL journal at 127.0.0.1:{dead}").And.Contain("nothing was started");
+        text.Should().NotContain("joining");
+    }
+
+    [Fact]
+    public async Task A_node_whose_diagnostic_HOCON_breaks_its_configuration_names_the_variable_and_does_not_start()
+    {
+        await using var db = await ClusterDatabase.CreateAsync(pg.ConnectionString);
+        var root = Directory.CreateTempSubdirectory("ect-node-").FullName;
+        var port = ControlRemotingTests.FreePort();
+        using var p = EctProcess.Start(["node", "--seed-nodes", $"127.0.0.1:{port}", "--port", port.ToString(), "--run-root", root,
+            "--journal", db.ConnectionString], new Dictionary<string, string> { [ClusterHocon.DiagnosticHoconVariable] = "akka.loglevel = NOPE" });
+        var (o, e) = (p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync());
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var text = await o + await e;
+        p.ExitCode.Should().Be(2, text);
+        text.Should().Contain("NOPE").And.Contain($"{ClusterHocon.DiagnosticHoconVariable} is set");
         text.Should().NotContain("joining");
     }
 
