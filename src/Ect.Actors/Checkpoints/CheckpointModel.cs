@@ -30,6 +30,10 @@ public enum PrecondKind { Ect, Edm }
 public sealed class CheckpointModel : IDisposable
 {
     // Every key is CheckpointFormat's (the one owner of the checkpoint's keys).
+    /// <summary>The largest image a described network may make here: above every EDM/EDM2 network (EDM2's latents are 64x64,
+    /// EDM's pixel networks 32-64), far below what would make `ect eval`'s first batch allocate terabytes.</summary>
+    public const int MaxResolution = 4096;
+
     private const string NetworkConfigKey = CheckpointFormat.NetworkConfig;
     private const string PrecondKey = CheckpointFormat.Precond;
     private const string SigmaMinKey = CheckpointFormat.SigmaMin;
@@ -121,13 +125,17 @@ public sealed class CheckpointModel : IDisposable
             var kind = @as ?? trainedAs;
             double sigmaData = Number(path, meta, SigmaDataKey);
             var phase = Required(path, meta, PhaseKey);
-            long step = meta.TryGetValue(User + CheckpointFormat.Step, out var st) ? long.Parse(st, CultureInfo.InvariantCulture)
-                : long.Parse(Required(path, meta, CheckpointFormat.Step, "ect."), CultureInfo.InvariantCulture);
-            double kimg = meta.TryGetValue(User + CheckpointFormat.Kimg, out var ki) ? double.Parse(ki, CultureInfo.InvariantCulture) : double.NaN;
+            var stepKey = meta.ContainsKey(User + CheckpointFormat.Step) ? User + CheckpointFormat.Step : "ect." + CheckpointFormat.Step;
+            var stepText = meta.TryGetValue(stepKey, out var st) ? st : Required(path, meta, CheckpointFormat.Step, "ect.");
+            long step = long.TryParse(stepText, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsedStep) ? parsedStep
+                : throw new InvalidDataException($"'{path}': metadata '{stepKey}' = '{stepText}' is not a step number.");
+            double kimg = meta.TryGetValue(User + CheckpointFormat.Kimg, out var ki)
+                && double.TryParse(ki, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsedKimg) ? parsedKimg : double.NaN;
             meta.TryGetValue(User + DataPathKey, out var dataPath);
 
             SongUNetConfig? config = null;
             Edm2UNetConfig? edm2Config = null;
+            Func<Precond> build;
             if (meta.TryGetValue(User + CheckpointFormat.NetworkKind, out var kindName) && kindName == CheckpointFormat.NetworkKindEdm2)
             {
                 var edm2Json = Required(path, meta, CheckpointFormat.Edm2Config);
@@ -136,7 +144,8 @@ public sealed class CheckpointModel : IDisposable
                 {
                     throw new InvalidDataException($"'{path}': metadata '{User}{CheckpointFormat.Edm2Config}' is not a valid EDM2 config ({e.Message}).", e);
                 }
-                net = new Edm2Precond(edm2Config, sigmaData);
+                var edm2 = edm2Config;
+                build = () => new Edm2Precond(edm2, sigmaData);
             }
             else if (!meta.TryGetValue(User + NetworkConfigKey, out var cfgJson))
                 throw new InvalidDataException(
@@ -150,25 +159,22 @@ public sealed class CheckpointModel : IDisposable
                     throw new InvalidDataException($"'{path}': metadata '{User}{NetworkConfigKey}' is not a valid SongUNet config ({e.Message}).", e);
                 }
                 double sigmaMin = Number(path, meta, SigmaMinKey);
-                net = kind == PrecondKind.Ect ? new EctPrecond(config, sigmaMin, sigmaData) : new EdmPrecond(config, sigmaData);
+                var song = config;
+                build = kind == PrecondKind.Ect ? () => new EctPrecond(song, sigmaMin, sigmaData) : () => new EdmPrecond(song, sigmaData);
             }
             var described = (object?)config ?? edm2Config;
+            var resolution = config?.ImgResolution ?? edm2Config!.ImgResolution;
+            // The file describes its own network, so the description is hostile input like the tensors: it is checked
+            // against them on the meta device (no memory) before anything is allocated. A description the tensors do not
+            // fit -- including one of a network far larger than the file -- is refused here, not after building it.
+            if (resolution > MaxResolution)
+                throw new InvalidDataException($"'{path}': its metadata describes a {resolution}x{resolution} network; this build evaluates up to {MaxResolution}x{MaxResolution} (a corrupt or hostile description?).");
+            var shapes = MetaShapes.Of(build);
+            if (MetaShapes.Mismatch(shapes, contents.Tensors, emaPrefix) is { } mismatch)
+                throw new InvalidDataException($"'{path}': its tensors do not fit the network its metadata describes ({described}): {mismatch} (checked before building the network).");
+            net = build();
             using (no_grad())
-            {
-                var expected = net.state_dict();
-                foreach (var (k, dst) in expected)
-                {
-                    if (!contents.Tensors.TryGetValue(emaPrefix + k, out var src))
-                        throw new InvalidDataException($"'{path}' has no tensor '{emaPrefix}{k}': its tensors do not match the network its metadata describes ({described}).");
-                    if (!src.shape.SequenceEqual(dst.shape))
-                        throw new InvalidDataException(
-                            $"'{path}': tensor '{emaPrefix}{k}' has shape [{string.Join(",", src.shape)}], the network of its metadata expects [{string.Join(",", dst.shape)}].");
-                    dst.copy_(src);
-                }
-                var extra = contents.Tensors.Keys.Where(k => k.StartsWith(emaPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[emaPrefix.Length..])).ToList();
-                if (extra.Count > 0)
-                    throw new InvalidDataException($"'{path}' has EMA tensor '{extra[0]}' that the network of its metadata does not have ({extra.Count} such tensors).");
-            }
+                foreach (var (k, dst) in net.state_dict()) dst.copy_(contents.Tensors[emaPrefix + k]);
             net.eval();
             foreach (var p in net.parameters()) p.requires_grad = false;
             var model = new CheckpointModel(path, config, edm2Config, kind, trainedAs, net, step, kimg, phase, dataPath);

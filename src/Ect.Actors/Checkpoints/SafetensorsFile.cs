@@ -61,8 +61,11 @@ public sealed class SafetensorsFile
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad(path, "header is not a JSON object");
             foreach (var p in doc.RootElement.EnumerateObject())
             {
+                if (p.Name != "__metadata__" && tensors.ContainsKey(p.Name))
+                    throw Bad(path, $"tensor '{p.Name}' appears twice in the header");
                 if (p.Name == "__metadata__")
                 {
+                    if (p.Value.ValueKind != JsonValueKind.Object) throw Bad(path, "__metadata__ is not an object of strings");
                     foreach (var m in p.Value.EnumerateObject())
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String
                             ? m.Value.GetString()!
@@ -76,12 +79,14 @@ public sealed class SafetensorsFile
                     var offs = p.Value.GetProperty("data_offsets").EnumerateArray().Select(x => x.GetInt64()).ToArray();
                     if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLength)
                         throw Bad(path, $"'{p.Name}' has data_offsets [{string.Join(",", offs)}] outside the {dataLength} data bytes");
-                    var expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
+                    if (shape.Any(d => d < 0)) throw Bad(path, $"'{p.Name}' has shape [{string.Join(",", shape)}] with a negative size");
+                    // checked: a shape whose element count wraps to 0 would otherwise match data_offsets [0, 0]
+                    var expected = checked(shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype));
                     if (expected >= 0 && offs[1] - offs[0] != expected)
                         throw Bad(path, $"'{p.Name}' ({dtype} [{string.Join(",", shape)}]) needs {expected} bytes, data_offsets give {offs[1] - offs[0]}");
                     tensors[p.Name] = new Entry(p.Name, dtype, shape, offs[0], offs[1]);
                 }
-                catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+                catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or OverflowException)
                 {
                     throw Bad(path, $"entry '{p.Name}' lacks a valid dtype/shape/data_offsets ({e.Message})");
                 }

@@ -26,8 +26,12 @@ public sealed class StatsFile : IDisposable
         if (!File.Exists(path)) return;
         var keep = File.ReadLines(path).Where(l =>
         {
-            try { return JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64() <= keepUpToStep; }
-            catch (JsonException) { return false; } // a line cut by a kill
+            try
+            {
+                using var doc = JsonDocument.Parse(l);
+                return doc.RootElement.GetProperty("step").GetInt64() <= keepUpToStep;
+            }
+            catch (Exception e) when (IsUnreadableLine(e)) { return false; } // a line cut by a kill, or not ours
         }).ToList();
         File.WriteAllLines(path + ".tmp", keep);
         AtomicFile.Commit(path + ".tmp", path);
@@ -84,6 +88,15 @@ public sealed class StatsFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// What reading one line can throw when the line is not a stats line: torn by a kill (JsonException), or valid
+    /// JSON of another shape -- a hand edit, another tool's file (no "step": KeyNotFoundException; an array or a
+    /// string where an object or a number belongs: InvalidOperationException; 1.5 or 1e30 as the step:
+    /// FormatException). Such lines are skipped; none may stop a resume or a plot.
+    /// </summary>
+    private static bool IsUnreadableLine(Exception e) =>
+        e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException;
+
     /// <summary>Reads (step, loss, phase) back for plots.</summary>
     public static List<(long Step, double Loss, string Phase)> Read(string runDir)
     {
@@ -96,12 +109,13 @@ public sealed class StatsFile : IDisposable
         {
             try
             {
-                var e = JsonDocument.Parse(line).RootElement;
+                using var doc = JsonDocument.Parse(line);
+                var e = doc.RootElement;
                 var loss = e.GetProperty("loss");
                 if (loss.ValueKind == JsonValueKind.Number)
                     result.Add((e.GetProperty("step").GetInt64(), loss.GetDouble(), e.GetProperty("phase").GetString() ?? ""));
             }
-            catch (JsonException) { }
+            catch (Exception ex) when (IsUnreadableLine(ex)) { }
         }
         return result;
     }

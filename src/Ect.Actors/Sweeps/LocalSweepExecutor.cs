@@ -32,6 +32,9 @@ public sealed class LocalSweepExecutor(SweepSpec spec, string runRoot, int slots
             Manifest? old;
             try { old = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path)); }
             catch (JsonException e) { throw new ConfigurationException($"{path}: not a sweep manifest ({e.Message}); use another --run-root."); }
+            // Valid JSON of another shape (null runs, a run without its sets) is not a manifest either.
+            if (old is not null && (old.Runs is null || old.Runs.Any(r => r?.Id is null || r.Sets is null || r.Configs is null)))
+                throw new ConfigurationException($"{path}: not a sweep manifest (its runs lack id, sets or configs); use another --run-root.");
             if (old is null || old.Sweep != spec.Name)
                 throw new ConfigurationException($"{path}: the run root holds sweep \"{old?.Sweep}\", not \"{spec.Name}\": use another --run-root.");
             foreach (var o in old.Runs)

@@ -101,6 +101,8 @@ public sealed class FeatureStatistics
         AtomicFile.Commit(tmp, path);
     }
 
+    private const int MaxDimension = 1 << 16;
+
     /// <summary>Reads a file written by <see cref="Save"/>; clear errors for a wrong or truncated file.</summary>
     public static FeatureStatistics Load(string path)
     {
@@ -124,7 +126,9 @@ public sealed class FeatureStatistics
             throw new InvalidDataException(
                 $"'{path}': unsupported statistics file (version {header.Version}, dtype {header.DType}, byte order {header.ByteOrder}); this build reads version 1, float64, little.");
         var d = header.Dimension;
-        if (d <= 0) throw new InvalidDataException($"'{path}': bad dimension {d}.");
+        // Feature networks give 512-2,048 dimensions; the cap keeps 8 * (d + d^2) below 2^63, so the length check
+        // below cannot be satisfied by a wrapped product (and a corrupt header cannot ask for a 2^60-byte array).
+        if (d <= 0 || d > MaxDimension) throw new InvalidDataException($"'{path}': bad dimension {d} (1-{MaxDimension}); delete it to recompute.");
         var expected = 16 + headerLength + 8L * (d + (long)d * d);
         if (fs.Length != expected)
             throw new InvalidDataException(

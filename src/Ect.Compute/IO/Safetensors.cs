@@ -92,10 +92,11 @@ public static class Safetensors
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(Encoding.UTF8.GetString(data, 8, (int)headerLen))?.AsObject()
-                     ?? throw new InvalidDataException($"'{sourceName}': header JSON is null.");
+            header = JsonNode.Parse(Encoding.UTF8.GetString(data, 8, (int)headerLen)) as JsonObject
+                     ?? throw new InvalidDataException($"'{sourceName}': header is not a JSON object (null, an array or a value).");
+            _ = header.Count; // materializes the properties: a repeated name throws here (ArgumentException), not later
         }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or ArgumentException)
         {
             throw new InvalidDataException($"'{sourceName}': header is not a JSON object ({ex.Message}).", ex);
         }
@@ -106,27 +107,39 @@ public static class Safetensors
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
+            // Every field is checked for its JSON kind before it is read: a header written by anyone else is hostile
+            // input, and a wrong kind must come out as InvalidDataException naming the file (what every caller treats
+            // as "bad file"), not as System.Text.Json's InvalidOperationException or a NullReferenceException.
             foreach (var (name, node) in header)
             {
                 if (name == "__metadata__")
                 {
-                    foreach (var (k, v) in node!.AsObject())
-                        metadata[k] = v?.GetValueKind() == JsonValueKind.String ? v.GetValue<string>()
+                    var meta = node as JsonObject
+                               ?? throw new InvalidDataException($"'{sourceName}': __metadata__ is not an object of strings.");
+                    foreach (var (k, v) in meta)
+                        metadata[k] = v is JsonValue sv && sv.GetValueKind() == JsonValueKind.String ? sv.GetValue<string>()
                             : throw new InvalidDataException($"'{sourceName}': __metadata__['{k}'] is not a string.");
                     continue;
                 }
-                var obj = node?.AsObject() ?? throw new InvalidDataException($"'{sourceName}': entry '{name}' is not an object.");
-                string code = obj["dtype"]?.GetValue<string>() ?? throw new InvalidDataException($"'{sourceName}': tensor '{name}' has no dtype.");
-                long[] shape = obj["shape"]?.AsArray().Select(n => n!.GetValue<long>()).ToArray()
-                               ?? throw new InvalidDataException($"'{sourceName}': tensor '{name}' has no shape.");
-                var offs = obj["data_offsets"]?.AsArray().Select(n => n!.GetValue<long>()).ToArray();
-                if (offs is not { Length: 2 }) throw new InvalidDataException($"'{sourceName}': tensor '{name}' needs data_offsets [begin, end].");
-                long count = shape.Aggregate(1L, (a, b) => a * b);
+                var obj = node as JsonObject ?? throw new InvalidDataException($"'{sourceName}': entry '{name}' is not an object.");
+                string code = obj["dtype"] is JsonValue dv && dv.GetValueKind() == JsonValueKind.String ? dv.GetValue<string>()
+                    : throw new InvalidDataException($"'{sourceName}': tensor '{name}' has no dtype string.");
+                long[] shape = Longs(obj, "shape", sourceName, name);
+                long[] offs = Longs(obj, "data_offsets", sourceName, name);
+                if (offs.Length != 2) throw new InvalidDataException($"'{sourceName}': tensor '{name}' needs data_offsets [begin, end].");
+                if (shape.Any(d => d < 0))
+                    throw new InvalidDataException($"'{sourceName}': tensor '{name}' has shape [{string.Join(",", shape)}] with a negative size.");
                 int es = ElementSize(code, sourceName, name);
+                long bytes;
+                try { bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * es); }
+                catch (OverflowException)
+                {
+                    throw new InvalidDataException($"'{sourceName}': tensor '{name}' has shape [{string.Join(",", shape)}], more elements than any file holds.");
+                }
                 if (offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLen)
                     throw new InvalidDataException($"'{sourceName}': tensor '{name}' data_offsets [{offs[0]}, {offs[1]}] lie outside the {dataLen} data bytes (file truncated?).");
-                if (offs[1] - offs[0] != count * es)
-                    throw new InvalidDataException($"'{sourceName}': tensor '{name}' has {offs[1] - offs[0]} bytes but shape [{string.Join(",", shape)}] x {code} needs {count * es}.");
+                if (offs[1] - offs[0] != bytes)
+                    throw new InvalidDataException($"'{sourceName}': tensor '{name}' has {offs[1] - offs[0]} bytes but shape [{string.Join(",", shape)}] x {code} needs {bytes}.");
                 tensors[name] = FromBytes(data.AsSpan((int)(dataStart + offs[0]), (int)(offs[1] - offs[0])), code, shape);
             }
         }
@@ -136,6 +149,18 @@ public static class Safetensors
             throw;
         }
         return new Contents(tensors, metadata);
+    }
+
+    /// <summary>An array of integers (a shape, the data offsets); anything else is a corrupt header.</summary>
+    private static long[] Longs(JsonObject entry, string field, string source, string name)
+    {
+        if (entry[field] is not JsonArray array)
+            throw new InvalidDataException($"'{source}': tensor '{name}' has no {field} array.");
+        var values = new long[array.Count];
+        for (int i = 0; i < values.Length; i++)
+            if (array[i] is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue(out values[i]))
+                throw new InvalidDataException($"'{source}': tensor '{name}' {field}[{i}] = {array[i]?.ToJsonString() ?? "null"} is not a 64-bit integer.");
+        return values;
     }
 
     private static string DTypeCode(string name, ScalarType t) => t switch

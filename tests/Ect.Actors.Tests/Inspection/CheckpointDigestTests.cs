@@ -131,6 +131,29 @@ public sealed class CheckpointDigestTests : IDisposable
         act.Should().Throw<InvalidDataException>().WithMessage("*data_offsets*");
     }
 
+    [Theory]
+    [InlineData("{\"__metadata__\":[1],\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", "__metadata__")]
+    [InlineData("{\"__metadata__\":null}", "__metadata__")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", "'w'")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[-1,-4],\"data_offsets\":[0,4]}}", "negative")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", "twice")]
+    [InlineData("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", "'w'")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", "'w'")]
+    [InlineData("{\"w\":[]}", "'w'")]
+    public void A_hostile_header_is_refused_as_a_bad_file_naming_it(string header, string named)
+    {
+        // Each of these used to end in another exception type (InvalidOperationException from a metadata array) or,
+        // for the shape whose element count wraps to 0, in an entry that "read".
+        var path = Path.Combine(_dir, "hostile.safetensors");
+        var json = Encoding.UTF8.GetBytes(header);
+        var bytes = new byte[8 + json.Length + 4];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, json.Length);
+        json.CopyTo(bytes, 8);
+        File.WriteAllBytes(path, bytes);
+        var act = () => SafetensorsFile.Open(path);
+        act.Should().Throw<InvalidDataException>().WithMessage($"*{path}*").And.Message.Should().Contain(named);
+    }
+
     [Fact]
     public void Inspect_verb_on_a_run_dir_shows_the_latest_checkpoint()
     {

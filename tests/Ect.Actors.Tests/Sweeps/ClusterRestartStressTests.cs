@@ -66,8 +66,12 @@ public sealed class ClusterRestartStressTests(PostgresFixture pg, ITestOutputHel
                 .Concat(returned.Lines.Where(x => Regex.IsMatch(x, "unreachable|down \\(|stopped \\(downed")).Select(x => $"{returned.Name}: {x}")).ToList();
             output.WriteLine($"round {round}: killed and restarted :{victim.Port}, up after {up.TotalSeconds:F1} s; {trouble.Count} trouble line(s)");
             foreach (var t in trouble) output.WriteLine("  " + t);
-            // Lines about the victim's port are its old incarnation's (unreachable, then downed): expected.
-            trouble.Where(t => !t.Contains($"@127.0.0.1:{victim.Port} ")).Should().BeEmpty($"round {round}: live nodes hear each other");
+            // Lines about the victim's port are its old incarnation's (unreachable, then downed): expected. The address
+            // ends at a space ("member ...@127.0.0.1:PORT down") or a bracket (remoting's "Tried to associate with
+            // unreachable remote address [akka.ssl.tcp://...@127.0.0.1:PORT]", a survivor reconnecting during the kill's
+            // gap: seen in the slow suite of 2026-12-03, which the old space-only match counted as trouble).
+            var aboutVictim = new Regex($@"@127\.0\.0\.1:{victim.Port}(?!\d)");
+            trouble.Where(t => !aboutVictim.IsMatch(t)).Should().BeEmpty($"round {round}: live nodes hear each other");
             current.Should().OnlyContain(n => !n.Process.HasExited, $"round {round}: no live node was downed");
         }
     }

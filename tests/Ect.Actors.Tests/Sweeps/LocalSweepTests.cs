@@ -81,4 +81,19 @@ public class LocalSweepTests(ITestOutputHelper output)
         var act = () => new LocalSweepExecutor(changed, root, 1, 1, TextWriter.Null, Ect).Prepare();
         act.Should().Throw<ConfigurationException>().Which.Message.Should().Contain("exists with another configuration").And.Contain(changed.Runs[0].Id);
     }
+    [Theory]
+    [InlineData("{\"Sweep\":\"fake-sweep\",\"Runs\":null}")]
+    [InlineData("{\"Sweep\":\"fake-sweep\",\"Runs\":[null]}")]
+    [InlineData("{\"Sweep\":\"fake-sweep\",\"Runs\":[{\"Id\":\"x\"}]}")]
+    public void A_run_root_whose_sweep_json_is_json_of_another_shape_is_refused_by_name(string manifest)
+    {
+        // Valid JSON that deserializes with nulls used to end in a NullReferenceException (a crash of `ect sweep`).
+        var dir = Directory.CreateTempSubdirectory("ect-sweep-").FullName;
+        var root = Path.Combine(dir, "runs");
+        Directory.CreateDirectory(root);
+        File.WriteAllText(Path.Combine(root, LocalSweepExecutor.ManifestFile), manifest);
+        var act = () => new LocalSweepExecutor(SweepSpec.Load(Spec(dir)), root, 1, 1, TextWriter.Null, Ect).Prepare();
+        act.Should().Throw<ConfigurationException>().Which.Message.Should().Contain(Path.Combine(root, LocalSweepExecutor.ManifestFile))
+            .And.Contain("not a sweep manifest");
+    }
 }
