@@ -67,7 +67,7 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
             }
             if (up || down)
             {
-                using var f1 = tensor(resampleFilter.Select(v => (float)v).ToArray());
+                using var f1 = tensor(resampleFilter.Select(v => (float)v).ToArray(), device: ModuleDevice.Current);
                 using var outer = f1.outer(f1);
                 ResampleFilter = (outer / f1.sum().Squared()).unsqueeze(0).unsqueeze(1);
                 register_buffer("resample_filter", ResampleFilter);

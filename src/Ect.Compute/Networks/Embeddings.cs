@@ -49,7 +49,7 @@ public sealed class FourierEmbedding : nn.Module<Tensor, Tensor>
     {
         using (no_grad())
         {
-            using var r = randn(numChannels / 2);
+            using var r = randn(numChannels / 2, device: ModuleDevice.Current);
             Freqs = r.Times(scale);
         }
         register_buffer("freqs", Freqs);

@@ -24,8 +24,8 @@ public sealed class GroupNorm : nn.Module<Tensor, Tensor>
         if (NumGroups < 1)
             throw new ArgumentException($"GroupNorm over {numChannels} channels gives {NumGroups} groups (min {minChannelsPerGroup} channels per group); use at least {minChannelsPerGroup} channels.");
         Eps = eps;
-        Weight = new Parameter(ones(numChannels));
-        Bias = new Parameter(zeros(numChannels));
+        Weight = new Parameter(ones(numChannels, device: ModuleDevice.Current));
+        Bias = new Parameter(zeros(numChannels, device: ModuleDevice.Current));
         register_parameter("weight", Weight);
         register_parameter("bias", Bias);
     }

@@ -11,30 +11,24 @@ namespace Ect.Compute.Networks;
 /// second instead of allocating (and initializing) hundreds of gigabytes.
 /// Measured (TorchSharp 0.107, this repository's SongUNet): a 63e9-parameter description builds on meta in ~0.2 s,
 /// the process's memory unchanged.
+/// Should a constructor ever create a tensor without <see cref="ModuleDevice.Current"/>, that tensor is allocated on the
+/// CPU here (the shapes stay right); MetaShapesTests fails on it.
 /// </summary>
 public static class MetaShapes
 {
-    private static readonly object Gate = new();
+    private static readonly Device Meta = new(DeviceType.META);
 
     /// <summary>
     /// Builds the module with <paramref name="build"/> on the meta device and returns the shape of every state-dict
-    /// entry (parameters and persistent buffers), then disposes it.
-    /// Caution: TorchSharp's default device is process-wide, not per thread (measured: a tensor created on another
-    /// thread while it is switched lands on meta too). Call this only where no other thread creates tensors (the start
-    /// of `ect eval`); the lock only keeps two callers of this method apart.
+    /// entry (parameters and persistent buffers), then disposes it. Only this thread's constructors are affected
+    /// (<see cref="ModuleDevice"/>): a trainer or evaluator on another thread keeps making real tensors meanwhile.
     /// </summary>
     public static IReadOnlyDictionary<string, long[]> Of(Func<nn.Module> build)
     {
-        lock (Gate)
+        using (ModuleDevice.Use(Meta))
         {
-            var previous = get_default_device();
-            set_default_device(new Device(DeviceType.META));
-            try
-            {
-                using var module = build();
-                return module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape, StringComparer.Ordinal);
-            }
-            finally { set_default_device(previous); }
+            using var module = build();
+            return module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape, StringComparer.Ordinal);
         }
     }
 

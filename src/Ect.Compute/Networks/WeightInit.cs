@@ -23,10 +23,10 @@ public static class WeightInit
     {
         return mode switch
         {
-            InitMode.XavierUniform => rand(shape).Times(2).Minus(1).Times(Math.Sqrt(6.0 / (fanIn + fanOut))),
-            InitMode.XavierNormal => randn(shape).Times(Math.Sqrt(2.0 / (fanIn + fanOut))),
-            InitMode.KaimingUniform => rand(shape).Times(2).Minus(1).Times(Math.Sqrt(3.0 / fanIn)),
-            InitMode.KaimingNormal => randn(shape).Times(Math.Sqrt(1.0 / fanIn)),
+            InitMode.XavierUniform => rand(shape, device: ModuleDevice.Current).Times(2).Minus(1).Times(Math.Sqrt(6.0 / (fanIn + fanOut))),
+            InitMode.XavierNormal => randn(shape, device: ModuleDevice.Current).Times(Math.Sqrt(2.0 / (fanIn + fanOut))),
+            InitMode.KaimingUniform => rand(shape, device: ModuleDevice.Current).Times(2).Minus(1).Times(Math.Sqrt(3.0 / fanIn)),
+            InitMode.KaimingNormal => randn(shape, device: ModuleDevice.Current).Times(Math.Sqrt(1.0 / fanIn)),
             _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "Invalid init mode"),
         };
     }

@@ -147,6 +147,16 @@ public class FrechetDistanceTests
             act.Should().Throw<InvalidDataException>().WithMessage("*truncated*");
             File.WriteAllText(path, "not a statistics file");
             act.Should().Throw<InvalidDataException>().WithMessage("*ECTSTAT1*");
+
+            // A header claiming an absurd dimension is refused as such before its size is computed: at ~1.5e9 the
+            // byte count 8 * (d + d^2) wraps around 2^64 and could match a file's length.
+            var header = System.Text.Encoding.UTF8.GetBytes("{\"format\":\"ect-feature-statistics\",\"version\":1,\"dimension\":1518500250,\"count\":9,\"dtype\":\"float64\",\"byte_order\":\"little\"}");
+            var hostile = new byte[16 + header.Length + 64];
+            System.Text.Encoding.ASCII.GetBytes(FeatureStatistics.Magic).CopyTo(hostile, 0);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(hostile.AsSpan(8), header.Length);
+            header.CopyTo(hostile, 16);
+            File.WriteAllBytes(path, hostile);
+            act.Should().Throw<InvalidDataException>().WithMessage("*bad dimension 1518500250*");
         }
         finally { dir.Delete(true); }
     }

@@ -76,7 +76,7 @@ public sealed class Edm2Block : nn.Module<Tensor, Tensor, Tensor>
         ClipAct = clipAct;
 
         // Construction and registration order = the official __init__, so parameters enumerate as in PyTorch.
-        EmbGain = new Parameter(zeros([]));
+        EmbGain = new Parameter(zeros([], device: ModuleDevice.Current));
         register_parameter("emb_gain", EmbGain);
         conv_res0 = new MPConv(flavor == BlockFlavor.Enc ? outChannels : inChannels, outChannels, [3, 3]);
         emb_linear = new MPConv(embChannels, outChannels, []);

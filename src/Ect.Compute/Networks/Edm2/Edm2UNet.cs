@@ -45,7 +45,7 @@ public sealed class Edm2UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
                 c.ResBalance, c.AttnBalance, c.ClipAct);
 
         // Registration order = the official construction order (parameters enumerate and the init RNG draws as in PyTorch).
-        OutGain = new Parameter(zeros([]));
+        OutGain = new Parameter(zeros([], device: ModuleDevice.Current));
         register_parameter("out_gain", OutGain);
         emb_fourier = new MPFourier(c.NoiseChannels);
         emb_noise = new MPConv(c.NoiseChannels, cemb, []);

@@ -37,7 +37,7 @@ public sealed class MPConv : nn.Module<Tensor, Tensor>
         Kernel = kernel;
         long[] shape = [outChannels, inChannels, .. kernel.Select(k => (long)k)];
         using (no_grad())
-            Weight = new Parameter(randn(shape));
+            Weight = new Parameter(randn(shape, device: ModuleDevice.Current));
         register_parameter("weight", Weight);
     }
 

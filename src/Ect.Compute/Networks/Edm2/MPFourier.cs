@@ -16,9 +16,9 @@ public sealed class MPFourier : nn.Module<Tensor, Tensor>
     {
         using (no_grad())
         {
-            using var n = randn(numChannels);
+            using var n = randn(numChannels, device: ModuleDevice.Current);
             Freqs = n.Times(2 * Math.PI).Times(bandwidth);
-            using var u = rand(numChannels);
+            using var u = rand(numChannels, device: ModuleDevice.Current);
             Phases = u.Times(2 * Math.PI);
         }
         register_buffer("freqs", Freqs);
