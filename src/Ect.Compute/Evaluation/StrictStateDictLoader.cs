@@ -42,9 +42,13 @@ public static class StrictStateDictLoader
                 $"Weights file '{path}' is not a zip-format PyTorch checkpoint (legacy torch.save format, or not a checkpoint). " +
                 "Re-save it in Python: `sd = torch.load(path); torch.save(sd, 'new.pth')` (PyTorch >= 1.6), or convert it with " +
                 "`safetensors.torch.save_file(sd, 'inception.safetensors')` and pass the .safetensors file.");
+        // The file is read whole first, so that an IOException from here on is the pickle's (a truncated or corrupt
+        // archive: "premature end of input stream", EndOfStreamException), not the disk's: hostile bytes must come out
+        // as InvalidDataException naming the file (PthHostilePickleTests), which every caller reports as a bad file.
+        var bytes = File.ReadAllBytes(path);
         Hashtable table;
-        try { table = PyTorchUnpickler.UnpickleStateDict(path); }
-        catch (Exception e) when (e is not IOException)
+        try { table = PyTorchUnpickler.UnpickleStateDict(new MemoryStream(bytes, writable: false)); }
+        catch (Exception e)
         {
             throw new InvalidDataException($"Could not read the PyTorch state dict in '{path}': {e.Message}", e);
         }
