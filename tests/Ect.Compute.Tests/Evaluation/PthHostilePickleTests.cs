@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using Ect.Compute.Evaluation;
+using Ect.Compute.Tests.TestSupport;
 using FluentAssertions;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -79,5 +80,31 @@ public class PthHostilePickleTests(ITestOutputHelper output)
             loaded.Should().BeGreaterThan(0, "some substitutions (inside a name or a value) leave a loadable file");
         }
         finally { Directory.Delete(dir, true); }
+    }
+    /// <summary>Hand-made hostile files (hostile-pth/make.py writes them): each names storage, size, stride or offset wrong.</summary>
+    [Theory]
+    [InlineData("size-overrun", "out of bounds for storage")]        // strides 10x too large for the storage
+    [InlineData("offset-overrun", "Could not read")]                  // storage offset 2^40
+    [InlineData("huge-size", "can't allocate memory")]               // a [2^20, 2^20, 3, 3] tensor (39 TB)
+    [InlineData("neg-stride", "Negative strides")]
+    public void A_pickle_whose_tensor_overruns_its_storage_is_refused_naming_the_file(string name, string why)
+    {
+        var path = Path.Combine(RepoPaths.RepoRoot(), "tests", "Ect.Compute.Tests", "Evaluation", "hostile-pth", name + ".pth");
+        using var dst = torch.nn.Conv2d(3, 8, 3, bias: false);
+        var act = () => StrictStateDictLoader.Load(dst, path, "test conv");
+        act.Should().Throw<InvalidDataException>().Which.Message.Should().Contain(path).And.Contain(why);
+    }
+
+    [Fact]
+    public void The_storage_size_a_pickle_claims_is_not_what_is_allocated()
+    {
+        // huge-numel.pth claims a 2^40-element storage; the loader takes the storage from the zip entry (216 floats).
+        var dir = Path.Combine(RepoPaths.RepoRoot(), "tests", "Ect.Compute.Tests", "Evaluation", "hostile-pth");
+        foreach (var name in new[] { "ok", "huge-numel" })
+        {
+            using var dst = torch.nn.Conv2d(3, 8, 3, bias: false);
+            StrictStateDictLoader.Load(dst, Path.Combine(dir, name + ".pth"), "test conv");
+            dst.weight!.data<float>().ToArray().Should().OnlyContain(v => v == 0.5f, name);
+        }
     }
 }
